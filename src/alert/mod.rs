@@ -1,0 +1,124 @@
+//! Alerts (SPEC §4) and their way out: router, durable outbox, channels.
+//!
+//! `Alert` is what detectors produce and every sink consumes; its JSON form
+//! is the contract (field names and order as in SPEC §4).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use crate::event::{Field, Millis, Severity};
+
+/// Where the firing line was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub file: String,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_id: Option<String>,
+}
+
+/// A count (`11`) or a ratio (`0.6`), printed as JSON numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    Int(u64),
+    Float(f64),
+}
+
+/// One finding. Field order is the serialization order of SPEC §4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub rule: String,
+    pub severity: Severity,
+    /// RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    pub key: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub threshold: Option<Number>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub window: Option<String>,
+    pub suppressed: u64,
+    pub message: String,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Alert {
+    /// Event time of the alert in ms (parsed back from `ts`; 0 if unparsable,
+    /// which cannot happen for alerts this program made).
+    pub fn ts_millis(&self) -> Millis {
+        chrono::DateTime::parse_from_rfc3339(&self.ts)
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(0)
+    }
+}
+
+/// Formats event time as SPEC §4 wants it: `2026-11-23T14:03:59.000Z`.
+pub fn format_ts(ms: Millis) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => "1970-01-01T00:00:00.000Z".to_string(),
+    }
+}
+
+/// The key object as canonical field names → values (sorted by name, which
+/// is what the id's compact JSON needs).
+pub fn key_map(fields: &[(Field, &str)]) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(f, v)| (f.as_str().to_string(), (*v).to_string()))
+        .collect()
+}
+
+/// `id` of SPEC §4: lowercase hex SHA-256 of `<rule>\n<key>\n<line>`, with
+/// `<key>` the key object as compact JSON, keys sorted, and `<line>` the
+/// firing line without BOM and line ending.
+pub fn alert_id(rule: &str, key: &BTreeMap<String, String>, line: &[u8]) -> String {
+    let line = strip_line(line);
+    let key_json = serde_json::to_string(key).unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update(b"\n");
+    h.update(key_json.as_bytes());
+    h.update(b"\n");
+    h.update(line);
+    hex::encode(h.finalize())
+}
+
+/// The line without a leading UTF-8 BOM and without a trailing `\n`/`\r\n`.
+pub fn strip_line(mut line: &[u8]) -> &[u8] {
+    if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+        line = rest;
+    }
+    if let Some(rest) = line.strip_suffix(b"\n") {
+        line = rest;
+    }
+    if let Some(rest) = line.strip_suffix(b"\r") {
+        line = rest;
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_sha256_of_rule_key_line() {
+        let key = key_map(&[(Field::UserId, "u-42")]);
+        let a = alert_id("rapid_tool_usage", &key, b"{\"ts\":1}\r\n");
+        let b = alert_id("rapid_tool_usage", &key, b"\xEF\xBB\xBF{\"ts\":1}");
+        assert_eq!(a, b);
+        let mut h = Sha256::new();
+        h.update(b"rapid_tool_usage\n{\"user_id\":\"u-42\"}\n{\"ts\":1}");
+        assert_eq!(a, hex::encode(h.finalize()));
+    }
+
+    #[test]
+    fn ts_has_milliseconds_and_z() {
+        assert_eq!(format_ts(1_795_442_639_000), "2026-11-23T14:03:59.000Z");
+    }
+}

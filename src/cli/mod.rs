@@ -1,0 +1,109 @@
+//! The commands of SPEC §7. `main.rs` calls [`main`]; each command lives in
+//! its own file and returns the process exit code (0 success, 1 runtime
+//! failure, 2 bad usage or configuration, 3 `scan --fail-on` hit).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod check;
+pub mod report;
+pub mod rotate;
+pub mod run;
+pub mod scan;
+pub mod test_alert;
+
+/// Exit codes of SPEC §7.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FOUND: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcpwatch",
+    version,
+    about = "Watch MCP tool audit logs, detect anomalies, deliver alerts",
+    long_about = "mcpwatch tails the audit logs in .elevenlabs/audit/ (tool-usage.log, \
+approvals.log, errors.log), runs event-time detectors driven by the approval policy in \
+security-config.json, delivers alerts by email and signed webhooks, and keeps the log \
+directory compressed and pruned. No configuration file is required."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// The approval policy (security-config.json) [default: ./security-config.json when it exists]
+    #[arg(long, global = true, value_name = "F")]
+    pub config: Option<PathBuf>,
+    /// Directory of rules/<rule>.toml overriding the built-in rules [default: ./rules/ when it exists]
+    #[arg(long, global = true, value_name = "D")]
+    pub rules: Option<PathBuf>,
+    /// The daemon's own settings (mcpwatch.toml) [default: ./mcpwatch.toml when it exists]
+    #[arg(long, global = true, value_name = "F")]
+    pub settings: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The daemon: tail, detect, route, rotate, serve /metrics and /healthz
+    Run(run::RunArgs),
+    /// Run the detectors over files, directories and .zst archives
+    Scan(scan::ScanArgs),
+    /// Audit report over logs and archives
+    Report(report::ReportArgs),
+    /// Validate all configuration; with --tool, classify tools
+    Check(check::CheckArgs),
+    /// One rotation and pruning pass
+    Rotate(rotate::RotateArgs),
+    /// Send a test alert through the configured channels
+    TestAlert(test_alert::TestAlertArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(a) => run::run(&cli.common, a),
+        Command::Scan(a) => scan::run(&cli.common, a),
+        Command::Report(a) => report::run(&cli.common, a),
+        Command::Check(a) => check::run(&cli.common, a),
+        Command::Rotate(a) => rotate::run(&cli.common, a),
+        Command::TestAlert(a) => test_alert::run(&cli.common, a),
+    };
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("mcpwatch: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Logging to stderr for commands; `RUST_LOG` overrides the level.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Placeholder for commands whose issue has not landed yet.
+pub(crate) fn not_yet(name: &str) -> anyhow::Result<u8> {
+    eprintln!("mcpwatch {name}: not yet implemented");
+    Ok(EXIT_FAILURE)
+}

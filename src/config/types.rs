@@ -1,0 +1,220 @@
+//! Validated configuration: what every stage reads. Loading and validation
+//! (with `file:line:col` errors) live beside this file; these types hold
+//! only values that already passed validation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::detect::policy::Policy;
+use crate::event::{Field, Millis, Severity};
+
+/// Everything `mcpwatch` knows after loading the four optional sources.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The tool policy from `security-config.json`; `None` when no such file
+    /// exists (then `disabled_tool` and `approval_bypass` stay off).
+    pub policy: Option<Arc<Policy>>,
+    pub security: SecurityExtras,
+    pub retention: Retention,
+    pub rules: RuleSet,
+    pub settings: Settings,
+    /// Non-fatal findings for `check` and `run` to print (e.g. critical
+    /// notifications configured but no email channel to send them).
+    pub warnings: Vec<String>,
+}
+
+/// What `security-config.json` says beyond the tool policy.
+#[derive(Clone, Debug, Default)]
+pub struct SecurityExtras {
+    /// `fallbackOnTimeout`: when true (`deny`, the default) an approval
+    /// `timeout` counts as a denial in `high_denial_rate`.
+    pub timeout_is_denial: bool,
+    /// `monitoring.anomalyDetection`; `false` turns off the four anomaly
+    /// rules unless a rules file sets `enabled = true`.
+    pub anomaly_detection: bool,
+    pub notification_emails: Vec<String>,
+    pub escalation_webhook: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub days: u32,
+    pub compress: bool,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            days: 90,
+            compress: true,
+        }
+    }
+}
+
+/// The seven rules of SPEC §3, in the order the engine evaluates them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleName {
+    RapidToolUsage,
+    UnusualHours,
+    HighDenialRate,
+    NewToolUsage,
+    DisabledTool,
+    ApprovalBypass,
+    ErrorSpike,
+}
+
+impl RuleName {
+    pub const ALL: [RuleName; 7] = [
+        RuleName::RapidToolUsage,
+        RuleName::UnusualHours,
+        RuleName::HighDenialRate,
+        RuleName::NewToolUsage,
+        RuleName::DisabledTool,
+        RuleName::ApprovalBypass,
+        RuleName::ErrorSpike,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleName::RapidToolUsage => "rapid_tool_usage",
+            RuleName::UnusualHours => "unusual_hours",
+            RuleName::HighDenialRate => "high_denial_rate",
+            RuleName::NewToolUsage => "new_tool_usage",
+            RuleName::DisabledTool => "disabled_tool",
+            RuleName::ApprovalBypass => "approval_bypass",
+            RuleName::ErrorSpike => "error_spike",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RuleName> {
+        RuleName::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One rule's settings (`rules/<rule>.toml`), defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleConfig {
+    pub name: RuleName,
+    pub enabled: bool,
+    pub severity: Severity,
+    pub key: Vec<Field>,
+    pub window: Millis,
+    /// A count for most rules, a ratio for `high_denial_rate`.
+    pub threshold: f64,
+    /// `None` means `"never"`.
+    pub realert: Option<Millis>,
+    pub max_keys: usize,
+    /// `unusual_hours`: local hours (0..=23) that are unusual.
+    pub hours: Vec<u8>,
+    pub timezone: chrono_tz::Tz,
+    /// `high_denial_rate`.
+    pub min_decisions: u64,
+    /// `approval_bypass`.
+    pub grace: Millis,
+    pub horizon: Millis,
+    /// `new_tool_usage`.
+    pub learning_period: Millis,
+}
+
+/// All seven rules, indexed by `RuleName as usize`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSet {
+    pub rules: Vec<RuleConfig>,
+}
+
+impl RuleSet {
+    pub fn get(&self, name: RuleName) -> &RuleConfig {
+        &self.rules[name as usize]
+    }
+    pub fn get_mut(&mut self, name: RuleName) -> &mut RuleConfig {
+        &mut self.rules[name as usize]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `mcpwatch.toml`, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `None`: `<dir>/../mcpwatch`.
+    pub state_dir: Option<PathBuf>,
+    /// `None`: metrics off.
+    pub metrics_addr: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub input: InputSettings,
+    pub email: Vec<EmailChannel>,
+    pub webhook: Vec<WebhookChannel>,
+    pub routes: Vec<Route>,
+    pub delivery: DeliverySettings,
+    pub rotation: RotationSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputSettings {
+    pub dir: PathBuf,
+    pub max_line_bytes: usize,
+    pub poll_interval: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct EmailChannel {
+    pub name: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: TlsMode,
+    pub allow_plaintext: bool,
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password; the password
+    /// itself is read at send time and never stored in a struct that prints.
+    pub password_env: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub max_per_hour: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookChannel {
+    pub name: String,
+    pub url: String,
+    /// Name of the environment variable holding the HMAC secret.
+    pub secret_env: Option<String>,
+    pub timeout: Millis,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub channels: Vec<String>,
+    pub min_severity: Severity,
+    /// Empty: every rule.
+    pub rules: Vec<RuleName>,
+    pub group_wait: Millis,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    pub max_age: Millis,
+}
+
+#[derive(Clone, Debug)]
+pub struct RotationSettings {
+    pub max_size: u64,
+    pub daily: bool,
+    pub rotate_wait: Millis,
+    pub level: i32,
+    /// Empty: none.
+    pub post_rotate: String,
+}

@@ -1,0 +1,3 @@
+//! Detection: the tool policy and the pure event-time engine (SPEC §3).
+
+pub mod policy;

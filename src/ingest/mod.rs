@@ -1,0 +1,3 @@
+//! Ingestion: bytes → lines → events.
+
+pub mod parse;

@@ -1,0 +1,1 @@
+//! JSON line → [`Event`] (SPEC §1). TODO(foundation issue).

@@ -1,0 +1,31 @@
+//! mcpwatch: watches the audit logs of AI agents calling MCP tools and raises
+//! the alarm when something looks wrong.
+//!
+//! # Layout
+//!
+//! The folders follow an event's way through the program:
+//!
+//! - [`event`]: the one `Event` type every stage speaks.
+//! - [`config`]: the four optional sources (SPEC §2) → one validated
+//!   [`config::Config`], every error reported at once with `file:line:col`.
+//! - [`ingest`]: bytes → lines → events: line framing, the JSON parser, file
+//!   inputs for `scan`, the tailer and its checkpoints for `run`, and the
+//!   ts-ordered merge both share.
+//! - [`detect`]: the tool policy and the pure, event-time detection engine
+//!   (one file per rule). No clock, no I/O.
+//! - [`alert`]: the `Alert` type, router, durable outbox, email and webhook.
+//! - [`rotate`]: rotation, zstd compression and retention of the logs.
+//! - [`report`]: audit reports over logs and archives.
+//! - [`pipeline`]: the daemon, the only place stages are wired together.
+//! - [`cli`]: the commands of SPEC §7 on top of the above.
+
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod report;
+pub mod rotate;

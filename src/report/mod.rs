@@ -1,0 +1,1 @@
+//! Audit reports over logs and archives (SPEC §7 report).

@@ -1,0 +1,1 @@
+//! Rotation, zstd compression and retention (SPEC §6).
