@@ -1,3 +1,4 @@
 //! Ingestion: bytes → lines → events.
 
+pub mod checkpoint;
 pub mod parse;

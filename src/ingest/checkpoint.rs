@@ -1,0 +1,155 @@
+//! Checkpoints: where each followed file was consumed up to, written
+//! atomically (temp file, fsync, rename, directory fsync) into the state
+//! directory, plus the state directory's lock.
+//!
+//! The daemon's whole checkpoint is one JSON document at
+//! `<state_dir>/checkpoint.json`; the tailer owns its `tail` part
+//! ([`TailCheckpoint`]), the pipeline adds detector state and the alert log
+//! offset beside it. `mcpwatch rotate` reads only the `tail` part.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the checkpoint in the state directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// File name of the lock in the state directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// Position in one followed file. Identity is device + inode, confirmed by
+/// a hash of the file's first bytes (inodes are reused after delete).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    /// The base log this file continues (`tool-usage.log`, ...).
+    pub base: String,
+    /// The name the file had when last seen (`tool-usage.log` or a rotated name).
+    pub name: String,
+    pub dev: u64,
+    pub ino: u64,
+    /// Hash of the first `head_len` bytes; 0 while the file is shorter than
+    /// that fingerprint length (identity then rests on dev + inode).
+    pub head_hash: u64,
+    pub head_len: u64,
+    /// Byte offset just past the last consumed complete line.
+    pub offset: u64,
+    /// Number of lines consumed so far (the next line is `line + 1`).
+    pub line: u64,
+}
+
+/// The tailer's part of the checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailCheckpoint {
+    pub files: Vec<FilePosition>,
+}
+
+/// Reads only the `tail` part of `<state_dir>/checkpoint.json`; `Ok(None)`
+/// when there is no checkpoint yet.
+pub fn load_tail(state_dir: &Path) -> std::io::Result<Option<TailCheckpoint>> {
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        tail: TailCheckpoint,
+    }
+    let path = state_dir.join(CHECKPOINT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let doc: Doc = serde_json::from_slice(&bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    Ok(Some(doc.tail))
+}
+
+/// Writes `data` to `path` atomically: a temp file beside it, fsync,
+/// rename over `path`, fsync of the directory. A crash leaves either the old
+/// or the new content, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The state directory's exclusive lock, held for the life of this value.
+/// `run` and `rotate` take it; a second holder gets [`LockError::Held`].
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("state directory {0} is locked by another mcpwatch (is `mcpwatch run` running?)")]
+    Held(String),
+    #[error("cannot lock state directory {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+impl StateLock {
+    /// Creates the state directory if needed and takes its lock without
+    /// waiting.
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        let shown = state_dir.display().to_string();
+        std::fs::create_dir_all(state_dir).map_err(|e| LockError::Io(shown.clone(), e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state_dir.join(LOCK_FILE))
+            .map_err(|e| LockError::Io(shown.clone(), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held(shown)),
+            Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(shown, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_on_same_state_dir_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let _a = StateLock::acquire(d.path()).unwrap();
+        assert!(matches!(
+            StateLock::acquire(d.path()),
+            Err(LockError::Held(_))
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(CHECKPOINT_FILE);
+        write_atomic(&p, b"{\"tail\":{\"files\":[]}}").unwrap();
+        assert_eq!(
+            load_tail(d.path()).unwrap(),
+            Some(TailCheckpoint::default())
+        );
+        write_atomic(&p, b"{}").unwrap();
+        assert_eq!(
+            load_tail(d.path()).unwrap(),
+            Some(TailCheckpoint::default())
+        );
+    }
+}
