@@ -15,7 +15,7 @@ use crate::alert::Alert;
 use crate::detect::Engine;
 use crate::event::{Kind, Severity};
 use crate::ingest::input::discover;
-use crate::ingest::merge::{ReadStats, TimeRange, merge_files};
+use crate::ingest::merge::{ReadStats, merge_files};
 use crate::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
