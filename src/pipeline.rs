@@ -1,1 +1,1 @@
-//! TODO
+//! The daemon (`mcpwatch run`): wired in by the run issue.
