@@ -190,7 +190,7 @@ impl Collector {
                 line: e.pos.line,
                 col: e.pos.col,
                 field: "syntax".into(),
-                message: e.message,
+                message: lowercase_first(&e.message),
             });
         }
     }
@@ -198,6 +198,15 @@ impl Collector {
     fn take(&mut self, mut cx: Ctx) {
         cx.errors.sort_by_key(|e| (e.line, e.col));
         self.errors.append(&mut cx.errors);
+    }
+}
+
+/// Parsers start messages with a capital; ours are lowercase after `: `.
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 
