@@ -398,3 +398,6 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     n.checked_mul(mult)
         .ok_or_else(|| format!("duration {s:?} is too large"))
 }
+
+#[cfg(test)]
+mod tests;

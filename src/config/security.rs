@@ -47,6 +47,7 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
         extras: SecurityExtras {
             timeout_is_denial: true,
             anomaly_detection: true,
+            audit_logging: true,
             ..SecurityExtras::default()
         },
         retention: RetentionPatch::default(),
