@@ -16,6 +16,7 @@ pub use types::*;
 
 use std::path::{Path, PathBuf};
 
+use crate::detect::policy::Policy;
 use crate::event::Millis;
 use tree::{Ctx, SyntaxError};
 
@@ -133,6 +134,41 @@ impl Config {
     pub fn dir(&self) -> &Path {
         &self.sources.dir
     }
+
+    /// The state directory: `state_dir`, else `<dir>/../mcpwatch` (SPEC §2).
+    /// Commands with `--state-dir` override it themselves.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.settings.state_dir {
+            Some(d) => d.clone(),
+            None => match self.dir().parent() {
+                Some(p) => p.join("mcpwatch"),
+                None => self.dir().join("..").join("mcpwatch"),
+            },
+        }
+    }
+}
+
+/// Parses the text of a `security-config.json` into its policy, for tests
+/// and tools that hold the text rather than a file. `file` names it in
+/// errors.
+pub fn policy_from_json(text: &str, file: &str) -> Result<(Policy, SecurityExtras), ConfigErrors> {
+    let root = tree::parse_json(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            line: e.pos.line,
+            col: e.pos.col,
+            field: "syntax".into(),
+            message: lowercase_first(&e.message),
+        }])
+    })?;
+    let mut cx = Ctx::new(file, "an object");
+    let sec = security::check_security(&root, &mut cx);
+    if cx.errors.is_empty() {
+        Ok(((*sec.policy).clone(), sec.extras))
+    } else {
+        cx.errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(cx.errors))
+    }
 }
 
 fn default_security() -> SecurityExtras {
@@ -163,7 +199,11 @@ impl Collector {
     fn read(&mut self, path: &Path) -> Option<String> {
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(s) => Some(s),
+                // Editors on Windows write a BOM; it is not part of the JSON.
+                Ok(s) => Some(match s.strip_prefix('\u{feff}') {
+                    Some(rest) => rest.to_string(),
+                    None => s,
+                }),
                 Err(e) => {
                     self.errors.push(file_error(
                         path,

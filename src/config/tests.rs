@@ -660,3 +660,44 @@ fn non_object_root_is_an_error() {
         ["1:1: (root): expected an object, got an array"]
     );
 }
+
+#[test]
+fn state_dir_defaults_next_to_the_log_dir() {
+    let mut c = Config::defaults();
+    assert_eq!(c.state_dir(), PathBuf::from(".elevenlabs/mcpwatch"));
+    c.settings.state_dir = Some(PathBuf::from("/var/lib/mcpwatch"));
+    assert_eq!(c.state_dir(), PathBuf::from("/var/lib/mcpwatch"));
+}
+
+#[test]
+fn policy_from_json_text() {
+    let (p, extras) = policy_from_json(
+        r#"{"approvalMode": "require_approval_per_tool", "fallbackOnTimeout": "allow",
+            "rules": {"disabled": {"patterns": ["admin_*"]}}}"#,
+        "inline.json",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.mode, ApprovalMode::FineGrained);
+    assert_eq!(p.classify("admin_x"), ToolClass::Disabled);
+    assert!(!extras.timeout_is_denial);
+    let e = policy_from_json("{\"approvalMode\": \"ask\"}", "x.json").err();
+    assert_eq!(
+        e.map(|e| e.to_string()),
+        Some("x.json:1:18: approvalMode: unknown value \"ask\"; expected always_ask, fine_grained or no_approval".into())
+    );
+}
+
+#[test]
+fn byte_order_mark_is_ignored() {
+    let d = Dir::new();
+    d.write(
+        "security-config.json",
+        "\u{feff}{\"approvalMode\": \"bad\"}",
+    );
+    assert_eq!(
+        d.errors(),
+        [
+            "1:18: approvalMode: unknown value \"bad\"; expected always_ask, fine_grained or no_approval"
+        ]
+    );
+}
