@@ -271,6 +271,14 @@ fn channel_names(root: &Node) -> Vec<(String, Pos, String)> {
 /// The tables of an array of tables (`[[x]]`), each with its index.
 fn tables<'n>(cx: &mut Ctx, v: &'n Node, field: &str) -> Vec<(usize, &'n [Entry])> {
     let mut out = Vec::new();
+    if let Val::Obj(_) = v.val {
+        cx.err(
+            v.pos,
+            field,
+            format!("expected an array of tables; write [[{field}]], not [{field}]"),
+        );
+        return out;
+    }
     if let Some(items) = cx.arr(v, field) {
         for (i, item) in items.iter().enumerate() {
             if let Some(t) = cx.obj(item, &format!("{field}[{i}]")) {

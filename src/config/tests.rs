@@ -701,3 +701,13 @@ fn byte_order_mark_is_ignored() {
         ]
     );
 }
+
+#[test]
+fn single_table_where_array_of_tables_is_expected() {
+    let d = Dir::new();
+    d.write("mcpwatch.toml", "[routes]\nchannels = [\"x\"]\n");
+    assert_eq!(
+        d.errors(),
+        ["1:1: routes: expected an array of tables; write [[routes]], not [routes]"]
+    );
+}

@@ -296,7 +296,7 @@ impl Ctx {
         }
     }
 
-    /// A whole number in `min..=max`; `unit` words the message.
+    /// A whole number in `min..=max`; `what` words the message.
     pub fn int(&mut self, n: &Node, field: &str, min: i64, max: i64, what: &str) -> Option<i64> {
         let v = match n.val {
             Val::Int(i) => Some(i),
