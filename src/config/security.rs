@@ -79,7 +79,12 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                     for r in rules {
                         match LISTS.iter().position(|l| *l == r.key) {
                             Some(i) => {
-                                lists[i] = tool_list(&r.val, &format!("rules.{}", r.key), cx)
+                                lists[i] = tool_list(
+                                    &r.val,
+                                    &format!("rules.{}", r.key),
+                                    cx,
+                                    &mut out.warnings,
+                                )
                             }
                             None => out.warnings.push(format!(
                                 "{}:{}:{}: rules.{}: unknown list ignored; expected {}",
@@ -278,7 +283,7 @@ fn for_each(v: &Node, field: &str, cx: &mut Ctx, mut f: impl FnMut(&Entry, &str,
     }
 }
 
-fn tool_list(v: &Node, field: &str, cx: &mut Ctx) -> ToolList {
+fn tool_list(v: &Node, field: &str, cx: &mut Ctx, warnings: &mut Vec<String>) -> ToolList {
     let mut tools = Vec::new();
     let mut patterns = Vec::new();
     for_each(v, field, cx, |e, f, cx| match e.key.as_str() {
@@ -298,7 +303,12 @@ fn tool_list(v: &Node, field: &str, cx: &mut Ctx) -> ToolList {
                 check_glob(pos, s, &format!("{f}[{i}]"), cx, &mut patterns);
             }
         }
-        _ => {}
+        // A typo here ("pattern") would silently weaken the policy, but the
+        // seed format ignores unknown keys: warn rather than refuse.
+        _ => warnings.push(format!(
+            "{}:{}:{}: {f}: unknown key ignored; expected patterns or tools",
+            cx.file, e.key_pos.line, e.key_pos.col
+        )),
     });
     ToolList::new(tools, patterns).unwrap_or_else(|_| ToolList::default())
 }

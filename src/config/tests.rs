@@ -283,8 +283,19 @@ fn invalid_glob_is_reported_at_the_pattern() {
 #[test]
 fn unknown_rules_list_is_a_warning_not_an_error() {
     let d = Dir::new();
-    d.write("security-config.json", "{\"rules\": {\"autoApprove\": {}}}");
+    d.write(
+        "security-config.json",
+        "{\"rules\": {\"autoApprove\": {}, \"disabled\": {\"pattern\": [\"admin_*\"]}}}",
+    );
     let c = ok(&d);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings[1].ends_with(
+            ":1:44: rules.disabled.pattern: unknown key ignored; expected patterns or tools"
+        ),
+        "{:?}",
+        c.warnings
+    );
     assert!(
         c.warnings[0].ends_with(
             "rules.autoApprove: unknown list ignored; expected autoApproved, requiresApproval or disabled"
@@ -430,7 +441,7 @@ fn rule_file_overrides_only_the_keys_it_sets() {
     let d = Dir::new();
     d.write(
         "rules/rapid_tool_usage.toml",
-        "threshold = 20\nrealert = \"never\"\nkey = [\"agent_id\", \"tool_name\"]\n",
+        "threshold = 20\nrealert = \"never\"\nkey = [\"agent_id\", \"tool_name\"]\nmax_keys = 1_000\n",
     );
     d.write(
         "rules/unusual_hours.toml",
@@ -440,6 +451,7 @@ fn rule_file_overrides_only_the_keys_it_sets() {
     let r = c.rules.get(RuleName::RapidToolUsage);
     assert_eq!((r.threshold, r.realert, r.window), (20.0, None, 60_000));
     assert_eq!(r.key, [Field::AgentId, Field::ToolName]);
+    assert_eq!(r.max_keys, 1_000);
     let r = c.rules.get(RuleName::UnusualHours);
     assert_eq!(r.hours, [0, 1, 23]);
     assert_eq!(r.timezone, chrono_tz::Europe::Berlin);
