@@ -17,7 +17,11 @@ const TOOL_EVENTS: &str = r#"mcpwatch_events_total{file="tool-usage.log",kind="t
 const CHECKPOINTS: &str = "mcpwatch_checkpoint_writes_total";
 
 fn logrotate() -> &'static str {
-    for p in ["/usr/sbin/logrotate", "/usr/bin/logrotate", "/sbin/logrotate"] {
+    for p in [
+        "/usr/sbin/logrotate",
+        "/usr/bin/logrotate",
+        "/sbin/logrotate",
+    ] {
         if Path::new(p).exists() {
             return p;
         }

@@ -139,7 +139,7 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
             }
             if let Some(b) = &bar {
                 tick = tick.wrapping_add(1);
-                if tick % 4096 == 0 {
+                if tick.is_multiple_of(4096) {
                     b.set_position(counter.load(Ordering::Relaxed));
                 }
             }
@@ -219,7 +219,9 @@ impl AlertSink {
 }
 
 fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
-    let header = ["TS", "SEVERITY", "RULE", "KEY", "VALUE", "EVIDENCE", "MESSAGE"];
+    let header = [
+        "TS", "SEVERITY", "RULE", "KEY", "VALUE", "EVIDENCE", "MESSAGE",
+    ];
     let rows: Vec<[String; 7]> = alerts
         .iter()
         .map(|a| {

@@ -281,12 +281,16 @@ mod tests {
 
     #[test]
     fn multi_field_keys_do_not_collide() {
-        let mut a = Event::default();
-        a.server_name = Some("x\u{1f}y".into());
-        a.tool_name = Some("z".into());
-        let mut b = Event::default();
-        b.server_name = Some("x".into());
-        b.tool_name = Some("y\u{1f}z".into());
+        let a = Event {
+            server_name: Some("x\u{1f}y".into()),
+            tool_name: Some("z".into()),
+            ..Event::default()
+        };
+        let b = Event {
+            server_name: Some("x".into()),
+            tool_name: Some("y\u{1f}z".into()),
+            ..Event::default()
+        };
         let (mut ka, mut kb) = (String::new(), String::new());
         state_key(&a, &[Field::ServerName, Field::ToolName], &mut ka);
         state_key(&b, &[Field::ServerName, Field::ToolName], &mut kb);

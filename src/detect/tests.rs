@@ -22,9 +22,9 @@ fn config() -> Config {
 
 fn config_with_policy(json: &str) -> Config {
     let mut c = Config::defaults();
-    c.policy = Some(Arc::new(
-        policy::Policy::from_json_str(json).expect("test policy is valid"),
-    ));
+    let (policy, _) =
+        crate::config::policy_from_json(json, "security-config.json").expect("valid policy");
+    c.policy = Some(Arc::new(policy));
     c
 }
 
@@ -94,7 +94,9 @@ fn rapid_usage_ten_calls_within_60s_do_not_fire() {
 #[test]
 fn rapid_usage_fires_on_eleventh_call_within_60s() {
     let mut e = Engine::new(&config());
-    let evs: Vec<Event> = (0..11).map(|i| call(DAY + 12 * H + i * S, "u-42")).collect();
+    let evs: Vec<Event> = (0..11)
+        .map(|i| call(DAY + 12 * H + i * S, "u-42"))
+        .collect();
     let alerts = run(&mut e, &evs);
     assert_eq!(rules_of(&alerts), ["rapid_tool_usage"]);
     let a = &alerts[0];
@@ -189,7 +191,11 @@ fn unusual_hours_realert_is_one_hour() {
     let t = DAY + 3 * H;
     let alerts = run(
         &mut e,
-        &[call(t, "u-1"), call(t + 59 * MIN, "u-1"), call(t + H, "u-1")],
+        &[
+            call(t, "u-1"),
+            call(t + 59 * MIN, "u-1"),
+            call(t + H, "u-1"),
+        ],
     );
     let hours: Vec<_> = alerts
         .iter()
@@ -205,10 +211,11 @@ fn high_denial_rate_of_exactly_half_does_not_fire() {
     let t = DAY + 12 * H;
     let evs: Vec<Event> = (0..6)
         .map(|i| {
+            // approve first: every prefix stays at or below one half.
             let d = if i % 2 == 0 {
-                Decision::Deny
-            } else {
                 Decision::Approve
+            } else {
+                Decision::Deny
             };
             decision(t + i * MIN, "u-1", d)
         })
@@ -314,9 +321,7 @@ fn idle_state_is_dropped_and_its_suppressed_count_goes_with_it() {
     let evs: Vec<Event> = (0..13).map(|_| call(t0, "u-1")).collect();
     assert_eq!(run(&mut e, &evs).len(), 1);
     // Idle for more than max(60 s, 10 min): next alert reports 0.
-    let evs: Vec<Event> = (0..11)
-        .map(|_| call(t0 + 10 * MIN + 1, "u-1"))
-        .collect();
+    let evs: Vec<Event> = (0..11).map(|_| call(t0 + 10 * MIN + 1, "u-1")).collect();
     let alerts = run(&mut e, &evs);
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].suppressed, 0);
@@ -378,7 +383,11 @@ fn approval_bypass_approve_3s_after_the_call_is_in_time() {
     let t = DAY + 12 * H;
     let alerts = run(
         &mut e,
-        &[send(t, "r-1"), approve(t + 3 * S, "r-1"), call(t + MIN, "u-9")],
+        &[
+            send(t, "r-1"),
+            approve(t + 3 * S, "r-1"),
+            call(t + MIN, "u-9"),
+        ],
     );
     assert!(bypasses(&alerts).is_empty());
 }
@@ -389,7 +398,11 @@ fn approval_bypass_approve_7s_after_the_call_is_a_bypass() {
     let t = DAY + 12 * H;
     let alerts = run(
         &mut e,
-        &[send(t, "r-1"), approve(t + 7 * S, "r-1"), call(t + MIN, "u-9")],
+        &[
+            send(t, "r-1"),
+            approve(t + 7 * S, "r-1"),
+            call(t + MIN, "u-9"),
+        ],
     );
     let b = bypasses(&alerts);
     assert_eq!(b.len(), 1);
@@ -398,7 +411,8 @@ fn approval_bypass_approve_7s_after_the_call_is_a_bypass() {
     assert_eq!(b[0].evidence[0].line, 1);
     assert_eq!(b[0].evidence[0].request_id.as_deref(), Some("r-1"));
     assert_eq!(b[0].key.get("request_id").map(String::as_str), Some("r-1"));
-    assert_eq!(e.stats().late_approvals, 0);
+    // The approve arrived after the call was judged: counted as late.
+    assert_eq!(e.stats().late_approvals, 1);
 }
 
 #[test]
@@ -407,7 +421,11 @@ fn approval_bypass_approve_at_exactly_grace_is_in_time() {
     let t = DAY + 12 * H;
     let alerts = run(
         &mut e,
-        &[send(t, "r-1"), approve(t + 5 * S, "r-1"), call(t + MIN, "u-9")],
+        &[
+            send(t, "r-1"),
+            approve(t + 5 * S, "r-1"),
+            call(t + MIN, "u-9"),
+        ],
     );
     assert!(bypasses(&alerts).is_empty());
 }
@@ -499,5 +517,5 @@ fn same_input_gives_same_alert_ids() {
     let a = run(&mut Engine::new(&config()), &evs);
     let b = run(&mut Engine::new(&config()), &evs);
     assert_eq!(a, b);
-    assert_eq!(a[1].id.len(), 64);
+    assert_eq!(a[0].id.len(), 64);
 }

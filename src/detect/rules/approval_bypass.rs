@@ -9,7 +9,6 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use super::disabled_tool::outcome;
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats};
@@ -104,11 +103,11 @@ fn judge(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>, p: Pending) 
     match entry.value.hit(call_ts, r.realert) {
         Some(suppressed) => {
             let message = format!(
-                "request {rid}: {} on server {} ran without an approve decision within {}s before or {}s after the call (user {}, outcome {})",
+                "request {rid}: {} on server {} ran without an approve decision (none from {} before to {} after the call; user {}, outcome {})",
                 p.call.tool_name.as_deref().unwrap_or("unknown"),
                 p.call.server_name.as_deref().unwrap_or("unknown"),
-                r.horizon / 1000,
-                r.grace / 1000,
+                crate::detect::format_window(r.horizon),
+                crate::detect::format_window(r.grace),
                 p.call.key_value(crate::event::Field::UserId),
                 outcome_of(&p.call),
             );
@@ -138,7 +137,6 @@ fn outcome_of(ev: &Event) -> &'static str {
 
 /// Registers a call of a tool that requires approval.
 pub(crate) fn on_call(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
-    let _ = outcome;
     if cx.ev.outcome == Some(Outcome::Denied) {
         return;
     }

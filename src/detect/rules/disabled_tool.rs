@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, state_key};
-use crate::detect::{AlertDraft, Cx, Stats, describe_key, idle_of};
+use crate::detect::{AlertDraft, Cx, Stats, idle_of};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct State {
@@ -21,10 +21,10 @@ pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     match entry.value.hit(t, r.realert) {
         Some(suppressed) => {
             let message = format!(
-                "{}: disabled tool {} called on server {} (outcome {})",
-                describe_key(&r.key, cx.ev),
-                cx.ev.tool_name.as_deref().unwrap_or("unknown"),
-                cx.ev.server_name.as_deref().unwrap_or("unknown"),
+                "user {} called disabled tool {} on server {} (outcome {})",
+                cx.ev.key_value(crate::event::Field::UserId),
+                cx.ev.key_value(crate::event::Field::ToolName),
+                cx.ev.key_value(crate::event::Field::ServerName),
                 outcome(cx),
             );
             let alert = AlertDraft {

@@ -80,19 +80,19 @@ impl PolicyCache {
 impl Rules {
     pub fn new(config: &Config) -> Rules {
         let on = |name: RuleName| {
-            let r = config.rules.get(name);
-            r.enabled.then(|| r.clone())
+            config
+                .rule_active(name)
+                .then(|| config.rules.get(name).clone())
         };
         let policy = config.policy.clone();
-        let has_policy = policy.is_some();
         Rules {
             rapid: on(RuleName::RapidToolUsage),
             hours: on(RuleName::UnusualHours).map(unusual_hours::Hours::new),
             denial: on(RuleName::HighDenialRate),
             new_tool: on(RuleName::NewToolUsage)
-                .map(|r| new_tool_usage::NewTool::new(r, policy.as_deref())),
-            disabled: on(RuleName::DisabledTool).filter(|_| has_policy),
-            bypass: on(RuleName::ApprovalBypass).filter(|_| has_policy),
+                .map(|r| new_tool_usage::NewTool::new(r, policy.clone())),
+            disabled: on(RuleName::DisabledTool),
+            bypass: on(RuleName::ApprovalBypass),
             errors: on(RuleName::ErrorSpike),
             timeout_is_denial: config.security.timeout_is_denial,
             policy: policy.map(|policy| PolicyCache {
@@ -172,7 +172,7 @@ pub(crate) fn int(n: u64) -> crate::alert::Number {
 /// A rule threshold as an alert number (integral thresholds print as
 /// integers).
 pub(crate) fn threshold_number(t: f64) -> crate::alert::Number {
-    if t.fract() == 0.0 && t >= 0.0 && t < 1e15 {
+    if t.fract() == 0.0 && (0.0..1e15).contains(&t) {
         crate::alert::Number::Int(t as u64)
     } else {
         crate::alert::Number::Float(t)

@@ -4,7 +4,7 @@
 //! silently. The seen set is part of the persisted state, capped by
 //! `max_keys` (the least recently seen pair is evicted, and may alert again).
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,23 +27,18 @@ impl NewToolState {
 #[derive(Debug)]
 pub(crate) struct NewTool {
     r: RuleConfig,
-    named: HashSet<String>,
+    policy: Option<Arc<Policy>>,
 }
 
 impl NewTool {
-    pub fn new(r: RuleConfig, policy: Option<&Policy>) -> NewTool {
-        NewTool {
-            r,
-            named: policy
-                .map(|p| p.named_tools().into_iter().collect())
-                .unwrap_or_default(),
-        }
+    pub fn new(r: RuleConfig, policy: Option<Arc<Policy>>) -> NewTool {
+        NewTool { r, policy }
     }
 
     pub(crate) fn process(&self, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
-        if let Some(tool) = cx.ev.tool_name.as_deref()
-            && self.named.contains(tool)
+        if let (Some(tool), Some(p)) = (cx.ev.tool_name.as_deref(), &self.policy)
+            && p.is_named(tool)
         {
             return;
         }

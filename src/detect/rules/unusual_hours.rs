@@ -72,12 +72,17 @@ impl Hours {
         }
         match entry.value.hit(t, r.realert) {
             Some(suppressed) => {
+                let local = r
+                    .timezone
+                    .timestamp_millis_opt(t)
+                    .single()
+                    .map(|d| d.format("%H:%M").to_string())
+                    .unwrap_or_else(|| format!("{hour:02}:??"));
                 let message = format!(
-                    "{} called {} on {} at {:02}:xx {} (unusual hours {})",
+                    "{} called {} on server {} at {local} {} (unusual hours {})",
                     describe_key(&r.key, cx.ev),
                     cx.ev.tool_name.as_deref().unwrap_or("unknown"),
                     cx.ev.server_name.as_deref().unwrap_or("unknown"),
-                    hour,
                     r.timezone.name(),
                     hours_list(&r.hours),
                 );
