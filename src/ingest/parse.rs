@@ -566,6 +566,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 // ---------------------------------------------------------------------------
 // serde plumbing
 
+/// Returned by value once per line; boxing `Fields` would add an allocation
+/// per line for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Top<'de> {
     Object(Fields<'de>),
     NotObject,
