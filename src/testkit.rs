@@ -58,6 +58,7 @@ impl Rng {
         ((self.next_u64() % 1_000_000) as f64) < p * 1_000_000.0
     }
 
+    /// A uniformly chosen item; `items` must not be empty.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.range(0, items.len() as i64) as usize]
     }

@@ -45,6 +45,11 @@ impl Parser {
     /// name and decides which kind-specific fields are read (so `outcome` is a
     /// call's outcome in `tool-usage.log` and an alias of `decision` in
     /// `approvals.log`).
+    ///
+    /// `missing_ts`: no ts field (canonical or alias) holds a string or a
+    /// number (null, booleans, objects and arrays count as absent).
+    /// `bad_ts`: some did, but none is a timestamp in range (unparsable, before
+    /// 2000-01-01, or more than 10 minutes after `now_ms`).
     pub fn parse(&self, kind: Kind, line: &[u8]) -> Result<Event, RejectReason> {
         if line.len() > self.max_line_bytes {
             return Err(RejectReason::TooLong);
