@@ -411,6 +411,10 @@ fn epoch_float(f: f64) -> Option<Millis> {
     if !f.is_finite() || f.abs() > 1e14 {
         return None;
     }
+    if (1e12..1e13).contains(&f) {
+        // 13 integer digits: milliseconds, as for integers.
+        return Some(f.trunc() as Millis);
+    }
     let micros = (f * 1e6).round() as i64;
     Some(micros.div_euclid(1000))
 }
@@ -452,6 +456,9 @@ fn parse_epoch_text(b: &[u8]) -> Option<Millis> {
         Some(f) => {
             if f.is_empty() || !f.iter().all(u8::is_ascii_digit) {
                 return None;
+            }
+            if int.len() == 13 && !neg && n >= 1_000_000_000_000 {
+                return Some(n as Millis);
             }
             let mut m = 0i64;
             for i in 0..3 {
@@ -1099,6 +1106,13 @@ mod tests {
         );
         assert_eq!(ts_of_line(r#"{"ts":"1795442587412"}"#), Ok(s + 412));
         assert_eq!(ts_of_line(r#"{"ts":"1795442587.412"}"#), Ok(s + 412));
+        assert_eq!(
+            ts_of_line(r#"{"ts":1795442587412.9}"#),
+            Ok(s + 412),
+            "ms with fraction"
+        );
+        assert_eq!(ts_of_line(r#"{"ts":"1795442587412.9"}"#), Ok(s + 412));
+        assert_eq!(ts_of_line(r#"{"ts":"2026-11-23T14:03:07Z"}"#), Ok(s));
     }
 
     #[test]
