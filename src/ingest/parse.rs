@@ -59,15 +59,21 @@ impl Parser {
             return Err(RejectReason::Empty);
         }
         let text = std::str::from_utf8(line).map_err(|_| RejectReason::NotUtf8)?;
+        let mut fields = Fields::new();
         let mut de = serde_json::Deserializer::from_str(text);
-        let top = (&mut de)
-            .deserialize_any(TopVisitor { kind, parser: self })
+        // The visitor fills `fields` in place: it is a few hundred bytes, and
+        // moving it out through serde's return values showed up as memmove.
+        let is_object = (&mut de)
+            .deserialize_any(TopVisitor {
+                kind,
+                parser: self,
+                fields: &mut fields,
+            })
             .map_err(|_| RejectReason::NotJson)?;
         de.end().map_err(|_| RejectReason::NotJson)?;
-        let fields = match top {
-            Top::Object(fields) => fields,
-            Top::NotObject => return Err(RejectReason::NotObject),
-        };
+        if !is_object {
+            return Err(RejectReason::NotObject);
+        }
         let ts = match fields.ts {
             Some((_, ts)) => ts,
             None if fields.ts_unusable => return Err(RejectReason::BadTs),
@@ -578,28 +584,23 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 // ---------------------------------------------------------------------------
 // serde plumbing
 
-/// Returned by value once per line; boxing `Fields` would add an allocation
-/// per line for nothing.
-#[allow(clippy::large_enum_variant)]
-enum Top<'de> {
-    Object(Fields<'de>),
-    NotObject,
-}
-
-struct TopVisitor<'p> {
+/// Walks the top-level value; yields whether it was an object, whose fields
+/// land in `fields`.
+struct TopVisitor<'p, 'f, 'de> {
     kind: Kind,
     parser: &'p Parser,
+    fields: &'f mut Fields<'de>,
 }
 
-impl<'de> Visitor<'de> for TopVisitor<'_> {
-    type Value = Top<'de>;
+impl<'de> Visitor<'de> for TopVisitor<'_, '_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-        let mut fields = Fields::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let fields = self.fields;
         while let Some(slot) = map.next_key_seed(KeySeed(self.kind))? {
             if fields.wants(slot) {
                 let value = map.next_value_seed(ScalarSeed)?;
@@ -608,31 +609,31 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Top::Object(fields))
+        Ok(true)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Top::NotObject)
+        Ok(false)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E>(self) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
