@@ -80,6 +80,18 @@ impl<R: Read> LineReader<R> {
         self.offset
     }
 
+    /// Bytes read from the source but not yet returned as lines (a partial
+    /// line, or what follows the last returned line): the source's position
+    /// minus this is [`offset`](Self::offset).
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The source, e.g. to look at file metadata while tailing.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// Starts counting from a known place, for a tailer that resumes a file
     /// at a checkpoint: `inner` must be positioned at `offset`, which is
     /// the start of line `line_no + 1`. No BOM is looked for after offset 0.

@@ -45,6 +45,11 @@ impl Parser {
     /// name and decides which kind-specific fields are read (so `outcome` is a
     /// call's outcome in `tool-usage.log` and an alias of `decision` in
     /// `approvals.log`).
+    ///
+    /// `missing_ts`: no ts field (canonical or alias) holds a string or a
+    /// number (null, booleans, objects and arrays count as absent).
+    /// `bad_ts`: some did, but none is a timestamp in range (unparsable, before
+    /// 2000-01-01, or more than 10 minutes after `now_ms`).
     pub fn parse(&self, kind: Kind, line: &[u8]) -> Result<Event, RejectReason> {
         if line.len() > self.max_line_bytes {
             return Err(RejectReason::TooLong);
@@ -54,15 +59,21 @@ impl Parser {
             return Err(RejectReason::Empty);
         }
         let text = std::str::from_utf8(line).map_err(|_| RejectReason::NotUtf8)?;
+        let mut fields = Fields::new();
         let mut de = serde_json::Deserializer::from_str(text);
-        let top = (&mut de)
-            .deserialize_any(TopVisitor { kind, parser: self })
+        // The visitor fills `fields` in place: it is a few hundred bytes, and
+        // moving it out through serde's return values showed up as memmove.
+        let is_object = (&mut de)
+            .deserialize_any(TopVisitor {
+                kind,
+                parser: self,
+                fields: &mut fields,
+            })
             .map_err(|_| RejectReason::NotJson)?;
         de.end().map_err(|_| RejectReason::NotJson)?;
-        let fields = match top {
-            Top::Object(fields) => fields,
-            Top::NotObject => return Err(RejectReason::NotObject),
-        };
+        if !is_object {
+            return Err(RejectReason::NotObject);
+        }
         let ts = match fields.ts {
             Some((_, ts)) => ts,
             None if fields.ts_unusable => return Err(RejectReason::BadTs),
@@ -406,6 +417,10 @@ fn epoch_float(f: f64) -> Option<Millis> {
     if !f.is_finite() || f.abs() > 1e14 {
         return None;
     }
+    if (1e12..1e13).contains(&f) {
+        // 13 integer digits: milliseconds, as for integers.
+        return Some(f.trunc() as Millis);
+    }
     let micros = (f * 1e6).round() as i64;
     Some(micros.div_euclid(1000))
 }
@@ -447,6 +462,9 @@ fn parse_epoch_text(b: &[u8]) -> Option<Millis> {
         Some(f) => {
             if f.is_empty() || !f.iter().all(u8::is_ascii_digit) {
                 return None;
+            }
+            if int.len() == 13 && !neg && n >= 1_000_000_000_000 {
+                return Some(n as Millis);
             }
             let mut m = 0i64;
             for i in 0..3 {
@@ -566,25 +584,23 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 // ---------------------------------------------------------------------------
 // serde plumbing
 
-enum Top<'de> {
-    Object(Fields<'de>),
-    NotObject,
-}
-
-struct TopVisitor<'p> {
+/// Walks the top-level value; yields whether it was an object, whose fields
+/// land in `fields`.
+struct TopVisitor<'p, 'f, 'de> {
     kind: Kind,
     parser: &'p Parser,
+    fields: &'f mut Fields<'de>,
 }
 
-impl<'de> Visitor<'de> for TopVisitor<'_> {
-    type Value = Top<'de>;
+impl<'de> Visitor<'de> for TopVisitor<'_, '_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-        let mut fields = Fields::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let fields = self.fields;
         while let Some(slot) = map.next_key_seed(KeySeed(self.kind))? {
             if fields.wants(slot) {
                 let value = map.next_value_seed(ScalarSeed)?;
@@ -593,31 +609,31 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Top::Object(fields))
+        Ok(true)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Top::NotObject)
+        Ok(false)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E>(self) -> Result<Top<'de>, E> {
-        Ok(Top::NotObject)
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
@@ -1091,6 +1107,13 @@ mod tests {
         );
         assert_eq!(ts_of_line(r#"{"ts":"1795442587412"}"#), Ok(s + 412));
         assert_eq!(ts_of_line(r#"{"ts":"1795442587.412"}"#), Ok(s + 412));
+        assert_eq!(
+            ts_of_line(r#"{"ts":1795442587412.9}"#),
+            Ok(s + 412),
+            "ms with fraction"
+        );
+        assert_eq!(ts_of_line(r#"{"ts":"1795442587412.9"}"#), Ok(s + 412));
+        assert_eq!(ts_of_line(r#"{"ts":"2026-11-23T14:03:07Z"}"#), Ok(s));
     }
 
     #[test]
