@@ -637,40 +637,17 @@ impl Tailer {
             }
         };
 
-        // Is the live file still under the base name, and untruncated?
-        enum Seen {
-            Same,
-            Truncated,
-            Gone,
-        }
-        let seen = match (b.live.as_mut(), cur.as_ref()) {
-            (Some(live), Some(Some(md))) if md.dev() == live.dev && md.ino() == live.ino => {
-                match live.verify_head() {
-                    Ok(true) if md.len() >= live.read_pos => Seen::Same,
-                    Ok(_) => Seen::Truncated,
-                    Err(e) => {
-                        out.errors.push(FileError {
-                            path: path.clone(),
-                            error: e,
-                        });
-                        Seen::Same
-                    }
-                }
-            }
-            (Some(_), Some(_)) => Seen::Gone,
-            _ => Seen::Same,
+        // Is the live file still under the base name?
+        let gone = match (&b.live, &cur) {
+            (Some(live), Some(Some(md))) => md.dev() != live.dev || md.ino() != live.ino,
+            (Some(_), Some(None)) => true,
+            _ => false,
         };
-        match seen {
-            Seen::Same => {}
-            Seen::Truncated => on_truncate(&dir, b, now),
-            Seen::Gone => {
-                if let Some(mut old) = b.live.take() {
-                    // Renamed away or deleted: drain it under its new name.
-                    old.rotated = true;
-                    old.name = locate(&dir, base_name, &old).unwrap_or(old.name);
-                    b.rotated.push_back(old);
-                }
-            }
+        if gone && let Some(mut old) = b.live.take() {
+            // Renamed away or deleted: drain it under its new name.
+            old.rotated = true;
+            old.name = locate(&dir, base_name, &old).unwrap_or(old.name);
+            b.rotated.push_back(old);
         }
 
         // A file under the base name and nothing following it: read it from
@@ -719,15 +696,52 @@ impl Tailer {
             }
         }
 
+        // Truncated (copytruncate, possibly renamed afterwards): drain the
+        // copy first, then read the file again from 0. The copy goes just
+        // before the truncated file in reading order.
+        let mut i = 0;
+        while i <= b.rotated.len() {
+            let is_live = i == b.rotated.len();
+            let t = if is_live {
+                b.live.as_mut()
+            } else {
+                b.rotated.get_mut(i)
+            };
+            let Some(t) = t else {
+                break;
+            };
+            let truncated = match t.refresh(now).and_then(|()| t.verify_head()) {
+                Ok(head_ok) => !head_ok || t.size < t.read_pos,
+                Err(e) => {
+                    out.errors.push(FileError {
+                        path: dir.join(&*t.name),
+                        error: e,
+                    });
+                    false
+                }
+            };
+            if truncated {
+                let copy = find_copy(&dir, base_name, b, i, now);
+                let t = if is_live {
+                    b.live.as_mut()
+                } else {
+                    b.rotated.get_mut(i)
+                };
+                if let Some(t) = t {
+                    t.reset();
+                    let _ = t.verify_head();
+                    t.idle_since = now;
+                }
+                if let Some(c) = copy {
+                    b.rotated.insert(i, c);
+                    i += 1;
+                }
+            }
+            i += 1;
+        }
+
         // Read: rotated files (older lines) first, then the live one.
         for t in b.rotated.iter_mut().chain(b.live.iter_mut()) {
-            if let Err(e) = t.refresh(now) {
-                out.errors.push(FileError {
-                    path: dir.join(&*t.name),
-                    error: e,
-                });
-                continue;
-            }
             match t.read(kind, max, limit, out) {
                 Ok(true) => {}
                 Ok(false) => out.caught_up = false,
@@ -795,8 +809,12 @@ fn restore(dir: &Path, b: &mut Base, positions: Vec<FilePosition>, now: Instant,
     cands.extend(rotated_candidates(dir, base_name));
     let mut claimed: Vec<(u64, u64)> = Vec::new();
     for pos in positions {
+        // With no head (nothing read yet) an inode number alone is too weak
+        // across a restart: a deleted file's inode is soon reused, e.g. by
+        // the copy of a copytruncate. Then only the same name will do.
         let usable = |(name, md): &(String, Metadata), claimed: &[(u64, u64)]| {
-            !claimed.contains(&(md.dev(), md.ino()))
+            (pos.head_len > 0 || *name == pos.name)
+                && !claimed.contains(&(md.dev(), md.ino()))
                 && md.len() >= pos.offset
                 && head_matches(&dir.join(name), pos.head_len, pos.head_hash)
         };
@@ -859,25 +877,28 @@ fn restore(dir: &Path, b: &mut Base, positions: Vec<FilePosition>, now: Instant,
     }
 }
 
-/// The live file shrank or its head changed: drain the copy a copytruncate
-/// left (same head, at least as long as what was consumed), then read the
-/// live file again from 0.
-fn on_truncate(dir: &Path, b: &mut Base, now: Instant) {
-    let base_name = b.kind.base_file();
-    let Some(live) = b.live.as_mut() else {
-        return;
+/// File `i` of `b` (rotated index, or the live one at `rotated.len()`)
+/// shrank or its head changed: finds the copy a copytruncate left (same
+/// head, at least as long as what was consumed, not followed already) and
+/// opens it at the consumed position.
+fn find_copy(dir: &Path, base_name: &str, b: &Base, i: usize, now: Instant) -> Option<Tracked> {
+    let t = if i == b.rotated.len() {
+        b.live.as_ref()
+    } else {
+        b.rotated.get(i)
+    }?;
+    let followed = |md: &Metadata| {
+        b.rotated
+            .iter()
+            .chain(b.live.iter())
+            .any(|f| f.dev == md.dev() && f.ino == md.ino())
     };
-    if live.head_len > 0 {
-        let mut best: Option<(String, Metadata)> = None;
+    let mut best: Option<(String, Metadata)> = None;
+    if t.head_len > 0 {
         for (name, md) in rotated_candidates(dir, base_name) {
-            let tracked = b
-                .rotated
-                .iter()
-                .any(|t| t.dev == md.dev() && t.ino == md.ino());
-            if tracked
-                || (md.dev() == live.dev && md.ino() == live.ino)
-                || md.len() < live.offset
-                || !head_matches(&dir.join(&name), live.head_len, live.head_hash)
+            if followed(&md)
+                || md.len() < t.offset
+                || !head_matches(&dir.join(&name), t.head_len, t.head_hash)
             {
                 continue;
             }
@@ -885,40 +906,34 @@ fn on_truncate(dir: &Path, b: &mut Base, now: Instant) {
                 best = Some((name, md));
             }
         }
-        match best.and_then(|(name, _)| {
-            open_file(&dir.join(&name))
-                .ok()
-                .flatten()
-                .map(|f| (name, f))
-        }) {
-            Some((name, (file, md))) => {
-                let mut t = Tracked::open(
-                    name.as_str().into(),
-                    file,
-                    &md,
-                    (live.head_len, live.head_hash),
-                    live.offset,
-                    live.line,
-                    now,
-                );
-                t.rotated = true;
-                b.rotated.push_back(t);
-            }
-            None => {
-                if live.read_pos > live.offset || live.size > live.offset {
-                    tracing::warn!(
-                        file = base_name,
-                        offset = live.offset,
-                        "file truncated and no copy with the same head found; its unread end is lost"
-                    );
-                }
-            }
-        }
     }
-    live.reset();
-    let _ = live.verify_head();
-    live.size = 0;
-    live.idle_since = now;
+    let found = best.and_then(|(name, _)| {
+        open_file(&dir.join(&name))
+            .ok()
+            .flatten()
+            .map(|f| (name, f))
+    });
+    let Some((name, (file, md))) = found else {
+        if t.read_pos > t.offset {
+            tracing::warn!(
+                file = %t.name,
+                offset = t.offset,
+                "file truncated and no copy with the same head found; its partial last line is lost"
+            );
+        }
+        return None;
+    };
+    let mut c = Tracked::open(
+        name.as_str().into(),
+        file,
+        &md,
+        (t.head_len, t.head_hash),
+        t.offset,
+        t.line,
+        now,
+    );
+    c.rotated = true;
+    Some(c)
 }
 
 /// Finds the current name of a file that left the base name, by device +
