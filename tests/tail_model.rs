@@ -381,6 +381,7 @@ impl Model {
                 {
                     self.complete(k, false);
                 }
+                while !self.poll() {}
                 self.save();
                 fs::remove_file(self.path(k)).unwrap();
                 if let Some(g) = self.live[k].take() {

@@ -58,6 +58,13 @@ pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(60);
 /// appeared under the base name (SPEC §6: "or it has been idle for 24 h").
 pub const RELEASE_IDLE_ALONE: Duration = Duration::from_secs(24 * 3600);
 
+/// Read beyond the size fstat reported, to catch what was appended since.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// A batch buffer grown beyond this by a backlog is freed rather than kept
+/// for the next poll.
+const RETAIN_BUFFER_BYTES: usize = 64 << 20;
+
 /// A partial line is declared too long as soon as it exceeds the maximum by
 /// more than a BOM and a `\r` could explain.
 const TOO_LONG_SLACK: usize = 4;
@@ -138,6 +145,18 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty() && self.rejected.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers (up to a bound).
+    pub fn clear(&mut self) {
+        if self.data.capacity() > RETAIN_BUFFER_BYTES {
+            self.data = Vec::new();
+        }
+        self.data.clear();
+        self.lines.clear();
+        self.rejected.clear();
+        self.errors.clear();
+        self.caught_up = true;
     }
 }
 
@@ -313,8 +332,15 @@ impl Tracked {
             if read >= limit {
                 return Ok(false);
             }
+            // Ask for what fstat said is there (plus a margin for what arrived
+            // since), so an idle poll zeroes a small buffer, not a chunk.
+            let want = (self.size.saturating_sub(self.read_pos) as usize)
+                .saturating_add(PROBE_BYTES)
+                .min(READ_CHUNK)
+                .min(usize::try_from(limit - read).unwrap_or(usize::MAX))
+                .max(1);
             let old = out.data.len();
-            out.data.resize(old + READ_CHUNK, 0);
+            out.data.resize(old + want, 0);
             let n = match read_at(&self.file, &mut out.data[old..], self.read_pos) {
                 Ok(n) => n,
                 Err(e) => {
@@ -337,13 +363,17 @@ impl Tracked {
                 scan_from = nl + 1;
             }
             scan_from = out.data.len();
-            if !self.skipping && out.data.len() - *line_start > max + TOO_LONG_SLACK {
+            if !self.skipping && out.data.len() - *line_start > max.saturating_add(TOO_LONG_SLACK) {
                 self.skipping = true;
             }
             if self.skipping {
                 // Drop the too-long line's bytes as they come.
                 out.data.truncate(*line_start);
                 scan_from = *line_start;
+            }
+            if n < want {
+                // A short read of a regular file: its end, for now.
+                return Ok(true);
             }
         }
     }
@@ -551,14 +581,19 @@ impl Tailer {
     /// complete lines. Never fails on file content or on files vanishing;
     /// per-file I/O errors are in [`Batch::errors`].
     pub fn poll(&mut self, now: Instant) -> io::Result<Batch> {
-        let mut out = Batch {
-            caught_up: true,
-            ..Batch::default()
-        };
-        for i in 0..self.bases.len() {
-            self.poll_base(i, now, &mut out);
-        }
+        let mut out = Batch::default();
+        self.poll_into(now, &mut out)?;
         Ok(out)
+    }
+
+    /// [`poll`](Tailer::poll) into a batch that is cleared first and whose
+    /// buffers are reused: no allocation per poll in the steady state.
+    pub fn poll_into(&mut self, now: Instant, out: &mut Batch) -> io::Result<()> {
+        out.clear();
+        for i in 0..self.bases.len() {
+            self.poll_base(i, now, out);
+        }
+        Ok(())
     }
 
     /// Positions just past everything [`poll`](Tailer::poll) has returned,
