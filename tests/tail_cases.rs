@@ -443,3 +443,126 @@ fn read_limit_splits_a_backlog_across_polls() {
     assert_eq!(n, 200_000);
     assert!(polls >= 2);
 }
+
+#[test]
+fn restart_inside_a_too_long_line_skips_it_again_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = tailer(d.path());
+    append(d.path(), "errors.log", b"a\n");
+    append(d.path(), "errors.log", &vec![b'x'; 4 * MAX]);
+    let b = t.poll(Instant::now()).unwrap();
+    assert_eq!(texts(&b), vec!["a"]);
+    let cp = t.checkpoint();
+    assert_eq!(cp.files[0].offset, 2);
+    drop(t);
+    append(d.path(), "errors.log", b"\nb\n");
+    let mut t = Tailer::new(d.path(), MAX, Some(cp));
+    let b = t.poll(Instant::now()).unwrap();
+    assert_eq!(lines(&b), vec![("errors.log".into(), 3, "b".into())]);
+    assert_eq!(b.rejected.len(), 1);
+    assert_eq!(b.rejected[0].line_no, 2);
+}
+
+#[test]
+fn copytruncate_then_rename_before_the_next_poll_still_drains_the_copy() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = tailer(d.path());
+    let now = Instant::now();
+    let log = d.path().join("tool-usage.log");
+    append(d.path(), "tool-usage.log", b"first line\n");
+    t.poll(now).unwrap();
+    append(d.path(), "tool-usage.log", b"second line\n");
+    fs::copy(&log, d.path().join("tool-usage.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    fs::rename(&log, d.path().join("tool-usage.log.2")).unwrap();
+    append(d.path(), "tool-usage.log", b"third line\n");
+    let b = t.poll(now).unwrap();
+    assert_eq!(
+        lines(&b),
+        vec![
+            ("tool-usage.log.1".into(), 2, "second line".into()),
+            ("tool-usage.log".into(), 1, "third line".into()),
+        ]
+    );
+    let stats = t.stats();
+    assert_eq!(stats[0].0, Kind::ToolCall);
+    assert_eq!(stats[0].1.rotations, 1);
+    assert_eq!(stats[0].1.truncations, 1);
+    assert_eq!(stats[0].1.copies_drained, 1);
+}
+
+#[test]
+fn restart_finds_the_copy_of_a_copytruncate_made_while_down() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = tailer(d.path());
+    let log = d.path().join("approvals.log");
+    append(d.path(), "approvals.log", b"{\"n\":1}\n");
+    t.poll(Instant::now()).unwrap();
+    let cp = t.checkpoint();
+    drop(t);
+    append(d.path(), "approvals.log", b"{\"n\":2}\n");
+    fs::copy(&log, d.path().join("approvals.log.20261124-000000")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(d.path(), "approvals.log", b"{\"n\":3,\"new\":true}\n");
+    let mut t = Tailer::new(d.path(), MAX, Some(cp));
+    let b = t.poll(Instant::now()).unwrap();
+    assert_eq!(
+        lines(&b),
+        vec![
+            (
+                "approvals.log.20261124-000000".into(),
+                2,
+                "{\"n\":2}".into()
+            ),
+            ("approvals.log".into(), 1, "{\"n\":3,\"new\":true}".into()),
+        ]
+    );
+}
+
+#[test]
+fn rotated_files_held_are_bounded() {
+    use mcpwatch::ingest::tail::MAX_ROTATED_PER_BASE;
+    let d = tempfile::tempdir().unwrap();
+    let mut t = tailer(d.path());
+    let now = Instant::now();
+    for i in 0..MAX_ROTATED_PER_BASE + 5 {
+        append(d.path(), "errors.log", format!("{i}\n").as_bytes());
+        t.poll(now).unwrap();
+        // a writer that never reopens keeps them busy: no new base file
+        fs::rename(
+            d.path().join("errors.log"),
+            d.path().join(format!("errors.log.{i}")),
+        )
+        .unwrap();
+        t.poll(now).unwrap();
+    }
+    assert_eq!(t.followed_files().len(), MAX_ROTATED_PER_BASE);
+    // all were read to the end before being let go
+    assert_eq!(t.stats()[2].1.dropped_unread, 0);
+}
+
+#[test]
+fn poll_into_reuses_the_batch() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = tailer(d.path());
+    let mut b = Batch::default();
+    append(d.path(), "tool-usage.log", b"a\n");
+    t.poll_into(Instant::now(), &mut b).unwrap();
+    assert_eq!(texts(&b), vec!["a"]);
+    assert!(b.caught_up);
+    append(d.path(), "tool-usage.log", b"b\n");
+    t.poll_into(Instant::now(), &mut b).unwrap();
+    assert_eq!(texts(&b), vec!["b"]);
+    t.poll_into(Instant::now(), &mut b).unwrap();
+    assert!(b.is_empty());
+}

@@ -475,6 +475,25 @@ struct Base {
     rotated: VecDeque<Tracked>,
     /// Checkpoint positions not yet matched to files (until the first poll).
     restore: Option<Vec<FilePosition>>,
+    stats: TailStats,
+}
+
+/// What the tailer noticed about rotations, per base log, since it started
+/// (for metrics and logs; counters per process).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// The file under the base name was replaced (renamed away or deleted).
+    pub rotations: u64,
+    /// A followed file shrank or its head changed (copytruncate or rewrite).
+    pub truncations: u64,
+    /// ... and a copy with the same head was found and drained.
+    pub copies_drained: u64,
+    /// ... and no copy was found: a held partial line was lost with it.
+    pub truncated_partial_lost: u64,
+    /// Rotated files let go of while not read to their end (too many held).
+    pub dropped_unread: u64,
+    /// Checkpoint positions whose file was not found at start-up.
+    pub restore_not_found: u64,
 }
 
 /// Follows the three audit logs of one directory.
@@ -536,6 +555,7 @@ impl Tailer {
                 live: None,
                 rotated: VecDeque::new(),
                 restore: None,
+                stats: TailStats::default(),
             })
             .collect();
         if let Some(cp) = checkpoint {
@@ -637,6 +657,11 @@ impl Tailer {
         v
     }
 
+    /// Rotation counters per base log, in [`Kind`] order.
+    pub fn stats(&self) -> Vec<(Kind, TailStats)> {
+        self.bases.iter().map(|b| (b.kind, b.stats)).collect()
+    }
+
     /// Bytes written to followed files but not yet consumed, as of the last
     /// poll (a held partial line counts).
     pub fn lag_bytes(&self) -> u64 {
@@ -679,6 +704,7 @@ impl Tailer {
             _ => false,
         };
         if gone && let Some(mut old) = b.live.take() {
+            b.stats.rotations += 1;
             // Renamed away or deleted: drain it under its new name.
             old.rotated = true;
             old.name = locate(&dir, base_name, &old).unwrap_or(old.name);
@@ -757,6 +783,19 @@ impl Tailer {
             };
             if truncated {
                 let copy = find_copy(&dir, base_name, b, i, now);
+                b.stats.truncations += 1;
+                if copy.is_some() {
+                    b.stats.copies_drained += 1;
+                } else {
+                    let t = if is_live {
+                        b.live.as_ref()
+                    } else {
+                        b.rotated.get(i)
+                    };
+                    if t.is_some_and(|t| t.read_pos > t.offset) {
+                        b.stats.truncated_partial_lost += 1;
+                    }
+                }
                 let t = if is_live {
                     b.live.as_mut()
                 } else {
@@ -817,6 +856,7 @@ impl Tailer {
             if let Some(t) = b.rotated.remove(victim)
                 && t.offset < t.size
             {
+                b.stats.dropped_unread += 1;
                 tracing::warn!(
                     file = %t.name,
                     unread_bytes = t.size - t.offset,
@@ -877,13 +917,14 @@ fn restore(dir: &Path, b: &mut Base, positions: Vec<FilePosition>, now: Instant,
             best
         });
         let Some((name, _)) = found else {
-            if pos.offset > 0 {
-                tracing::warn!(
-                    file = %pos.name,
-                    offset = pos.offset,
-                    "checkpointed file not found again; lines after the checkpoint in it are lost"
-                );
-            }
+            // Usually a rotated file compressed once consumed; lines after
+            // the checkpoint in it, if any, cannot be read any more.
+            b.stats.restore_not_found += 1;
+            tracing::info!(
+                file = %pos.name,
+                offset = pos.offset,
+                "checkpointed file is gone (compressed or deleted); going on without it"
+            );
             continue;
         };
         let path = dir.join(name);
