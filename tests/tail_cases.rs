@@ -566,3 +566,31 @@ fn poll_into_reuses_the_batch() {
     t.poll_into(Instant::now(), &mut b).unwrap();
     assert!(b.is_empty());
 }
+
+/// Regression: after a restart, a checkpointed empty file (no head yet) that
+/// had been deleted had its inode reused by a copytruncate's copy, and the
+/// copy was read again as its continuation.
+#[test]
+fn restart_does_not_follow_a_reused_inode_for_a_position_without_head() {
+    use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    append(d.path(), "errors.log.1", b"already read elsewhere\n");
+    let md = fs::metadata(d.path().join("errors.log.1")).unwrap();
+    let cp = TailCheckpoint {
+        files: vec![FilePosition {
+            base: "errors.log".into(),
+            name: "errors.log".into(),
+            dev: md.dev(),
+            ino: md.ino(),
+            head_hash: mcpwatch::ingest::tail::fnv1a(b""),
+            head_len: 0,
+            offset: 0,
+            line: 0,
+        }],
+    };
+    let mut t = Tailer::new(d.path(), MAX, Some(cp));
+    let b = t.poll(Instant::now()).unwrap();
+    assert!(b.is_empty(), "{:?}", lines(&b));
+    assert!(t.followed_files().is_empty());
+}
