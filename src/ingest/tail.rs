@@ -632,8 +632,14 @@ impl Tailer {
         TailCheckpoint { files }
     }
 
-    /// Every open file, for the rotator (compress only what is consumed:
-    /// [`FollowedFile::consumed`]) and for health.
+    /// Every open file, for the rotator and for health.
+    ///
+    /// For the rotator: match files by `dev` + `ino`, not by path (a file
+    /// renamed out of the directory or deleted keeps its last name, which
+    /// may be the base name). The offsets here run ahead of the last
+    /// *saved* checkpoint; a file may be compressed and deleted only once
+    /// the saved checkpoint has consumed it (or it is no longer in it), or a
+    /// crash would restore a position in a file that is gone.
     pub fn followed_files(&self) -> Vec<FollowedFile> {
         let mut v = Vec::new();
         for b in &self.bases {
