@@ -594,3 +594,27 @@ fn restart_does_not_follow_a_reused_inode_for_a_position_without_head() {
     assert!(b.is_empty(), "{:?}", lines(&b));
     assert!(t.followed_files().is_empty());
 }
+
+#[test]
+fn a_checkpoint_with_absurd_values_is_ignored_without_panic() {
+    use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    append(d.path(), "tool-usage.log", b"a\n");
+    let md = fs::metadata(d.path().join("tool-usage.log")).unwrap();
+    let cp = TailCheckpoint {
+        files: vec![FilePosition {
+            base: "tool-usage.log".into(),
+            name: "tool-usage.log".into(),
+            dev: md.dev(),
+            ino: md.ino(),
+            head_hash: 1,
+            head_len: u64::MAX,
+            offset: u64::MAX,
+            line: u64::MAX,
+        }],
+    };
+    let mut t = Tailer::new(d.path(), MAX, Some(cp));
+    let b = t.poll(Instant::now()).unwrap();
+    assert_eq!(lines(&b), vec![("tool-usage.log".into(), 1, "a".into())]);
+}

@@ -1098,6 +1098,11 @@ fn head_matches(path: &Path, head_len: u64, head_hash: u64) -> bool {
     if head_len == 0 {
         return true;
     }
+    if head_len > HEAD_BYTES as u64 {
+        // Not a checkpoint this tailer wrote: never a match (and never a
+        // huge allocation).
+        return false;
+    }
     let Ok(Some((file, _))) = open_file(path) else {
         return false;
     };
