@@ -11,3 +11,4 @@ pub mod input;
 pub mod lines;
 pub mod merge;
 pub mod parse;
+pub mod tail;
