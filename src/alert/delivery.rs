@@ -155,7 +155,9 @@ impl Sender {
     pub fn new(def: &ChannelDef) -> Sender {
         match def {
             ChannelDef::Email(c) => Sender::Email(EmailSender::new(c.clone())),
-            ChannelDef::Webhook(c) => Sender::Webhook(super::webhook::WebhookSender::new(c.clone())),
+            ChannelDef::Webhook(c) => {
+                Sender::Webhook(super::webhook::WebhookSender::new(c.clone()))
+            }
         }
     }
 
@@ -184,7 +186,9 @@ fn secrets_of(def: &ChannelDef) -> Vec<String> {
         ChannelDef::Email(c) => c.password_env.as_deref(),
         ChannelDef::Webhook(c) => c.secret_env.as_deref(),
     };
-    var.and_then(|v| std::env::var(v).ok()).into_iter().collect()
+    var.and_then(|v| std::env::var(v).ok())
+        .into_iter()
+        .collect()
 }
 
 struct Shared {
@@ -310,13 +314,21 @@ fn describe(m: &Metrics) {
         "counter",
         "Delivery attempts by channel and result (ok, retry, failed = permanent error, dead = max_age passed)",
     );
-    m.describe(M_RETRIES, "counter", "Attempts that will be retried, by channel");
+    m.describe(
+        M_RETRIES,
+        "counter",
+        "Attempts that will be retried, by channel",
+    );
     m.describe(
         M_PENDING,
         "gauge",
         "Deliveries (one group on one channel) waiting in the outbox",
     );
-    m.describe(M_DEAD, "counter", "Groups written to dead-letter.ndjson, by channel");
+    m.describe(
+        M_DEAD,
+        "counter",
+        "Groups written to dead-letter.ndjson, by channel",
+    );
     m.describe(
         M_LATENCY,
         "summary",
@@ -507,7 +519,10 @@ fn record(sh: &Shared, name: &str, job: &Job, result: Result<(), SendError>) {
 pub fn test_alert(now: Millis) -> Alert {
     let key = key_map(&[]);
     let ts = format_ts(now);
-    let line = format!("{{\"test_alert\":\"{ts}\",\"nonce\":{}}}", fastrand::u64(..));
+    let line = format!(
+        "{{\"test_alert\":\"{ts}\",\"nonce\":{}}}",
+        fastrand::u64(..)
+    );
     Alert {
         id: alert_id("test_alert", &key, line.as_bytes()),
         rule: "test_alert".to_string(),

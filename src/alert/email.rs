@@ -358,7 +358,8 @@ mod tests {
     #[test]
     fn body_escapes_control_characters_and_lists_what_to_check() {
         let mut a = alert("disabled_tool", Severity::Critical, "id1");
-        a.key.insert("tool_name".into(), "x\r\nBcc: evil@example.com".into());
+        a.key
+            .insert("tool_name".into(), "x\r\nBcc: evil@example.com".into());
         a.evidence = vec![Evidence {
             file: "tool-usage.log".into(),
             line: 12,
@@ -377,12 +378,15 @@ mod tests {
     fn message_has_no_injected_header() {
         let mut a = alert("rapid_tool_usage", Severity::Medium, "g1");
         a.message = "user u\r\nBcc: evil@example.com\r\n made calls".into();
-        a.key.insert("user_id".into(), "u\r\nBcc: evil@example.com".into());
+        a.key
+            .insert("user_id".into(), "u\r\nBcc: evil@example.com".into());
         let m = build_message(&email("secops"), "g1", &[a]).unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         let head = raw.split("\r\n\r\n").next().unwrap();
         assert!(
-            !head.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc")),
+            !head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc")),
             "{head}"
         );
         assert!(head.contains("Message-ID: <g1.736563"));

@@ -64,7 +64,12 @@ impl WebhookSender {
 
     /// One attempt at unix time `now_secs`: retryable on connection
     /// failures, timeouts, 5xx and 429; any other non-2xx is permanent.
-    pub async fn send(&self, group: &str, alerts: &[Alert], now_secs: i64) -> Result<(), SendError> {
+    pub async fn send(
+        &self,
+        group: &str,
+        alerts: &[Alert],
+        now_secs: i64,
+    ) -> Result<(), SendError> {
         let client = self
             .client
             .as_ref()
