@@ -812,3 +812,78 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `tls = "starttls"` or `"tls"` never falls back to plain SMTP: against a
+/// server without TLS the send fails and neither password nor mail leaves.
+#[test]
+fn tls_modes_never_fall_back_to_plaintext() {
+    init_env();
+    let smtp = SmtpServer::start(SmtpOptions {
+        auth: Some((SMTP_USER.into(), SMTP_PASS.into())),
+        ..Default::default()
+    });
+    for (mode, name) in [(TlsMode::StartTls, "starttls"), (TlsMode::Tls, "implicit")] {
+        let mut ch = email_channel(name, smtp.port, SMTP_PASS_ENV);
+        ch.tls = mode;
+        ch.allow_plaintext = false;
+        let cfg = DeliveryConfig {
+            email: vec![ch],
+            ..Default::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = mcpwatch::cli::test_alert::run_with(&cfg, None, &mut out, &mut err).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        eprintln!("{out}");
+        assert_eq!(code, 1, "{out}");
+        assert!(out.starts_with(&format!("{name}: ")) && !out.contains(": ok"));
+        assert!(!out.contains(SMTP_PASS));
+    }
+    assert!(smtp.messages().is_empty(), "nothing sent in plaintext");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_connection_failures_and_timeouts_are_retried() {
+    init_env();
+    // A port nobody listens on: bind, note, close.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let slow = Receiver::start(
+        Some(HOOK_SECRET),
+        Script {
+            delay: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let state = tempfile::tempdir().unwrap();
+    let cfg = DeliveryConfig {
+        webhook: vec![
+            webhook_channel("down", &format!("http://{closed}/hook"), 1_000),
+            webhook_channel("slow", &slow.url(), 300),
+        ],
+        routes: vec![route(&["down", "slow"], 0)],
+        ..Default::default()
+    };
+    let (h, _j, m) = start(&cfg, state.path(), fast_backoff());
+    h.submit(&alert("error_spike", Severity::Medium, "u", "t", 1))
+        .unwrap();
+    let retries = |c: &str| m.counter("mcpwatch_delivery_retries_total", &[("channel", c)]);
+    assert!(
+        eventually(Duration::from_secs(10), || retries("down") >= 2
+            && retries("slow") >= 2)
+        .await,
+        "down: {}, slow: {}",
+        retries("down"),
+        retries("slow")
+    );
+    assert!(dead_letters(state.path()).is_empty());
+    // The slow receiver speeds up: the pending group goes through.
+    slow.set_script(Script::default());
+    assert_eq!(slow.wait_accepted(1, Duration::from_secs(10)).len(), 1);
+    assert!(
+        eventually(Duration::from_secs(5), || h.pending() == 1).await,
+        "only `down` left"
+    );
+    h.shutdown().await;
+}

@@ -7,7 +7,9 @@ mod delivery_support;
 use std::process::Command;
 use std::time::Duration;
 
-use delivery_support::{Receiver, Script, SmtpOptions, SmtpServer};
+use delivery_support::{
+    Receiver, Script, SmtpOptions, SmtpServer, email_toml, route_toml, webhook_toml,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpwatch");
 const SMTP_USER: &str = "alerts@example.com";
@@ -16,43 +18,23 @@ const WRONG_PASS: &str = "cli-wrong-pass-9Xk4";
 const HOOK_SECRET: &str = "cli-whsec-3Lp8";
 
 fn settings(smtp_port: u16, ok_url: &str, bad_url: &str) -> String {
-    format!(
-        r#"
-[[channels.email]]
-name = "secops"
-smtp_host = "127.0.0.1"
-smtp_port = {smtp_port}
-tls = "none"
-allow_plaintext = true
-username = "{SMTP_USER}"
-password_env = "MCPWATCH_SMTP_PASSWORD"
-from = "mcpwatch@example.com"
-to = ["security@example.com"]
-
-[[channels.email]]
-name = "backup"
-smtp_host = "127.0.0.1"
-smtp_port = {smtp_port}
-tls = "none"
-allow_plaintext = true
-username = "{SMTP_USER}"
-password_env = "MCPWATCH_BACKUP_PASSWORD"
-from = "mcpwatch@example.com"
-to = ["backup@example.com"]
-
-[[channels.webhook]]
-name = "siem"
-url = "{ok_url}"
-secret_env = "MCPWATCH_WEBHOOK_SECRET"
-timeout = "5s"
-
-[[channels.webhook]]
-name = "pager"
-url = "{bad_url}"
-secret_env = "MCPWATCH_WEBHOOK_SECRET"
-timeout = "5s"
-"#
-    )
+    let mut s = String::new();
+    s += &email_toml(
+        "secops",
+        smtp_port,
+        Some((SMTP_USER, "MCPWATCH_SMTP_PASSWORD")),
+        "security@example.com",
+    );
+    s += &email_toml(
+        "backup",
+        smtp_port,
+        Some((SMTP_USER, "MCPWATCH_BACKUP_PASSWORD")),
+        "backup@example.com",
+    );
+    s += &webhook_toml("siem", ok_url, Some("MCPWATCH_WEBHOOK_SECRET"), "5s");
+    s += &webhook_toml("pager", bad_url, Some("MCPWATCH_WEBHOOK_SECRET"), "5s");
+    s += &route_toml(&["secops", "siem"], "1s");
+    s
 }
 
 fn test_alert(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -118,7 +100,11 @@ fn test_alert_sends_through_each_channel_and_reports_without_secrets() {
         "{}",
         mails[0].subject()
     );
-    assert!(mails[0].body().contains("this is a test sent by `mcpwatch test-alert`"));
+    assert!(
+        mails[0]
+            .body()
+            .contains("this is a test sent by `mcpwatch test-alert`")
+    );
     let hits = ok.accepted();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].signature_ok, Some(true));

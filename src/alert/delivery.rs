@@ -120,7 +120,16 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         }
         src = s.source();
     }
-    parts.join(": ")
+    // Libraries often print their source inside their own message too:
+    // drop segments that repeat the one before.
+    let joined = parts.join(": ");
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in joined.split(": ") {
+        if segs.last().is_none_or(|l| !l.eq_ignore_ascii_case(seg)) {
+            segs.push(seg);
+        }
+    }
+    segs.join(": ")
 }
 
 /// `10s`, `1500ms`.
@@ -584,6 +593,32 @@ pub async fn send_test(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_drops_repeated_segments() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "Connection error: Connection error: bad record",
+            Some(Box::new(E("bad record", None))),
+        );
+        assert_eq!(chain(&e), "Connection error: bad record");
+        let e = E(
+            "error sending request",
+            Some(Box::new(E("connection refused", None))),
+        );
+        assert_eq!(chain(&e), "error sending request: connection refused");
+    }
 
     #[test]
     fn redact_removes_secret_values() {

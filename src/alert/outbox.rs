@@ -364,7 +364,8 @@ impl Outbox {
             return Ok(Submitted::Duplicate);
         }
         if placements.is_empty() {
-            self.remember(&alert.id, now);
+            // Nothing will be sent, so nothing to de-duplicate: remember
+            // nothing (with no channel at all this is every alert).
             return Ok(Submitted::NotRouted);
         }
         if self.alerts.len() >= MAX_PENDING_ALERTS {
@@ -605,6 +606,12 @@ impl Outbox {
     fn remember(&mut self, id: &str, at: Millis) {
         if self.recent_ids.insert(id.to_string()) {
             self.recent.push_back((id.to_string(), at));
+        }
+        // Bounded between compactions too; the oldest go first.
+        while self.recent.len() > MAX_RECENT_IDS {
+            if let Some((old, _)) = self.recent.pop_front() {
+                self.recent_ids.remove(&old);
+            }
         }
     }
 

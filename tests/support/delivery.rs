@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -482,7 +482,40 @@ async fn handle(
     axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
 }
 
-/// A scratch directory path helper for state dirs.
-pub fn state_dir(root: &Path) -> PathBuf {
-    root.join("state")
+/// `[[channels.email]]` for a test SMTP server (plain SMTP on loopback);
+/// `auth` is (username, name of the password's environment variable).
+pub fn email_toml(name: &str, port: u16, auth: Option<(&str, &str)>, to: &str) -> String {
+    let mut s = format!(
+        "[[channels.email]]\nname = \"{name}\"\nsmtp_host = \"127.0.0.1\"\n\
+         smtp_port = {port}\ntls = \"none\"\nallow_plaintext = true\n\
+         from = \"mcpwatch@example.com\"\nto = [\"{to}\"]\n"
+    );
+    if let Some((user, env)) = auth {
+        s.push_str(&format!(
+            "username = \"{user}\"\npassword_env = \"{env}\"\n"
+        ));
+    }
+    s.push('\n');
+    s
+}
+
+/// `[[channels.webhook]]` for a receiver; `secret_env` names the variable.
+pub fn webhook_toml(name: &str, url: &str, secret_env: Option<&str>, timeout: &str) -> String {
+    let mut s = format!(
+        "[[channels.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n"
+    );
+    if let Some(env) = secret_env {
+        s.push_str(&format!("secret_env = \"{env}\"\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// `[[routes]]` sending every alert to `channels` after `group_wait`.
+pub fn route_toml(channels: &[&str], group_wait: &str) -> String {
+    let list: Vec<String> = channels.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "[[routes]]\nchannels = [{}]\nmin_severity = \"low\"\ngroup_wait = \"{group_wait}\"\n\n",
+        list.join(", ")
+    )
 }
