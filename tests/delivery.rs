@@ -590,10 +590,13 @@ async fn critical_alerts_reach_escalation_webhook_and_notification_emails() {
         ..Default::default()
     };
     let (h, _j, m) = start(&cfg, state.path(), DeliveryOptions::default());
-    h.submit(&alert("unusual_hours", Severity::Low, "u", "t", 1))
-        .unwrap();
     let crit = alert("disabled_tool", Severity::Critical, "u", "t", 2);
-    h.submit(&crit).unwrap();
+    // A backlog is handed over in one call (one fsync).
+    h.submit_all(&[
+        alert("unusual_hours", Severity::Low, "u", "t", 1),
+        crit.clone(),
+    ])
+    .unwrap();
     let hits = esc.wait_accepted(1, Duration::from_secs(10));
     assert_eq!(hits.len(), 1);
     assert_eq!(

@@ -384,6 +384,35 @@ impl DeliveryHandle {
         }
     }
 
+    /// [`DeliveryHandle::submit`] for many alerts with one fsync: for a
+    /// backlog (e.g. `run` catching up), where one flush per alert would be
+    /// the bottleneck. Durable when it returns `Ok`.
+    pub fn submit_all(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        let sh = &self.shared;
+        if *sh.stop.borrow() {
+            return Err(DeliveryError::Closed);
+        }
+        let batch: Vec<(&Alert, Vec<_>)> = alerts.iter().map(|a| (a, sh.router.route(a))).collect();
+        let now = sh.clock.now();
+        let mut ob = sh.outbox.lock().map_err(|_| DeliveryError::Closed)?;
+        let r = ob.submit_batch(&batch, now);
+        sh.update_gauge(&ob);
+        drop(ob);
+        // Wake every channel: cheap, and right even after a partial batch.
+        for n in sh.wake.values() {
+            n.notify_one();
+        }
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if matches!(e, OutboxError::Full(_)) {
+                    sh.metrics.inc(M_REFUSED, &[], 1);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
     /// Whether any channel is configured (without one, the daemon writes
     /// alerts to stderr besides the alert log).
     pub fn has_channels(&self) -> bool {

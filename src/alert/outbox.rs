@@ -360,6 +360,48 @@ impl Outbox {
         placements: &[Placement],
         now: Millis,
     ) -> Result<Submitted, OutboxError> {
+        let r = self.submit_unsynced(alert, placements, now)?;
+        if matches!(r, Submitted::Queued(_)) {
+            self.sync()?;
+        }
+        Ok(r)
+    }
+
+    /// Like [`Outbox::submit`] for many alerts with one fsync at the end
+    /// (a backlog of alerts then costs one disk flush, not one each). All
+    /// are durable when it returns `Ok`; the results are in input order.
+    pub fn submit_batch(
+        &mut self,
+        batch: &[(&Alert, Vec<Placement>)],
+        now: Millis,
+    ) -> Result<Vec<Submitted>, OutboxError> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut result = Ok(());
+        for (alert, placements) in batch {
+            match self.submit_unsynced(alert, placements, now) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Flush what was written even when one alert was refused.
+        self.sync()?;
+        result.map(|()| out)
+    }
+
+    fn sync(&mut self) -> Result<(), OutboxError> {
+        let jpath = self.dir.join(JOURNAL_FILE);
+        self.journal.sync_data().map_err(io_err(&jpath))
+    }
+
+    fn submit_unsynced(
+        &mut self,
+        alert: &Alert,
+        placements: &[Placement],
+        now: Millis,
+    ) -> Result<Submitted, OutboxError> {
         if self.knows(&alert.id) {
             return Ok(Submitted::Duplicate);
         }
@@ -396,13 +438,14 @@ impl Outbox {
             })
             .collect();
         let channels = to.iter().map(|s| s.channel.clone()).collect();
-        self.commit(
+        self.write_op(
             Op::Submit {
                 at: now,
                 alert: alert.clone(),
                 to,
             },
             now,
+            false,
         )?;
         Ok(Submitted::Queued(channels))
     }
@@ -617,6 +660,11 @@ impl Outbox {
 
     /// Journals `op` (fsynced), then applies it.
     fn commit(&mut self, op: Op, now: Millis) -> Result<(), OutboxError> {
+        self.write_op(op, now, true)
+    }
+
+    /// Appends `op` to the journal (fsynced when `sync`), then applies it.
+    fn write_op(&mut self, op: Op, now: Millis, sync: bool) -> Result<(), OutboxError> {
         let jpath = self.dir.join(JOURNAL_FILE);
         let mut line = serde_json::to_vec(&op).map_err(|e| OutboxError::Io {
             path: jpath.display().to_string(),
@@ -624,7 +672,9 @@ impl Outbox {
         })?;
         line.push(b'\n');
         self.journal.write_all(&line).map_err(io_err(&jpath))?;
-        self.journal.sync_data().map_err(io_err(&jpath))?;
+        if sync {
+            self.journal.sync_data().map_err(io_err(&jpath))?;
+        }
         self.apply(op);
         self.ops_since_snapshot += 1;
         if self.ops_since_snapshot >= COMPACT_EVERY_OPS {
@@ -1116,6 +1166,32 @@ mod tests {
         assert_eq!(ob.pending_count(), 1);
         assert_eq!(ob.pending()[0].alerts, vec!["a"]);
         assert_eq!(ob.pending()[0].attempts, 1);
+    }
+
+    #[test]
+    fn journal_is_compacted_and_full_groups_start_new_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let jpath = d.path().join(OUTBOX_DIR).join(JOURNAL_FILE);
+        let mut ob = open(d.path(), T0);
+        let p = vec![place("siem", "r0", 60_000)];
+        let alerts: Vec<Alert> = (0..COMPACT_EVERY_OPS + 5)
+            .map(|i| alert("x", Severity::Low, &format!("a{i:05}")))
+            .collect();
+        let batch: Vec<(&Alert, Vec<Placement>)> = alerts.iter().map(|a| (a, p.clone())).collect();
+        let r = ob.submit_batch(&batch, T0).unwrap();
+        assert!(r.iter().all(|r| matches!(r, Submitted::Queued(_))));
+        // Submitting the batch again adds nothing.
+        let r = ob.submit_batch(&batch, T0).unwrap();
+        assert!(r.iter().all(|r| *r == Submitted::Duplicate));
+        let journal_lines = std::fs::read_to_string(&jpath).unwrap().lines().count();
+        assert_eq!(journal_lines, 5, "compacted after {COMPACT_EVERY_OPS} ops");
+        let sizes: Vec<usize> = ob.pending().iter().map(|p| p.alerts.len()).collect();
+        assert_eq!(sizes, vec![MAX_GROUP_ALERTS, MAX_GROUP_ALERTS, 5]);
+        drop(ob);
+        let ob = open(d.path(), T0 + 1);
+        let sizes: Vec<usize> = ob.pending().iter().map(|p| p.alerts.len()).collect();
+        assert_eq!(sizes, vec![MAX_GROUP_ALERTS, MAX_GROUP_ALERTS, 5]);
+        assert_eq!(ob.pending()[1].group, format!("a{MAX_GROUP_ALERTS:05}"));
     }
 
     #[test]
