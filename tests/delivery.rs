@@ -274,7 +274,7 @@ async fn three_alerts_within_group_wait_are_one_signed_post_keyed_by_first_id() 
     let state = tempfile::tempdir().unwrap();
     let cfg = DeliveryConfig {
         webhook: vec![webhook_channel("siem", &rx.url(), 5_000)],
-        routes: vec![route(&["siem"], 800)],
+        routes: vec![route(&["siem"], 2_000)],
         ..Default::default()
     };
     let (h, _j, _m) = start(&cfg, state.path(), DeliveryOptions::default());

@@ -236,8 +236,10 @@ impl std::fmt::Debug for DeliveryHandle {
 pub struct Delivery;
 
 impl Delivery {
-    /// Starts delivery for the daemon (inside a tokio runtime): opens and
-    /// replays `<state_dir>/outbox`, then spawns the workers.
+    /// Starts delivery for the daemon: opens and replays
+    /// `<state_dir>/outbox`, then spawns the workers. Must be called inside
+    /// a tokio runtime (it spawns tasks). The caller holds the state
+    /// directory's lock: two processes must never share one outbox.
     pub fn start(
         config: &Config,
         state_dir: &Path,
@@ -353,7 +355,10 @@ fn describe(m: &Metrics) {
 impl DeliveryHandle {
     /// Routes `alert` and writes it to the outbox; durable when it returns
     /// `Ok`. An alert id already pending or delivered recently is ignored,
-    /// so re-submitting after a crash is safe. Never waits on a channel.
+    /// so re-submitting after a crash is safe. Never waits on a channel,
+    /// but does one fsync: from async code, call it where blocking for a
+    /// few milliseconds is fine (e.g. `spawn_blocking` or the detection
+    /// thread).
     pub fn submit(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let sh = &self.shared;
         if *sh.stop.borrow() {
