@@ -1194,6 +1194,130 @@ mod tests {
         assert_eq!(ob.pending()[1].group, format!("a{MAX_GROUP_ALERTS:05}"));
     }
 
+    mod model {
+        //! Random runs of submit / time / attempts / restarts against the
+        //! outbox's promise: every routed alert reaches each of its channels
+        //! exactly once, delivered or dead-lettered, whatever the order of
+        //! events and however often the process restarts between them.
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap as Map;
+
+        #[derive(Clone, Debug)]
+        enum Step {
+            Submit {
+                id: u8,
+                mail: Option<u8>,
+                siem: Option<u8>,
+                wait: i64,
+            },
+            Advance(i64),
+            Attempt {
+                mail: bool,
+                outcome: u8,
+            },
+            Reopen,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (0u8..12, proptest::option::of(0u8..2), proptest::option::of(0u8..2), 0i64..3_000)
+                    .prop_map(|(id, mail, siem, wait)| Step::Submit { id, mail, siem, wait }),
+                2 => (0i64..4_000).prop_map(Step::Advance),
+                4 => (any::<bool>(), 0u8..4).prop_map(|(mail, outcome)| Step::Attempt { mail, outcome }),
+                1 => Just(Step::Reopen),
+            ]
+        }
+
+        /// Per channel: alert id → times delivered or dead-lettered.
+        type Seen = Map<&'static str, Map<String, u32>>;
+
+        fn attempt(ob: &mut Outbox, ch: &'static str, outcome: u8, now: Millis, seen: &mut Seen) {
+            let Next::Send(job) = ob.next(ch, ch == "mail", 3, now).unwrap() else {
+                return;
+            };
+            let ended = match outcome {
+                0 | 1 => {
+                    ob.delivered(ch, &job.group, now).unwrap();
+                    true
+                }
+                2 => matches!(
+                    ob.failed(ch, &job.group, "HTTP 503", true, now).unwrap(),
+                    Failure::Dead { .. }
+                ),
+                _ => {
+                    ob.failed(ch, &job.group, "HTTP 400", false, now).unwrap();
+                    true
+                }
+            };
+            if ended {
+                for a in &job.alerts {
+                    *seen.entry(ch).or_default().entry(a.id.clone()).or_default() += 1;
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+            #[test]
+            fn every_routed_alert_ends_exactly_once_per_channel(steps in proptest::collection::vec(step(), 1..40)) {
+                let d = tempfile::tempdir().unwrap();
+                let backoff = Backoff { base: 500, max: 2_000 };
+                let max_age = 1_000_000_000;
+                let mut now = T0;
+                let mut ob = Outbox::open(d.path(), max_age, backoff, now).unwrap();
+                let mut expected: Map<&'static str, std::collections::BTreeSet<String>> = Map::new();
+                let mut seen: Seen = Map::new();
+                for s in steps {
+                    match s {
+                        Step::Submit { id, mail, siem, wait } => {
+                            let id = format!("id{id}");
+                            let mut p = Vec::new();
+                            if let Some(r) = mail { p.push(place("mail", &format!("r{r}"), wait)); }
+                            if let Some(r) = siem { p.push(place("siem", &format!("r{r}"), wait)); }
+                            let known = ob.knows(&id);
+                            let r = ob.submit(&alert("x", Severity::Low, &id), &p, now).unwrap();
+                            if !known && !p.is_empty() {
+                                prop_assert!(matches!(r, Submitted::Queued(_)));
+                                for pl in &p {
+                                    let ch = if pl.channel == "mail" { "mail" } else { "siem" };
+                                    expected.entry(ch).or_default().insert(id.clone());
+                                }
+                            }
+                        }
+                        Step::Advance(dt) => now += dt,
+                        Step::Attempt { mail, outcome } => {
+                            attempt(&mut ob, if mail { "mail" } else { "siem" }, outcome, now, &mut seen);
+                        }
+                        Step::Reopen => {
+                            drop(ob);
+                            ob = Outbox::open(d.path(), max_age, backoff, now).unwrap();
+                        }
+                    }
+                }
+                // Drain: time passes, channels recover.
+                for _ in 0..10_000 {
+                    let mut idle = true;
+                    for ch in ["mail", "siem"] {
+                        match ob.next(ch, ch == "mail", 3, now).unwrap() {
+                            Next::Idle => {}
+                            Next::At(t) => { idle = false; now = now.max(t); }
+                            Next::Send(_) => { idle = false; attempt(&mut ob, ch, 0, now, &mut seen); }
+                        }
+                    }
+                    if idle { break; }
+                }
+                prop_assert_eq!(ob.pending_count(), 0);
+                for ch in ["mail", "siem"] {
+                    let want = expected.get(ch).cloned().unwrap_or_default();
+                    let got = seen.get(ch).cloned().unwrap_or_default();
+                    prop_assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+                    prop_assert!(got.values().all(|n| *n == 1), "{}: {:?}", ch, got);
+                }
+            }
+        }
+    }
+
     #[test]
     fn not_routed_alert_writes_nothing() {
         let d = tempfile::tempdir().unwrap();
