@@ -515,6 +515,18 @@ async fn webhook_taking_10s_does_not_delay_email() {
         "shutdown took {:?}",
         t.elapsed()
     );
+    // A clean restart resumes the webhook's pending groups.
+    rx.set_script(Script::default());
+    let restarted = unix_now();
+    let (h, _j, _m) = start(&cfg, state.path(), DeliveryOptions::default());
+    assert_eq!(h.pending(), 2, "both webhook groups survived the shutdown");
+    let resumed = rx.wait_accepted(2, Duration::from_secs(8));
+    assert!(
+        resumed.iter().filter(|x| x.at >= restarted).count() >= 2,
+        "resent after the restart"
+    );
+    assert!(eventually(Duration::from_secs(5), || h.pending() == 0).await);
+    h.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
