@@ -3,6 +3,12 @@
 //! `Alert` is what detectors produce and every sink consumes; its JSON form
 //! is the contract (field names and order as in SPEC §4).
 
+pub mod delivery;
+pub mod email;
+pub mod outbox;
+pub mod router;
+pub mod webhook;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

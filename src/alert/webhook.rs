@@ -1,0 +1,167 @@
+//! The webhook channel: one signed JSON POST per group (reqwest, rustls).
+//!
+//! Body `{"version":"1","alerts":[...]}`; headers `Content-Type`,
+//! `Idempotency-Key` (the group's first alert id, the same on every retry)
+//! and, when the channel has a secret, `Mcpwatch-Signature:
+//! t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`, made
+//! fresh at each attempt so receivers can refuse stale replays. Header
+//! values never carry log content; the URL is never shown in errors (it may
+//! embed a token, as chat webhooks do).
+
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::Alert;
+use super::delivery::{SendError, chain};
+use crate::config::WebhookChannel;
+
+/// The webhook body of SPEC §5.
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    version: &'static str,
+    alerts: &'a [Alert],
+}
+
+/// The exact bytes POSTed (and signed).
+pub fn body(alerts: &[Alert]) -> Vec<u8> {
+    serde_json::to_vec(&Payload {
+        version: "1",
+        alerts,
+    })
+    .unwrap_or_default()
+}
+
+/// The `Mcpwatch-Signature` value for `body` sent at unix second `t`.
+pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Sends through one webhook channel.
+#[derive(Clone, Debug)]
+pub struct WebhookSender {
+    cfg: WebhookChannel,
+    client: Result<reqwest::Client, String>,
+}
+
+impl WebhookSender {
+    pub fn new(cfg: WebhookChannel) -> WebhookSender {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout.max(1) as u64))
+            // A redirected POST turns into a GET elsewhere: refuse instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| chain(&e.without_url()));
+        WebhookSender { cfg, client }
+    }
+
+    /// One attempt at unix time `now_secs`: retryable on connection
+    /// failures, timeouts, 5xx and 429; any other non-2xx is permanent.
+    pub async fn send(
+        &self,
+        group: &str,
+        alerts: &[Alert],
+        now_secs: i64,
+    ) -> Result<(), SendError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| SendError::permanent(format!("HTTP client setup failed: {e}")))?;
+        let body = body(alerts);
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &self.cfg.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| SendError::permanent(format!("invalid header name {k:?}")))?;
+            let value = reqwest::header::HeaderValue::from_str(v)
+                .map_err(|_| SendError::permanent(format!("invalid value for header {k}")))?;
+            headers.insert(name, value);
+        }
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        let key = reqwest::header::HeaderValue::from_str(group)
+            .map_err(|_| SendError::permanent("invalid group id".to_string()))?;
+        headers.insert("idempotency-key", key);
+        if let Some(var) = &self.cfg.secret_env {
+            // Never send unsigned when a secret was configured.
+            let secret = std::env::var(var).map_err(|_| {
+                SendError::retryable(format!("environment variable {var} is not set"))
+            })?;
+            let sig = signature(secret.as_bytes(), now_secs, &body);
+            let value = reqwest::header::HeaderValue::from_str(&sig)
+                .map_err(|_| SendError::permanent("invalid signature header".to_string()))?;
+            headers.insert("mcpwatch-signature", value);
+        }
+        let resp = client
+            .post(&self.cfg.url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        match resp {
+            Ok(r) => {
+                let status = r.status();
+                if status.is_success() {
+                    Ok(())
+                } else if status.is_server_error() || status.as_u16() == 429 {
+                    Err(SendError::retryable(format!("HTTP {status}")))
+                } else {
+                    Err(SendError::permanent(format!("HTTP {status}")))
+                }
+            }
+            Err(e) => {
+                let e = e.without_url();
+                if e.is_timeout() {
+                    Err(SendError::retryable(format!(
+                        "timed out after {}",
+                        crate::alert::delivery::fmt_millis(self.cfg.timeout)
+                    )))
+                } else if e.is_builder() {
+                    Err(SendError::permanent(chain(&e)))
+                } else if e.is_connect() {
+                    Err(SendError::retryable(format!(
+                        "connection failed: {}",
+                        chain(&e)
+                    )))
+                } else {
+                    Err(SendError::retryable(chain(&e)))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::router::tests::alert;
+    use crate::event::Severity;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_t_dot_body() {
+        // Computed independently with Python:
+        // hmac.new(b"s3cret", b"1700000000.{}", hashlib.sha256).hexdigest()
+        let sig = signature(b"s3cret", 1_700_000_000, b"{}");
+        assert_eq!(
+            sig,
+            "t=1700000000,v1=97926816e98fbb41ccb1673225ff29a2f35369099990e1b1561651e7bd097ebf"
+        );
+        assert_ne!(signature(b"other", 1_700_000_000, b"{}"), sig);
+        assert_ne!(signature(b"s3cret", 1_700_000_001, b"{}"), sig);
+    }
+
+    #[test]
+    fn body_is_versioned_list_of_alerts_in_spec_field_order() {
+        let a = alert("rapid_tool_usage", Severity::Medium, "abc");
+        let b = String::from_utf8(body(&[a])).unwrap();
+        assert!(b.starts_with("{\"version\":\"1\",\"alerts\":[{\"id\":\"abc\",\"rule\":\"rapid_tool_usage\",\"severity\":\"medium\",\"ts\":"));
+    }
+}

@@ -1,0 +1,124 @@
+//! `mcpwatch test-alert` end to end: the real binary, a real `mcpwatch.toml`,
+//! an aiosmtpd SMTP server and a webhook receiver on 127.0.0.1.
+
+#[path = "support/delivery.rs"]
+mod delivery_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use delivery_support::{
+    Receiver, Script, SmtpOptions, SmtpServer, email_toml, route_toml, webhook_toml,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcpwatch");
+const SMTP_USER: &str = "alerts@example.com";
+const SMTP_PASS: &str = "cli-smtp-pass-7Hq2";
+const WRONG_PASS: &str = "cli-wrong-pass-9Xk4";
+const HOOK_SECRET: &str = "cli-whsec-3Lp8";
+
+fn settings(smtp_port: u16, ok_url: &str, bad_url: &str) -> String {
+    let mut s = String::new();
+    s += &email_toml(
+        "secops",
+        smtp_port,
+        Some((SMTP_USER, "MCPWATCH_SMTP_PASSWORD")),
+        "security@example.com",
+    );
+    s += &email_toml(
+        "backup",
+        smtp_port,
+        Some((SMTP_USER, "MCPWATCH_BACKUP_PASSWORD")),
+        "backup@example.com",
+    );
+    s += &webhook_toml("siem", ok_url, Some("MCPWATCH_WEBHOOK_SECRET"), "5s");
+    s += &webhook_toml("pager", bad_url, Some("MCPWATCH_WEBHOOK_SECRET"), "5s");
+    s += &route_toml(&["secops", "siem"], "1s");
+    s
+}
+
+fn test_alert(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .arg("test-alert")
+        .args(args)
+        .env("MCPWATCH_SMTP_PASSWORD", SMTP_PASS)
+        .env("MCPWATCH_BACKUP_PASSWORD", WRONG_PASS)
+        .env("MCPWATCH_WEBHOOK_SECRET", HOOK_SECRET)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run mcpwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn test_alert_sends_through_each_channel_and_reports_without_secrets() {
+    let smtp = SmtpServer::start(SmtpOptions {
+        auth: Some((SMTP_USER.into(), SMTP_PASS.into())),
+        ..Default::default()
+    });
+    let ok = Receiver::start(Some(HOOK_SECRET), Script::default());
+    let bad = Receiver::start(
+        Some(HOOK_SECRET),
+        Script {
+            status: 503,
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mcpwatch.toml"),
+        settings(smtp.port, &ok.url(), &bad.url()),
+    )
+    .unwrap();
+
+    let (code, out, err) = test_alert(dir.path(), &[]);
+    assert_eq!(
+        out,
+        "secops: ok\n\
+         backup: 535 5.7.8 Authentication credentials invalid\n\
+         siem: ok\n\
+         pager: HTTP 503 Service Unavailable\n",
+        "stderr: {err}"
+    );
+    assert_eq!(code, 1, "a channel failed");
+    for secret in [SMTP_PASS, WRONG_PASS, HOOK_SECRET] {
+        assert!(!out.contains(secret), "secret in stdout");
+        assert!(!err.contains(secret), "secret in stderr");
+    }
+    let mails = smtp.wait_for(1, Duration::from_secs(5));
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_tos(), vec!["security@example.com"]);
+    assert!(
+        mails[0]
+            .subject()
+            .starts_with("[mcpwatch] LOW test_alert: This is a test alert"),
+        "{}",
+        mails[0].subject()
+    );
+    assert!(
+        mails[0]
+            .body()
+            .contains("this is a test sent by `mcpwatch test-alert`")
+    );
+    let hits = ok.accepted();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].signature_ok, Some(true));
+    assert_eq!(hits[0].json()["alerts"][0]["rule"], "test_alert");
+    assert_eq!(bad.hits().len(), 1, "test-alert tries once, no retries");
+
+    let (code, out, _) = test_alert(dir.path(), &["--channel", "siem"]);
+    assert_eq!((code, out.as_str()), (0, "siem: ok\n"));
+
+    let (code, out, err) = test_alert(dir.path(), &["--channel", "nope"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert!(
+        err.contains("unknown channel \"nope\"; configured channels: secops, backup, siem, pager"),
+        "{err}"
+    );
+}
