@@ -389,7 +389,7 @@ impl Tracked {
         nl: usize,
         end_off: u64,
     ) {
-        self.line += 1;
+        self.line = self.line.saturating_add(1);
         let len = end_off - self.offset;
         if self.skipping {
             self.skipping = false;
@@ -440,7 +440,7 @@ impl Tracked {
         let end_off = self.read_pos;
         // `finish_line` strips a `\r` before a newline; a partial line has
         // none, so keep it out of reach by passing the real end.
-        self.line += 1;
+        self.line = self.line.saturating_add(1);
         let len = end_off - self.offset;
         if self.skipping {
             self.skipping = false;
