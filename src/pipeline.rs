@@ -162,8 +162,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
 
     if let Some(addr) = opts.metrics_addr {
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
         let local = listener
             .local_addr()
             .map_err(|e| RunError::Metrics(addr, e))?;
@@ -280,9 +279,8 @@ impl Daemon {
     ) -> Result<Daemon, RunError> {
         let cp_path = opts.state_dir.join(checkpoint::CHECKPOINT_FILE);
         let doc: CheckpointDoc = match std::fs::read(&cp_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| RunError::Checkpoint(cp_path.display().to_string(), e.to_string()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CheckpointDoc::default(),
             Err(e) => return Err(RunError::Io(cp_path.display().to_string(), e)),
         };
@@ -398,7 +396,9 @@ impl Daemon {
         if *logged <= REJECTS_LOGGED_PER_CYCLE {
             tracing::warn!("{file}:{line}: line rejected ({})", reason.as_str());
         } else if *logged == REJECTS_LOGGED_PER_CYCLE + 1 {
-            tracing::warn!("more rejected lines in this read; counted in mcpwatch_lines_rejected_total");
+            tracing::warn!(
+                "more rejected lines in this read; counted in mcpwatch_lines_rejected_total"
+            );
         }
     }
 
@@ -578,7 +578,9 @@ impl AlertLog {
     /// Whether the file at `path` is still the one open (a rotation renames it).
     fn current(&self) -> bool {
         match (&self.file, std::fs::metadata(&self.path)) {
-            (Some(f), Ok(m)) => f.metadata().is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev()),
+            (Some(f), Ok(m)) => f
+                .metadata()
+                .is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev()),
             _ => false,
         }
     }
@@ -620,16 +622,17 @@ impl AlertLog {
         })
     }
 
-    /// Alert ids written after `pos` (all of the current file when it is
-    /// not the file `pos` describes).
+    /// Alert ids written after `pos` (all of the current file when there
+    /// is no checkpoint or it describes another file).
     fn ids_since(&self, pos: Option<AlertLogPos>) -> HashSet<String> {
         let mut ids = HashSet::new();
         let Ok(mut f) = File::open(&self.path) else {
             return ids;
         };
-        let Some(pos) = pos else { return ids };
-        let start = match f.metadata() {
-            Ok(m) if m.ino() == pos.ino && m.dev() == pos.dev => pos.len,
+        // No checkpoint: a lifetime may have written alerts and died before
+        // its first checkpoint, so every id in the file counts.
+        let start = match (pos, f.metadata()) {
+            (Some(pos), Ok(m)) if m.ino() == pos.ino && m.dev() == pos.dev => pos.len,
             _ => 0,
         };
         if f.seek(std::io::SeekFrom::Start(start)).is_err() {
@@ -639,7 +642,10 @@ impl AlertLog {
         struct IdOnly {
             id: String,
         }
-        for line in std::io::BufReader::new(f).split(b'\n').map_while(Result::ok) {
+        for line in std::io::BufReader::new(f)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
             if let Ok(a) = serde_json::from_slice::<IdOnly>(&line) {
                 ids.insert(a.id);
             }
@@ -676,10 +682,7 @@ fn watch(dir: &Path, tx: mpsc::SyncSender<Wake>) -> Option<notify::RecommendedWa
         RecursiveMode::Recursive
     };
     if let Err(e) = watcher.watch(&target, mode) {
-        tracing::warn!(
-            "cannot watch {} ({e}); polling only",
-            target.display()
-        );
+        tracing::warn!("cannot watch {} ({e}); polling only", target.display());
         return None;
     }
     Some(watcher)
@@ -745,17 +748,61 @@ async fn serve_metrics(
 /// HELP and TYPE lines for every metric the daemon exports.
 fn describe_metrics(m: &Metrics) {
     let d = [
-        ("mcpwatch_events_total", "counter", "Accepted audit events, by log file and kind."),
-        ("mcpwatch_lines_rejected_total", "counter", "Rejected lines, by log file and reason."),
-        ("mcpwatch_alerts_total", "counter", "Alerts raised, by rule and severity."),
-        ("mcpwatch_alerts_suppressed_total", "counter", "Rule hits suppressed by realert, by rule."),
-        ("mcpwatch_state_evictions_total", "counter", "Detector keys evicted because max_keys was reached, by rule."),
-        ("mcpwatch_checkpoint_writes_total", "counter", "Checkpoints written."),
-        ("mcpwatch_alert_latency_seconds", "summary", "Time from reading the firing line to appending its alert."),
-        ("mcpwatch_approvals_late_total", "counter", "Approve decisions that arrived after their call was judged a bypass."),
-        ("mcpwatch_bypass_unjudged_total", "counter", "Calls needing approval that had no request_id to judge."),
-        ("mcpwatch_deliveries_total", "counter", "Delivery attempts, by channel and result."),
-        ("mcpwatch_outbox_pending", "gauge", "Deliveries waiting in the outbox."),
+        (
+            "mcpwatch_events_total",
+            "counter",
+            "Accepted audit events, by log file and kind.",
+        ),
+        (
+            "mcpwatch_lines_rejected_total",
+            "counter",
+            "Rejected lines, by log file and reason.",
+        ),
+        (
+            "mcpwatch_alerts_total",
+            "counter",
+            "Alerts raised, by rule and severity.",
+        ),
+        (
+            "mcpwatch_alerts_suppressed_total",
+            "counter",
+            "Rule hits suppressed by realert, by rule.",
+        ),
+        (
+            "mcpwatch_state_evictions_total",
+            "counter",
+            "Detector keys evicted because max_keys was reached, by rule.",
+        ),
+        (
+            "mcpwatch_checkpoint_writes_total",
+            "counter",
+            "Checkpoints written.",
+        ),
+        (
+            "mcpwatch_alert_latency_seconds",
+            "summary",
+            "Time from reading the firing line to appending its alert.",
+        ),
+        (
+            "mcpwatch_approvals_late_total",
+            "counter",
+            "Approve decisions that arrived after their call was judged a bypass.",
+        ),
+        (
+            "mcpwatch_bypass_unjudged_total",
+            "counter",
+            "Calls needing approval that had no request_id to judge.",
+        ),
+        (
+            "mcpwatch_deliveries_total",
+            "counter",
+            "Delivery attempts, by channel and result.",
+        ),
+        (
+            "mcpwatch_outbox_pending",
+            "gauge",
+            "Deliveries waiting in the outbox.",
+        ),
     ];
     for (name, kind, help) in d {
         m.describe(name, kind, help);
