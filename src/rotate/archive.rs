@@ -261,39 +261,16 @@ pub(crate) fn archive_file_with(
         });
     }
     let (src_file, src_meta) = open_regular(src)?;
-    let result = (|| {
-        let (want, bytes_out) = compress_to_temp(&src_file, &src_meta, src, &tmp, level)?;
-        before_verify(&tmp).map_err(io_err(&tmp))?;
-        let got = verify_archive(&tmp)?;
-        if got != want {
-            return Err(ArchiveError::Mismatch {
-                path: tmp.clone(),
-                want_len: want.len,
-                want_hash: want.hex(),
-                got_len: got.len,
-                got_hash: got.hex(),
-            });
-        }
-        // A writer that kept appending while we compressed: the archive
-        // would miss its last lines, so do not delete the plain file.
-        let after = src_file.metadata().map_err(io_err(src))?.len();
-        if after != want.len {
-            return Err(ArchiveError::Changed {
-                path: src.to_path_buf(),
-                before: want.len,
-                after,
-            });
-        }
-        rename_noreplace(&tmp, dst)?;
-        Ok(CompressStats {
-            bytes_in: want.len,
-            bytes_out,
-        })
-    })();
-    let stats = match result {
+    let stats = compress_verified(&src_file, &src_meta, src, &tmp, level, before_verify).and_then(
+        |stats| {
+            rename_noreplace(&tmp, dst)?;
+            Ok(stats)
+        },
+    );
+    let stats = match stats {
         Ok(s) => s,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            remove_unless_not_ours(&tmp, &e);
             return Err(e);
         }
     };
@@ -301,6 +278,62 @@ pub(crate) fn archive_file_with(
     remove_same_file(src, &src_meta)?;
     sync_dir(dir);
     Ok(stats)
+}
+
+/// Compresses `src` into the new file `out` and verifies it, leaving `src`
+/// alone; on failure `out` is removed. What [`archive_file`] does minus the
+/// rename and the delete; the compression bench measures it.
+pub fn compress_copy(src: &Path, out: &Path, level: i32) -> Result<CompressStats, ArchiveError> {
+    let (src_file, src_meta) = open_regular(src)?;
+    compress_verified(&src_file, &src_meta, src, out, level, |_| Ok(()))
+        .inspect_err(|e| remove_unless_not_ours(out, e))
+}
+
+/// Removes our half-written output after a failure, unless the failure was
+/// that the name already existed: then the file there is someone else's.
+fn remove_unless_not_ours(out: &Path, e: &ArchiveError) {
+    if !matches!(e, ArchiveError::Exists { path } if path == out) {
+        let _ = std::fs::remove_file(out);
+    }
+}
+
+/// Compression into `out` (created, never replaced), verification by
+/// decompression against the digest of what was read, and a check that the
+/// source did not grow meanwhile. The caller removes `out` on failure.
+fn compress_verified(
+    src_file: &File,
+    src_meta: &Metadata,
+    src: &Path,
+    out: &Path,
+    level: i32,
+    before_verify: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<CompressStats, ArchiveError> {
+    let (want, bytes_out) = compress_to_temp(src_file, src_meta, src, out, level)?;
+    before_verify(out).map_err(io_err(out))?;
+    let got = verify_archive(out)?;
+    if got != want {
+        return Err(ArchiveError::Mismatch {
+            path: out.to_path_buf(),
+            want_len: want.len,
+            want_hash: want.hex(),
+            got_len: got.len,
+            got_hash: got.hex(),
+        });
+    }
+    // A writer that kept appending while we compressed: the archive would
+    // miss its last lines, so the plain file must stay.
+    let after = src_file.metadata().map_err(io_err(src))?.len();
+    if after != want.len {
+        return Err(ArchiveError::Changed {
+            path: src.to_path_buf(),
+            before: want.len,
+            after,
+        });
+    }
+    Ok(CompressStats {
+        bytes_in: want.len,
+        bytes_out,
+    })
 }
 
 /// Streams `src` (exactly the `meta.len()` bytes it had when opened) through
@@ -318,7 +351,15 @@ fn compress_to_temp(
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)
-        .map_err(io_err(tmp))?;
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                ArchiveError::Exists {
+                    path: tmp.to_path_buf(),
+                }
+            } else {
+                io_err(tmp)(e)
+            }
+        })?;
     let want_len = meta.len();
     let mut enc = zstd::stream::write::Encoder::new(BufWriter::with_capacity(CHUNK, out), level)
         .map_err(io_err(tmp))?;
@@ -462,6 +503,26 @@ mod tests {
         assert!(matches!(err, ArchiveError::NotRegular { .. }), "{err}");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert!(std::fs::symlink_metadata(&link).is_ok());
+    }
+
+    #[test]
+    fn existing_temp_of_another_pass_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("errors.log.1");
+        std::fs::write(&src, sample(10)).unwrap();
+        let dst = d.path().join("errors.log.20261123-000000.zst");
+        let tmp = d.path().join(".errors.log.20261123-000000.zst.tmp");
+        std::fs::write(&tmp, b"theirs").unwrap();
+        assert!(matches!(
+            archive_file(&src, &dst, 3),
+            Err(ArchiveError::Exists { .. })
+        ));
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"theirs");
+        assert!(src.exists());
+        let out = d.path().join("copy.zst");
+        std::fs::write(&out, b"theirs").unwrap();
+        assert!(compress_copy(&src, &out, 3).is_err());
+        assert_eq!(std::fs::read(&out).unwrap(), b"theirs");
     }
 
     #[test]
