@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
 use mcpwatch::metrics::Metrics;
 use mcpwatch::rotate::{
-    self, Action, CheckpointConsumption, Consumption, NoConsumer, RotateOptions, Rotator,
-    verify_archive,
+    self, Action, CheckpointConsumption, Consumption, DaemonConsumption, NoConsumer, RotateOptions,
+    Rotator, verify_archive,
 };
 
 struct Fixture {
@@ -446,6 +446,52 @@ fn checkpoint_gates_rotation_of_live_logs() {
         }),
     );
     assert_eq!(r.rotated.len(), 1);
+}
+
+#[test]
+fn daemon_renames_only_logs_its_tailer_follows_and_compresses_what_it_consumed() {
+    let f = fixture();
+    let now = t(2026, 11, 23, 14, 0, 0);
+    let p = f.write("tool-usage.log", &lines(10), now);
+    let meta = fs::metadata(&p).unwrap();
+    let mut o = f.opts();
+    o.max_size = 10;
+    // Not opened by the tailer yet: renaming would hide it from the tailer.
+    let r = pass(&o, now, &DaemonConsumption::new(vec![]));
+    assert!(r.rotated.is_empty());
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| matches!(a, Action::Skip { reason, .. }
+        if reason.contains("the tailer has not opened it yet")))
+    );
+    // Followed, even if behind: the tailer keeps reading it by inode.
+    let pos = FilePosition {
+        base: "tool-usage.log".into(),
+        name: "tool-usage.log".into(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        head_hash: 0,
+        head_len: 0,
+        offset: 5,
+        line: 0,
+    };
+    let behind = DaemonConsumption::new(vec![pos.clone()]);
+    let r = pass(&o, now, &behind);
+    assert_eq!(r.rotated.len(), 1);
+    let rotated = r.rotated[0].1.clone();
+    f.write("tool-usage.log", b"", now);
+    // Behind: not compressed after rotate_wait ...
+    pass(&o, now + chrono::Duration::minutes(5), &behind);
+    assert!(rotated.exists());
+    // ... but consumed, it is.
+    let done = DaemonConsumption::new(vec![FilePosition {
+        offset: meta.len(),
+        ..pos
+    }]);
+    pass(&o, now + chrono::Duration::minutes(5), &done);
+    assert!(!rotated.exists());
+    assert!(f.p("tool-usage.log.20261123-140000.zst").exists());
 }
 
 #[test]

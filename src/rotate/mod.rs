@@ -23,6 +23,27 @@
 //! [`names::classify`] accepts, directly in the log directory. What a reader
 //! still needs is asked through [`Consumption`]: the daemon answers from its
 //! tailer, `mcpwatch rotate` from the checkpoint on disk.
+//!
+//! # Use from the daemon
+//!
+//! ```no_run
+//! # fn demo(cfg: &mcpwatch::config::Config, metrics: &mcpwatch::metrics::Metrics,
+//! #         positions: Vec<mcpwatch::ingest::checkpoint::FilePosition>) {
+//! use mcpwatch::rotate::{DaemonConsumption, RotateOptions, Rotator};
+//! let dir = std::path::Path::new(".elevenlabs/audit");
+//! let state_dir = std::path::Path::new(".elevenlabs/mcpwatch");
+//! // Once, at start (keeps the set of archives already verified).
+//! let mut rotator = Rotator::new(RotateOptions::from_config(cfg, dir, state_dir));
+//! // Every minute, right after a tail cycle, on a blocking thread
+//! // (compression of a 100 MiB file takes about a second):
+//! let report = rotator
+//!     .pass(chrono::Utc::now(), &DaemonConsumption::new(positions), metrics)
+//!     .expect("log directory readable");
+//! if report.rotated.iter().any(|(base, _)| *base == "alerts.log") {
+//!     // reopen alerts.log before the next append
+//! }
+//! # }
+//! ```
 
 pub mod archive;
 pub mod hook;
@@ -174,7 +195,7 @@ impl Consumption for NoConsumer {
 /// ([`CheckpointConsumption::absent`]) a future `mcpwatch run` would read the
 /// live logs from their beginning, so they are not renamed, while rotated
 /// files (never read by a fresh daemon) count as consumed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CheckpointConsumption {
     files: Vec<FilePosition>,
     /// `Some(why)` when there is no checkpoint.
@@ -231,6 +252,42 @@ impl Consumption for CheckpointConsumption {
         match self.positions(meta).map(|p| p.offset).min() {
             Some(off) => format!("checkpoint has consumed {off} of its {} bytes", meta.len()),
             None => "not in the checkpoint: the daemon has not read it yet".into(),
+        }
+    }
+}
+
+/// The running daemon's view: the tailer's current positions (the same
+/// [`FilePosition`]s it checkpoints), taken just after a tail cycle.
+///
+/// A live log may be renamed once the tailer follows it (it then keeps
+/// reading the renamed file by inode, SPEC §6), even if it is behind; a log
+/// the tailer has not opened yet waits for the next cycle, or its content
+/// would never be read. A rotated file is consumed when no position on it is
+/// behind its size.
+#[derive(Clone, Debug, Default)]
+pub struct DaemonConsumption {
+    inner: CheckpointConsumption,
+}
+
+impl DaemonConsumption {
+    pub fn new(positions: Vec<FilePosition>) -> DaemonConsumption {
+        DaemonConsumption {
+            inner: CheckpointConsumption::new(TailCheckpoint { files: positions }),
+        }
+    }
+}
+
+impl Consumption for DaemonConsumption {
+    fn consumed(&self, path: &Path, meta: &Metadata) -> bool {
+        self.inner.consumed(path, meta)
+    }
+    fn may_rename(&self, _: &Path, meta: &Metadata) -> bool {
+        self.inner.positions(meta).next().is_some()
+    }
+    fn why_not(&self, path: &Path, meta: &Metadata) -> String {
+        match self.inner.positions(meta).next() {
+            Some(_) => self.inner.why_not(path, meta),
+            None => "the tailer has not opened it yet".into(),
         }
     }
 }
