@@ -908,3 +908,20 @@ fn real_logrotate_output_is_compressed_once_idle() {
     assert!(out.status.success());
     assert!(f.p("errors.log.1").exists() && f.p(&zst).exists());
 }
+
+#[test]
+fn archives_written_by_the_zstd_cli_verify_too() {
+    let f = fixture();
+    let data = lines(1000);
+    let plain = f.write("x", &data, t(2026, 11, 23, 0, 0, 0));
+    let zst = f.p("errors.log.20261123-000000.zst");
+    let out = Command::new("zstd")
+        .arg("-q")
+        .arg(&plain)
+        .arg("-o")
+        .arg(&zst)
+        .output()
+        .expect("the `zstd` CLI is required by this test: apt-get install zstd");
+    assert!(out.status.success());
+    assert_eq!(verify_archive(&zst).unwrap().len, data.len() as u64);
+}

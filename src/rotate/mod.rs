@@ -434,10 +434,12 @@ pub struct PassReport {
 
 impl PassReport {
     fn act(&mut self, a: Action) {
-        if !matches!(a, Action::Skip { .. }) {
-            tracing::info!(dry_run = self.dry_run, "{a}");
+        // Skips repeat every minute and verifications of old archives come
+        // by the hundred at start: debug. What changed the directory: info.
+        if matches!(a, Action::Skip { .. } | Action::Verify { .. }) {
+            tracing::debug!(dry_run = self.dry_run, "{a}");
         } else {
-            tracing::debug!("{a}");
+            tracing::info!(dry_run = self.dry_run, "{a}");
         }
         self.actions.push(a);
     }
