@@ -53,7 +53,9 @@ fn get(addr: &str, path: &str) -> String {
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
-    r.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()
+    r.split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default()
 }
 
 fn metric(body: &str, series: &str) -> f64 {
@@ -105,7 +107,10 @@ fn main() {
         {
             break a;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "daemon did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "daemon did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
 
@@ -164,7 +169,8 @@ fn main() {
             seq += 1;
             buf.push_str(&line(ts, &format!("u-{}", seq % USERS), seq));
         }
-        let burst = (tick % ticks_per_sec == ticks_per_sec / 2).then(|| format!("burst-{}", tick / ticks_per_sec));
+        let burst = (tick % ticks_per_sec == ticks_per_sec / 2)
+            .then(|| format!("burst-{}", tick / ticks_per_sec));
         if let Some(user) = &burst {
             for _ in 0..11 {
                 seq += 1;
@@ -239,5 +245,7 @@ fn main() {
 }
 
 fn terminate(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }

@@ -40,10 +40,12 @@ use crate::ingest::checkpoint::{self, StateLock, TailCheckpoint};
 use crate::ingest::parse::Parser;
 use crate::ingest::tail::{Batch, Tailer};
 use crate::metrics::Metrics;
+use crate::rotate::{DaemonConsumption, RotateOptions, Rotator};
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Rotation and pruning pass period in the daemon.
+/// Rotation and pruning pass period in the daemon (SPEC §6: every minute).
+/// `MCPWATCH_ROTATE_EVERY_MS` shortens it for tests.
 const ROTATE_EVERY: Duration = Duration::from_secs(60);
 /// Most bytes read from one file in one cycle: bounds the memory a huge
 /// backlog can take (the file is the buffer; the next cycle reads on).
@@ -211,13 +213,18 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     );
 
     let poll = Duration::from_millis(opts.config.settings.input.poll_interval.max(10) as u64);
+    let rotate_every = std::env::var("MCPWATCH_ROTATE_EVERY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(ROTATE_EVERY);
     let mut last_rotate = Instant::now();
     loop {
         let more = daemon.cycle()?;
         daemon.maybe_checkpoint(false)?;
-        if last_rotate.elapsed() >= ROTATE_EVERY {
+        if last_rotate.elapsed() >= rotate_every {
             last_rotate = Instant::now();
-            daemon.rotate_pass();
+            daemon.rotate_pass()?;
         }
         let wait = if more { Duration::ZERO } else { poll };
         match wake_rx.recv_timeout(wait) {
@@ -239,6 +246,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     // Finish what was read, then make it durable.
     daemon.cycle()?;
     daemon.maybe_checkpoint(true)?;
+    daemon.wait_rotation();
     drop(daemon);
     runtime.block_on(async {
         let _ = tokio::time::timeout(DELIVERY_SHUTDOWN, delivery.shutdown()).await;
@@ -253,7 +261,6 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 struct Daemon {
     dir: PathBuf,
     state_dir: PathBuf,
-    config: Config,
     tailer: Tailer,
     parser: Parser,
     engine: Engine,
@@ -268,6 +275,9 @@ struct Daemon {
     dirty: bool,
     last_checkpoint: Instant,
     alerts: Vec<Alert>,
+    rotator: Arc<std::sync::Mutex<Rotator>>,
+    /// The rotation pass in progress, if any.
+    rotating: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -313,7 +323,6 @@ impl Daemon {
         Ok(Daemon {
             dir: opts.dir.clone(),
             state_dir: opts.state_dir.clone(),
-            config: opts.config.clone(),
             tailer,
             parser: Parser {
                 max_line_bytes: settings.input.max_line_bytes,
@@ -329,6 +338,10 @@ impl Daemon {
             dirty: false,
             last_checkpoint: Instant::now(),
             alerts: Vec::new(),
+            rotator: Arc::new(std::sync::Mutex::new(Rotator::new(
+                RotateOptions::from_config(&opts.config, &opts.dir, &opts.state_dir),
+            ))),
+            rotating: None,
         })
     }
 
@@ -541,9 +554,35 @@ impl Daemon {
         Ok(())
     }
 
-    /// One rotation and pruning pass (SPEC §6).
-    fn rotate_pass(&mut self) {
-        let _ = (&self.config, &self.dir);
+    /// Starts one rotation and pruning pass (SPEC §6) on its own thread, so
+    /// compressing a large file never stalls detection. The pass sees the
+    /// positions of a checkpoint written just now: it compresses and deletes
+    /// only what a saved checkpoint has consumed.
+    fn rotate_pass(&mut self) -> Result<(), RunError> {
+        if self.rotating.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.wait_rotation();
+        self.maybe_checkpoint(true)?;
+        let positions = self.tailer.checkpoint().files;
+        let rotator = self.rotator.clone();
+        let metrics = self.metrics.clone();
+        self.rotating = Some(std::thread::spawn(move || {
+            let Ok(mut rotator) = rotator.lock() else {
+                return;
+            };
+            let consumption = DaemonConsumption::new(positions);
+            if let Err(e) = rotator.pass(chrono::Utc::now(), &consumption, &metrics) {
+                tracing::error!("rotation pass failed: {e}");
+            }
+        }));
+        Ok(())
+    }
+
+    fn wait_rotation(&mut self) {
+        if let Some(h) = self.rotating.take() {
+            let _ = h.join();
+        }
     }
 }
 

@@ -65,6 +65,10 @@ impl Project {
     }
 
     pub fn start(&self, extra: &[&str]) -> Daemon {
+        self.start_with_env(extra, &[])
+    }
+
+    pub fn start_with_env(&self, extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
         let _ = std::fs::remove_file(self.state().join("metrics.addr"));
         let stderr_path = self.path().join(format!(
             "daemon-{}.stderr",
@@ -78,6 +82,7 @@ impl Project {
             .args(["run", "--metrics-addr", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
