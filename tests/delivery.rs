@@ -297,6 +297,10 @@ async fn three_alerts_within_group_wait_are_one_signed_post_keyed_by_first_id() 
     assert_eq!(hit.header("idempotency-key"), Some(alerts[0].id.as_str()));
     assert_eq!(hit.header("content-type"), Some("application/json"));
     assert_eq!(hit.header("x-team"), Some("secops"));
+    assert!(
+        hit.header("user-agent")
+            .is_some_and(|u| u.starts_with("mcpwatch/"))
+    );
     assert_eq!(hit.signature_ok, Some(true), "valid, fresh signature");
     let json = hit.json();
     assert_eq!(json["version"], "1");
