@@ -906,3 +906,28 @@ async fn webhook_connection_failures_and_timeouts_are_retried() {
     );
     h.shutdown().await;
 }
+
+/// Chat-style webhook URLs carry a token in their path: errors never show
+/// the URL.
+#[test]
+fn webhook_errors_never_show_the_url() {
+    init_env();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cfg = DeliveryConfig {
+        webhook: vec![webhook_channel(
+            "chat",
+            &format!("http://{closed}/services/T0KEN-in-path-42"),
+            1_000,
+        )],
+        ..Default::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = mcpwatch::cli::test_alert::run_with(&cfg, None, &mut out, &mut err).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 1);
+    assert!(out.starts_with("chat: connection failed: "), "{out}");
+    assert!(!out.contains("T0KEN") && !out.contains("services"), "{out}");
+}
