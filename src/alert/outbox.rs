@@ -92,11 +92,14 @@ pub struct Backoff {
     pub max: Millis,
 }
 
+/// 1 s doubling up to 1 min: after an outage ends, alerts flow again within
+/// a minute, and since backoff is per channel a dead receiver costs one
+/// request a minute.
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             base: 1_000,
-            max: 300_000,
+            max: 60_000,
         }
     }
 }
