@@ -288,6 +288,13 @@ impl Outbox {
     ) -> Result<Outbox, OutboxError> {
         let dir = state_dir.join(OUTBOX_DIR);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Alerts name users and tools: the outbox is for this user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(&dir))?;
+        }
         let snap_path = dir.join(SNAPSHOT_FILE);
         let snapshot: Snapshot = match std::fs::read(&snap_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OutboxError::Io {
@@ -837,11 +844,14 @@ impl Outbox {
             source: std::io::Error::other(e),
         })?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io_err(path))?;
         f.write_all(&line).map_err(io_err(path))?;
         f.sync_data().map_err(io_err(path))?;
         Ok(())
