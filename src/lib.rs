@@ -29,3 +29,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod rotate;
+#[doc(hidden)]
+pub mod testkit;

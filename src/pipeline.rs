@@ -1,1 +1,818 @@
-//! TODO
+//! The daemon (`mcpwatch run`): the only place stages are wired together.
+//!
+//! ```text
+//!  notify events ─┐
+//!  poll interval ─┼─► wake ─► Tailer::poll ─► parse ─► ts merge ─► Engine
+//!  SIGTERM/INT ───┘                                                  │
+//!            checkpoint.json ◄── every second ◄── outbox ◄── alerts ◄┘
+//!                                                   │        alerts.log
+//!                                            delivery tasks (tokio)
+//! ```
+//!
+//! Detection runs on one plain thread (the tailer and the engine are
+//! synchronous and deterministic); a tokio runtime beside it serves
+//! `/metrics` and `/healthz`, waits for signals and runs the delivery tasks.
+//! Order of durability for each alert: outbox first, then `alerts.log`, then
+//! (at most a second later, after an fsync of `alerts.log`) the checkpoint
+//! that marks its line consumed. After a crash the lines after the
+//! checkpoint are read again and give the same alert ids; ids already in
+//! `alerts.log` past the checkpoint are not written or submitted again.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, Seek, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::alert::delivery::{Delivery, DeliveryHandle};
+use crate::config::Config;
+use crate::detect::{Engine, EngineState, LineRef, Stats};
+use crate::event::{Event, Kind, RejectReason};
+use crate::ingest::checkpoint::{self, StateLock, TailCheckpoint};
+use crate::ingest::parse::Parser;
+use crate::ingest::tail::{Batch, Tailer};
+use crate::metrics::Metrics;
+
+/// Minimum time between two checkpoint writes (SPEC: at most every second).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Rotation and pruning pass period in the daemon.
+const ROTATE_EVERY: Duration = Duration::from_secs(60);
+/// Most bytes read from one file in one cycle: bounds the memory a huge
+/// backlog can take (the file is the buffer; the next cycle reads on).
+const READ_LIMIT_PER_FILE: u64 = 64 * 1024 * 1024;
+/// Rejected lines logged one by one per cycle before only being counted.
+const REJECTS_LOGGED_PER_CYCLE: usize = 20;
+/// Wake-ups buffered between the watcher and the loop; more are pointless
+/// (one wake reads everything), so extra ones are dropped.
+const WAKE_QUEUE: usize = 64;
+/// How long shutdown waits for delivery to persist its state.
+const DELIVERY_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// Everything `run` needs, resolved by the command.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: Config,
+    pub dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Locked(#[from] checkpoint::LockError),
+    #[error("metrics endpoint: cannot listen on {0}: {1}")]
+    Metrics(SocketAddr, std::io::Error),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("checkpoint {0}: {1}")]
+    Checkpoint(String, String),
+    #[error("delivery: {0}")]
+    Delivery(String),
+}
+
+/// The daemon's checkpoint document.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CheckpointDoc {
+    tail: TailCheckpoint,
+    #[serde(default)]
+    engine: Option<EngineState>,
+    #[serde(default)]
+    alerts_log: Option<AlertLogPos>,
+}
+
+/// Where `alerts.log` ended when the checkpoint was written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct AlertLogPos {
+    dev: u64,
+    ino: u64,
+    len: u64,
+}
+
+/// Liveness facts for `/healthz`, written by the detection loop.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Unix ms of the last completed poll.
+    pub last_poll_ms: AtomicI64,
+    /// Unix ms of the last checkpoint written (or of start-up).
+    pub last_checkpoint_ms: AtomicI64,
+    /// Whether detection has consumed lines not yet in a checkpoint.
+    pub dirty: AtomicBool,
+    /// Bytes written but not consumed at the last poll.
+    pub lag_bytes: AtomicU64,
+    /// Poll interval in ms (what "keeping up" is measured against).
+    pub poll_interval_ms: AtomicI64,
+}
+
+impl Health {
+    /// `(healthy, JSON body)`.
+    pub fn report(&self, now_ms: i64) -> (bool, String) {
+        let poll_age = now_ms - self.last_poll_ms.load(Ordering::Relaxed);
+        let ckpt_age = now_ms - self.last_checkpoint_ms.load(Ordering::Relaxed);
+        let interval = self.poll_interval_ms.load(Ordering::Relaxed).max(1);
+        let tailing_ok = poll_age <= 3 * interval + 5_000;
+        let checkpoint_ok = !self.dirty.load(Ordering::Relaxed) || ckpt_age <= 10_000;
+        let ok = tailing_ok && checkpoint_ok;
+        let body = serde_json::json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "tailing": if tailing_ok { "ok" } else { "stalled" },
+            "checkpoint": if checkpoint_ok { "ok" } else { "behind" },
+            "last_poll_age_ms": poll_age,
+            "last_checkpoint_age_ms": ckpt_age,
+            "lag_bytes": self.lag_bytes.load(Ordering::Relaxed),
+        });
+        (ok, body.to_string())
+    }
+}
+
+/// Why the loop was woken.
+enum Wake {
+    Files,
+    Shutdown,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Blocks the calling thread.
+pub fn run(opts: RunOptions) -> Result<(), RunError> {
+    let _lock = StateLock::acquire(&opts.state_dir)?;
+    let metrics = Arc::new(Metrics::new());
+    describe_metrics(&metrics);
+    let health = Arc::new(Health::default());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    health.last_poll_ms.store(now_ms, Ordering::Relaxed);
+    health.last_checkpoint_ms.store(now_ms, Ordering::Relaxed);
+    health
+        .poll_interval_ms
+        .store(opts.config.settings.input.poll_interval, Ordering::Relaxed);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("mcpwatch-io")
+        .build()
+        .map_err(|e| RunError::Io("tokio runtime".into(), e))?;
+
+    let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
+
+    if let Some(addr) = opts.metrics_addr {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| RunError::Metrics(addr, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| RunError::Metrics(addr, e))?;
+        tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
+        let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
+        let (m, h) = (metrics.clone(), health.clone());
+        runtime.spawn(async move {
+            if let Err(e) = serve_metrics(listener, m, h).await {
+                tracing::error!("metrics endpoint stopped: {e}");
+            }
+        });
+    }
+
+    {
+        let tx = wake_tx.clone();
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(Wake::Shutdown);
+        });
+    }
+
+    let (delivery, delivery_task) = {
+        let _guard = runtime.enter();
+        Delivery::start(&opts.config, &opts.state_dir, metrics.clone())
+            .map_err(|e| RunError::Delivery(e.to_string()))?
+    };
+
+    let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
+    let _watcher = watch(&opts.dir, wake_tx.clone());
+    if opts.config.policy.is_none() {
+        tracing::warn!(
+            "no security-config.json: the policy is unknown, disabled_tool and approval_bypass are off"
+        );
+    }
+    for w in &opts.config.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        "watching {} (state in {})",
+        opts.dir.display(),
+        opts.state_dir.display()
+    );
+
+    let poll = Duration::from_millis(opts.config.settings.input.poll_interval.max(10) as u64);
+    let mut last_rotate = Instant::now();
+    loop {
+        let more = daemon.cycle()?;
+        daemon.maybe_checkpoint(false)?;
+        if last_rotate.elapsed() >= ROTATE_EVERY {
+            last_rotate = Instant::now();
+            daemon.rotate_pass();
+        }
+        let wait = if more { Duration::ZERO } else { poll };
+        match wake_rx.recv_timeout(wait) {
+            Ok(Wake::Shutdown) => break,
+            Ok(Wake::Files) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Coalesce a burst of wake-ups into one cycle.
+        let mut stop = false;
+        while let Ok(w) = wake_rx.try_recv() {
+            if matches!(w, Wake::Shutdown) {
+                stop = true;
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    // Finish what was read, then make it durable.
+    daemon.cycle()?;
+    daemon.maybe_checkpoint(true)?;
+    drop(daemon);
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(DELIVERY_SHUTDOWN, delivery.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), delivery_task).await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The detection loop's state.
+struct Daemon {
+    dir: PathBuf,
+    state_dir: PathBuf,
+    config: Config,
+    tailer: Tailer,
+    parser: Parser,
+    engine: Engine,
+    alert_log: AlertLog,
+    delivery: DeliveryHandle,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// Ids already in `alerts.log` past the checkpoint (after a crash).
+    written_ids: HashSet<String>,
+    /// Engine counters already exported to metrics.
+    exported: Stats,
+    dirty: bool,
+    last_checkpoint: Instant,
+    alerts: Vec<Alert>,
+}
+
+impl Daemon {
+    fn new(
+        opts: &RunOptions,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        delivery: DeliveryHandle,
+    ) -> Result<Daemon, RunError> {
+        let cp_path = opts.state_dir.join(checkpoint::CHECKPOINT_FILE);
+        let doc: CheckpointDoc = match std::fs::read(&cp_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| RunError::Checkpoint(cp_path.display().to_string(), e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CheckpointDoc::default(),
+            Err(e) => return Err(RunError::Io(cp_path.display().to_string(), e)),
+        };
+        let settings = &opts.config.settings;
+        let rotate_wait = Duration::from_millis(settings.rotation.rotate_wait.max(0) as u64);
+        let mut tailer = Tailer::new(
+            &opts.dir,
+            settings.input.max_line_bytes,
+            Some(doc.tail).filter(|t| !t.files.is_empty()),
+        )
+        .with_rotate_wait(rotate_wait);
+        tailer.set_read_limit(READ_LIMIT_PER_FILE);
+        let mut engine = Engine::new(&opts.config);
+        let exported = match doc.engine {
+            Some(state) => {
+                let stats = state.stats.clone();
+                engine.restore(state);
+                stats
+            }
+            None => Stats::default(),
+        };
+        let alert_log = AlertLog::open(&opts.dir.join("alerts.log"))?;
+        let written_ids = alert_log.ids_since(doc.alerts_log);
+        if !written_ids.is_empty() {
+            tracing::info!(
+                "{} alerts written after the last checkpoint will not be written again",
+                written_ids.len()
+            );
+        }
+        Ok(Daemon {
+            dir: opts.dir.clone(),
+            state_dir: opts.state_dir.clone(),
+            config: opts.config.clone(),
+            tailer,
+            parser: Parser {
+                max_line_bytes: settings.input.max_line_bytes,
+                now_ms: 0,
+            },
+            engine,
+            alert_log,
+            delivery,
+            metrics,
+            health,
+            written_ids,
+            exported,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            alerts: Vec::new(),
+        })
+    }
+
+    /// One cycle: read every file to its end, detect in ts order, emit.
+    /// Returns true when a read limit left more to read.
+    fn cycle(&mut self) -> Result<bool, RunError> {
+        let read_at = Instant::now();
+        self.parser.now_ms = chrono::Utc::now().timestamp_millis();
+        let batch = self
+            .tailer
+            .poll(read_at)
+            .map_err(|e| RunError::Io(self.dir.display().to_string(), e))?;
+        for e in &batch.errors {
+            tracing::warn!("cannot read {}: {}", e.path.display(), e.error);
+        }
+        let mut logged = 0usize;
+        for r in &batch.rejected {
+            self.reject(&r.file, r.kind, r.line_no, r.reason, &mut logged);
+        }
+        let events = self.parse_batch(&batch, &mut logged);
+        self.detect(&batch, &events, read_at)?;
+        self.export_engine_stats();
+        self.health
+            .last_poll_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        self.health
+            .lag_bytes
+            .store(self.tailer.lag_bytes(), Ordering::Relaxed);
+        if !batch.is_empty() {
+            self.dirty = true;
+            self.health.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(!batch.caught_up)
+    }
+
+    /// Parses the batch's lines into per-kind lists (file order kept).
+    fn parse_batch(&mut self, batch: &Batch, logged: &mut usize) -> [Vec<(Event, usize)>; 3] {
+        let mut per_kind: [Vec<(Event, usize)>; 3] = Default::default();
+        for (i, (line, bytes)) in batch.iter().enumerate() {
+            match self.parser.parse(line.kind, bytes) {
+                Ok(ev) => {
+                    self.metrics.inc(
+                        "mcpwatch_events_total",
+                        &[
+                            ("file", line.kind.base_file()),
+                            ("kind", line.kind.as_str()),
+                        ],
+                        1,
+                    );
+                    per_kind[line.kind as usize].push((ev, i));
+                }
+                Err(reason) => self.reject(&line.file, line.kind, line.line_no, reason, logged),
+            }
+        }
+        per_kind
+    }
+
+    fn reject(&self, file: &str, kind: Kind, line: u64, reason: RejectReason, logged: &mut usize) {
+        self.metrics.inc(
+            "mcpwatch_lines_rejected_total",
+            &[("file", kind.base_file()), ("reason", reason.as_str())],
+            1,
+        );
+        *logged += 1;
+        if *logged <= REJECTS_LOGGED_PER_CYCLE {
+            tracing::warn!("{file}:{line}: line rejected ({})", reason.as_str());
+        } else if *logged == REJECTS_LOGGED_PER_CYCLE + 1 {
+            tracing::warn!(
+                "more rejected lines in this read; counted in mcpwatch_lines_rejected_total"
+            );
+        }
+    }
+
+    /// Merges the three kinds by ts (ties in kind order) and runs the engine.
+    fn detect(
+        &mut self,
+        batch: &Batch,
+        per_kind: &[Vec<(Event, usize)>; 3],
+        read_at: Instant,
+    ) -> Result<(), RunError> {
+        let mut heads = [0usize; 3];
+        loop {
+            let mut best: Option<usize> = None;
+            for k in 0..3 {
+                if let Some((ev, _)) = per_kind[k].get(heads[k]) {
+                    match best {
+                        Some(b) if per_kind[b][heads[b]].0.ts <= ev.ts => {}
+                        _ => best = Some(k),
+                    }
+                }
+            }
+            let Some(k) = best else { break };
+            let (ev, idx) = &per_kind[k][heads[k]];
+            heads[k] += 1;
+            let line = &batch.lines[*idx];
+            self.engine.process(
+                ev,
+                LineRef {
+                    file: &line.file,
+                    line: line.line_no,
+                    raw: batch.bytes(line),
+                },
+                &mut self.alerts,
+            );
+        }
+        self.emit(read_at)
+    }
+
+    /// Emits the cycle's alerts: outbox first (one fsync for the batch),
+    /// then the alert log (see the module doc). Alerts already written
+    /// before a crash are dropped here, so neither sink sees them twice.
+    fn emit(&mut self, read_at: Instant) -> Result<(), RunError> {
+        if self.alerts.is_empty() {
+            return Ok(());
+        }
+        let mut alerts = std::mem::take(&mut self.alerts);
+        alerts.retain(|a| !self.written_ids.contains(&a.id));
+        if let Err(e) = self.delivery.submit_all(&alerts) {
+            // The alert log below still records them; say so loudly.
+            tracing::error!("{} alerts not queued for delivery: {e}", alerts.len());
+            self.metrics.inc(
+                "mcpwatch_deliveries_total",
+                &[("channel", "outbox"), ("result", "failed")],
+                alerts.len() as u64,
+            );
+        }
+        let mut text = String::new();
+        for a in &alerts {
+            text.push_str(&serde_json::to_string(a).unwrap_or_default());
+            text.push('\n');
+        }
+        self.alert_log.append(&text)?;
+        if !self.delivery.has_channels() {
+            eprint!("{text}");
+        }
+        let latency = read_at.elapsed().as_secs_f64();
+        for a in &alerts {
+            self.metrics.inc(
+                "mcpwatch_alerts_total",
+                &[("rule", &a.rule), ("severity", a.severity.as_str())],
+                1,
+            );
+            self.metrics
+                .observe_seconds("mcpwatch_alert_latency_seconds", &[], latency);
+        }
+        alerts.clear();
+        self.alerts = alerts;
+        Ok(())
+    }
+
+    fn export_engine_stats(&mut self) {
+        let now = self.engine.stats().clone();
+        for (rule, n) in &now.suppressed {
+            let before = self.exported.suppressed.get(rule).copied().unwrap_or(0);
+            if *n > before {
+                self.metrics.inc(
+                    "mcpwatch_alerts_suppressed_total",
+                    &[("rule", rule)],
+                    n - before,
+                );
+            }
+        }
+        for (rule, n) in &now.evictions {
+            let before = self.exported.evictions.get(rule).copied().unwrap_or(0);
+            if *n > before {
+                self.metrics.inc(
+                    "mcpwatch_state_evictions_total",
+                    &[("rule", rule)],
+                    n - before,
+                );
+            }
+        }
+        let late = now.late_approvals - self.exported.late_approvals.min(now.late_approvals);
+        if late > 0 {
+            self.metrics.inc("mcpwatch_approvals_late_total", &[], late);
+        }
+        let unjudged = now.bypass_unjudged - self.exported.bypass_unjudged.min(now.bypass_unjudged);
+        if unjudged > 0 {
+            self.metrics
+                .inc("mcpwatch_bypass_unjudged_total", &[], unjudged);
+        }
+        self.exported = now;
+    }
+
+    /// Writes the checkpoint when due (or `force`d and anything changed).
+    fn maybe_checkpoint(&mut self, force: bool) -> Result<(), RunError> {
+        if !self.dirty || (!force && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY) {
+            return Ok(());
+        }
+        let alerts_pos = self.alert_log.sync()?;
+        let doc = CheckpointDoc {
+            tail: self.tailer.checkpoint(),
+            engine: Some(self.engine.state().clone()),
+            alerts_log: Some(alerts_pos),
+        };
+        let bytes = serde_json::to_vec(&doc).map_err(|e| {
+            RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string())
+        })?;
+        let path = self.state_dir.join(checkpoint::CHECKPOINT_FILE);
+        checkpoint::write_atomic(&path, &bytes)
+            .map_err(|e| RunError::Io(path.display().to_string(), e))?;
+        self.metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
+        self.written_ids.clear();
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+        self.health.dirty.store(false, Ordering::Relaxed);
+        self.health
+            .last_checkpoint_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One rotation and pruning pass (SPEC §6).
+    fn rotate_pass(&mut self) {
+        let _ = (&self.config, &self.dir);
+    }
+}
+
+/// The append-only alert log (`<dir>/alerts.log`), reopened when rotated.
+struct AlertLog {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl AlertLog {
+    fn open(path: &Path) -> Result<AlertLog, RunError> {
+        let mut log = AlertLog {
+            path: path.to_path_buf(),
+            file: None,
+        };
+        if path.parent().is_some_and(Path::exists) {
+            log.reopen()?;
+        }
+        Ok(log)
+    }
+
+    fn reopen(&mut self) -> Result<(), RunError> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// Whether the file at `path` is still the one open (a rotation renames it).
+    fn current(&self) -> bool {
+        match (&self.file, std::fs::metadata(&self.path)) {
+            (Some(f), Ok(m)) => f
+                .metadata()
+                .is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev()),
+            _ => false,
+        }
+    }
+
+    /// Appends complete lines (`text` ends with a newline).
+    fn append(&mut self, text: &str) -> Result<(), RunError> {
+        if !self.current() {
+            if let Some(parent) = self.path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| RunError::Io(parent.display().to_string(), e))?;
+            }
+            self.reopen()?;
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        f.write_all(text.as_bytes())
+            .map_err(|e| RunError::Io(self.path.display().to_string(), e))
+    }
+
+    /// fsyncs and returns the position to checkpoint.
+    fn sync(&mut self) -> Result<AlertLogPos, RunError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(AlertLogPos {
+                dev: 0,
+                ino: 0,
+                len: 0,
+            });
+        };
+        f.sync_data()
+            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
+        let m = f
+            .metadata()
+            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
+        Ok(AlertLogPos {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+        })
+    }
+
+    /// Alert ids written after `pos` (all of the current file when there
+    /// is no checkpoint or it describes another file).
+    fn ids_since(&self, pos: Option<AlertLogPos>) -> HashSet<String> {
+        let mut ids = HashSet::new();
+        let Ok(mut f) = File::open(&self.path) else {
+            return ids;
+        };
+        // No checkpoint: a lifetime may have written alerts and died before
+        // its first checkpoint, so every id in the file counts.
+        let start = match (pos, f.metadata()) {
+            (Some(pos), Ok(m)) if m.ino() == pos.ino && m.dev() == pos.dev => pos.len,
+            _ => 0,
+        };
+        if f.seek(std::io::SeekFrom::Start(start)).is_err() {
+            return ids;
+        }
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: String,
+        }
+        for line in std::io::BufReader::new(f)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            if let Ok(a) = serde_json::from_slice::<IdOnly>(&line) {
+                ids.insert(a.id);
+            }
+        }
+        ids
+    }
+}
+
+/// Watches the audit directory (or, until it exists, its nearest existing
+/// ancestor) and turns every event into a wake-up. The periodic poll backs
+/// it up: a missed or overflowed notification costs at most one interval.
+fn watch(dir: &Path, tx: mpsc::SyncSender<Wake>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.try_send(Wake::Files);
+    })
+    .map_err(|e| tracing::warn!("file notifications unavailable ({e}); polling only"))
+    .ok()?;
+    let mut target = dir.to_path_buf();
+    let mode = if dir.exists() {
+        RecursiveMode::NonRecursive
+    } else {
+        // Watch the nearest existing ancestor recursively so the
+        // directory's creation wakes us.
+        while !target.exists() {
+            match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => target = p.to_path_buf(),
+                _ => {
+                    target = PathBuf::from(".");
+                    break;
+                }
+            }
+        }
+        RecursiveMode::Recursive
+    };
+    if let Err(e) = watcher.watch(&target, mode) {
+        tracing::warn!("cannot watch {} ({e}); polling only", target.display());
+        return None;
+    }
+    Some(watcher)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+async fn serve_metrics(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> std::io::Result<()> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get({
+                let m = metrics.clone();
+                move || {
+                    let m = m.clone();
+                    async move {
+                        (
+                            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            m.render(),
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let h = health.clone();
+                async move {
+                    let (ok, body) = h.report(chrono::Utc::now().timestamp_millis());
+                    let code = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (code, [(header::CONTENT_TYPE, "application/json")], body)
+                }
+            }),
+        );
+    axum::serve(listener, app).await
+}
+
+/// HELP and TYPE lines for every metric the daemon exports.
+fn describe_metrics(m: &Metrics) {
+    let d = [
+        (
+            "mcpwatch_events_total",
+            "counter",
+            "Accepted audit events, by log file and kind.",
+        ),
+        (
+            "mcpwatch_lines_rejected_total",
+            "counter",
+            "Rejected lines, by log file and reason.",
+        ),
+        (
+            "mcpwatch_alerts_total",
+            "counter",
+            "Alerts raised, by rule and severity.",
+        ),
+        (
+            "mcpwatch_alerts_suppressed_total",
+            "counter",
+            "Rule hits suppressed by realert, by rule.",
+        ),
+        (
+            "mcpwatch_state_evictions_total",
+            "counter",
+            "Detector keys evicted because max_keys was reached, by rule.",
+        ),
+        (
+            "mcpwatch_checkpoint_writes_total",
+            "counter",
+            "Checkpoints written.",
+        ),
+        (
+            "mcpwatch_alert_latency_seconds",
+            "summary",
+            "Time from reading the firing line to appending its alert.",
+        ),
+        (
+            "mcpwatch_approvals_late_total",
+            "counter",
+            "Approve decisions that arrived after their call was judged a bypass.",
+        ),
+        (
+            "mcpwatch_bypass_unjudged_total",
+            "counter",
+            "Calls needing approval that had no request_id to judge.",
+        ),
+        (
+            "mcpwatch_deliveries_total",
+            "counter",
+            "Delivery attempts, by channel and result.",
+        ),
+        (
+            "mcpwatch_outbox_pending",
+            "gauge",
+            "Deliveries waiting in the outbox.",
+        ),
+    ];
+    for (name, kind, help) in d {
+        m.describe(name, kind, help);
+    }
+    for k in Kind::ALL {
+        m.touch(
+            "mcpwatch_events_total",
+            &[("file", k.base_file()), ("kind", k.as_str())],
+        );
+    }
+    m.touch("mcpwatch_checkpoint_writes_total", &[]);
+    m.set_gauge("mcpwatch_outbox_pending", &[], 0.0);
+}

@@ -1,10 +1,13 @@
-//! `mcpwatch check` (SPEC §7).
+//! `mcpwatch check` (SPEC §7): load every configuration source, print what
+//! was loaded (exit 0) or every error (exit 2); with `--tool`, classify
+//! tools under the policy instead.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CommonArgs;
+use super::{CommonArgs, EXIT_OK, EXIT_USAGE};
+use crate::config::{self, Config, RuleName, Sources};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -16,6 +19,129 @@ pub struct CheckArgs {
     pub tools: Vec<String>,
 }
 
-pub fn run(_common: &CommonArgs, _args: CheckArgs) -> anyhow::Result<u8> {
-    super::not_yet("check")
+pub fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {
+    let sources = Sources::from_args(
+        common.config.clone(),
+        common.rules.clone(),
+        common.settings.clone(),
+        args.dir,
+    );
+    let cfg = match config::load(&sources) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if args.tools.is_empty() {
+        print!("{}", summary(&cfg));
+    } else {
+        for line in tool_lines(&cfg, &args.tools) {
+            println!("{line}");
+        }
+    }
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(EXIT_OK)
+}
+
+/// `NAME: <class> (<rule>)` per tool, in the order given.
+pub fn tool_lines(cfg: &Config, tools: &[String]) -> Vec<String> {
+    tools
+        .iter()
+        .map(|t| match &cfg.policy {
+            Some(p) => {
+                let (class, why) = p.decide(t);
+                format!("{t}: {class} ({why})")
+            }
+            None => format!("{t}: unknown (no security-config.json: the policy is unknown)"),
+        })
+        .collect()
+}
+
+/// What was loaded, one fact per line.
+pub fn summary(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let s = &cfg.sources;
+    let mut out = String::new();
+    let _ = match (&s.config, &cfg.policy) {
+        (Some(path), Some(p)) => writeln!(
+            out,
+            "security-config: {} (approvalMode {}; {} named tools, {} patterns)",
+            path.display(),
+            p.mode.as_str(),
+            p.named_tools().len(),
+            p.auto_approved.patterns().len()
+                + p.requires_approval.patterns().len()
+                + p.disabled.patterns().len()
+        ),
+        _ => writeln!(
+            out,
+            "security-config: none (policy unknown; disabled_tool and approval_bypass off)"
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "audit config: {}",
+        s.audit_config
+            .as_ref()
+            .map_or("none (defaults)".to_string(), |p| p.display().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "retention: {} days, compress {}",
+        cfg.retention.days, cfg.retention.compress
+    );
+    let _ = match &s.rules_dir {
+        Some(d) => {
+            let names: Vec<&str> = s.rule_files.iter().map(|r| r.as_str()).collect();
+            writeln!(
+                out,
+                "rules: {} (files for {} of 7 rules{}{}; the rest built-in)",
+                d.display(),
+                names.len(),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            )
+        }
+        None => writeln!(out, "rules: built-in"),
+    };
+    let active: Vec<&str> = RuleName::ALL
+        .iter()
+        .filter(|r| cfg.rule_active(**r))
+        .map(|r| r.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "rules active: {} of {} ({})",
+        active.len(),
+        RuleName::ALL.len(),
+        active.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "settings: {}",
+        s.settings
+            .as_ref()
+            .map_or("none (defaults)".to_string(), |p| p.display().to_string())
+    );
+    let _ = writeln!(out, "log dir: {}", s.dir.display());
+    let st = &cfg.settings;
+    let _ = writeln!(
+        out,
+        "channels: {} email, {} webhook; routes: {}",
+        st.email.len(),
+        st.webhook.len(),
+        st.routes.len()
+    );
+    let _ = writeln!(
+        out,
+        "metrics: {}",
+        st.metrics_addr.map_or("off".to_string(), |a| a.to_string())
+    );
+    let _ = writeln!(out, "configuration OK");
+    out
 }

@@ -94,12 +94,74 @@ pub fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Loads the configuration for a command; on errors prints them all to
+/// stderr and returns the exit code (2).
+pub fn load_config(
+    common: &CommonArgs,
+    dir: Option<&std::path::Path>,
+) -> Result<crate::config::Config, u8> {
+    let sources = crate::config::Sources {
+        config: common.config.clone(),
+        rules: common.rules.clone(),
+        settings: common.settings.clone(),
+        dir: dir.map(std::path::Path::to_path_buf),
+    };
+    match crate::config::load(&sources) {
+        Ok(c) => Ok(c),
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// Parses `--since`/`--until`: a duration back from `now` (`24h`, `7d`)
+/// or an RFC 3339 time.
+pub fn parse_time_arg(s: &str, now: crate::event::Millis) -> Result<crate::event::Millis, String> {
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(d.timestamp_millis());
+    }
+    match crate::config::parse_duration(s) {
+        Ok(d) => Ok(now - d),
+        Err(_) => Err(format!(
+            "invalid time {s:?}; expected a duration back from now (e.g. 24h, 7d) or RFC 3339 (e.g. 2026-11-23T00:00:00Z)"
+        )),
+    }
+}
+
+/// The selection of `--since` and `--until`.
+pub fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: crate::event::Millis,
+) -> Result<crate::ingest::merge::TimeRange, String> {
+    Ok(crate::ingest::merge::TimeRange {
+        since: since.map(|s| parse_time_arg(s, now)).transpose()?,
+        until: until.map(|s| parse_time_arg(s, now)).transpose()?,
+    })
+}
+
+/// Text from log lines made safe for a terminal: control characters are
+/// shown escaped so a line cannot move the cursor or fake output.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Placeholder for commands whose issue has not landed yet.

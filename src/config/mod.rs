@@ -5,12 +5,20 @@
 //! `file:line:col`, the field and the allowed values, so `check` can report
 //! them all at once.
 
+mod rules;
+mod security;
+mod settings;
+mod tree;
 mod types;
+pub use rules::{BUILTIN_RULES, allowed_keys, builtin as builtin_rules};
+pub use settings::{DEFAULT_DIR, DEFAULT_METRICS_ADDR, parse_addr, parse_size};
 pub use types::*;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::detect::policy::Policy;
 use crate::event::Millis;
+use tree::{Ctx, SyntaxError};
 
 /// Where the configuration comes from. `None` means "the default place if
 /// it exists" (SPEC §7), resolved by [`Sources::resolve`].
@@ -25,6 +33,46 @@ pub struct Sources {
     /// The audit log directory (its `config.json` holds retention); when
     /// `None`, the settings' `input.dir` (default `.elevenlabs/audit`).
     pub dir: Option<PathBuf>,
+}
+
+/// The default file names, relative to the working directory (SPEC §7).
+pub const DEFAULT_CONFIG: &str = "security-config.json";
+pub const DEFAULT_RULES: &str = "rules";
+pub const DEFAULT_SETTINGS: &str = "mcpwatch.toml";
+
+impl Sources {
+    /// The sources as the command line gave them (`--config`, `--rules`,
+    /// `--settings`, `--dir`); absent ones are defaulted by [`load`].
+    pub fn from_args(
+        config: Option<PathBuf>,
+        rules: Option<PathBuf>,
+        settings: Option<PathBuf>,
+        dir: Option<PathBuf>,
+    ) -> Sources {
+        Sources {
+            config,
+            rules,
+            settings,
+            dir,
+        }
+    }
+
+    /// Fills each absent source with its default place when that exists
+    /// in the working directory; an absent `dir` stays `None` (it comes
+    /// from the settings' `input.dir`).
+    pub fn resolve(&self) -> Sources {
+        fn default_if_exists(given: &Option<PathBuf>, name: &str) -> Option<PathBuf> {
+            given
+                .clone()
+                .or_else(|| Path::new(name).exists().then(|| PathBuf::from(name)))
+        }
+        Sources {
+            config: default_if_exists(&self.config, DEFAULT_CONFIG),
+            rules: default_if_exists(&self.rules, DEFAULT_RULES),
+            settings: default_if_exists(&self.settings, DEFAULT_SETTINGS),
+            dir: self.dir.clone(),
+        }
+    }
 }
 
 /// One configuration problem, displayed as `file:line:col: field: message`.
@@ -56,9 +104,313 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Loads and validates every source. TODO(config issue): implement.
-pub fn load(_sources: &Sources) -> Result<Config, ConfigErrors> {
-    todo!("config::load")
+impl Config {
+    /// No files at all: built-in rules, default settings, no policy.
+    pub fn defaults() -> Config {
+        Config {
+            policy: None,
+            security: default_security(),
+            retention: Retention::default(),
+            rules: rules::builtin(),
+            settings: Settings::default(),
+            warnings: Vec::new(),
+            sources: LoadedSources {
+                dir: PathBuf::from(DEFAULT_DIR),
+                ..LoadedSources::default()
+            },
+        }
+    }
+
+    /// Whether a rule runs: enabled, and for `disabled_tool` and
+    /// `approval_bypass` a policy is known (SPEC §2: with no
+    /// `security-config.json` they stay off).
+    pub fn rule_active(&self, name: RuleName) -> bool {
+        self.rules.get(name).enabled
+            && (self.policy.is_some()
+                || !matches!(name, RuleName::DisabledTool | RuleName::ApprovalBypass))
+    }
+
+    /// The audit log directory: `--dir`, else `input.dir`.
+    pub fn dir(&self) -> &Path {
+        &self.sources.dir
+    }
+
+    /// The state directory: `state_dir`, else `<dir>/../mcpwatch` (SPEC §2).
+    /// Commands with `--state-dir` override it themselves.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.settings.state_dir {
+            Some(d) => d.clone(),
+            None => match self.dir().parent() {
+                Some(p) => p.join("mcpwatch"),
+                None => self.dir().join("..").join("mcpwatch"),
+            },
+        }
+    }
+}
+
+/// Parses the text of a `security-config.json` into its policy, for tests
+/// and tools that hold the text rather than a file. `file` names it in
+/// errors.
+pub fn policy_from_json(text: &str, file: &str) -> Result<(Policy, SecurityExtras), ConfigErrors> {
+    let root = tree::parse_json(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            line: e.pos.line,
+            col: e.pos.col,
+            field: "syntax".into(),
+            message: lowercase_first(&e.message),
+        }])
+    })?;
+    let mut cx = Ctx::new(file, "an object");
+    let sec = security::check_security(&root, &mut cx);
+    if cx.errors.is_empty() {
+        Ok(((*sec.policy).clone(), sec.extras))
+    } else {
+        cx.errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(cx.errors))
+    }
+}
+
+fn default_security() -> SecurityExtras {
+    SecurityExtras {
+        timeout_is_denial: true,
+        anomaly_detection: true,
+        audit_logging: true,
+        ..SecurityExtras::default()
+    }
+}
+
+/// The rules `monitoring.anomalyDetection: false` turns off.
+const ANOMALY_RULES: [RuleName; 4] = [
+    RuleName::RapidToolUsage,
+    RuleName::UnusualHours,
+    RuleName::HighDenialRate,
+    RuleName::NewToolUsage,
+];
+
+/// Per-file results: a syntax error stops everything (reported alone);
+/// semantic errors accumulate.
+struct Collector {
+    syntax: Option<ConfigError>,
+    errors: Vec<ConfigError>,
+}
+
+impl Collector {
+    fn read(&mut self, path: &Path) -> Option<String> {
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                // Editors on Windows write a BOM; it is not part of the JSON.
+                Ok(s) => Some(match s.strip_prefix('\u{feff}') {
+                    Some(rest) => rest.to_string(),
+                    None => s,
+                }),
+                Err(e) => {
+                    self.errors.push(file_error(
+                        path,
+                        format!(
+                            "not UTF-8 (invalid byte at offset {})",
+                            e.utf8_error().valid_up_to()
+                        ),
+                    ));
+                    None
+                }
+            },
+            Err(e) => {
+                self.errors
+                    .push(file_error(path, format!("cannot read: {e}")));
+                None
+            }
+        }
+    }
+
+    fn syntax(&mut self, path: &Path, e: SyntaxError) {
+        if self.syntax.is_none() {
+            self.syntax = Some(ConfigError {
+                file: path.display().to_string(),
+                line: e.pos.line,
+                col: e.pos.col,
+                field: "syntax".into(),
+                message: lowercase_first(&e.message),
+            });
+        }
+    }
+
+    fn take(&mut self, mut cx: Ctx) {
+        cx.errors.sort_by_key(|e| (e.line, e.col));
+        self.errors.append(&mut cx.errors);
+    }
+}
+
+/// Parsers start messages with a capital; ours are lowercase after `: `.
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn file_error(path: &Path, message: String) -> ConfigError {
+    ConfigError {
+        file: path.display().to_string(),
+        line: 1,
+        col: 1,
+        field: "file".into(),
+        message,
+    }
+}
+
+/// Loads and validates every source (SPEC §2). A syntax error is returned
+/// alone; otherwise every semantic error of every file, each file's errors
+/// in position order, files in the order security-config.json, the audit
+/// `config.json`, rules, `mcpwatch.toml`.
+pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
+    let src = sources.resolve();
+    let mut col = Collector {
+        syntax: None,
+        errors: Vec::new(),
+    };
+    let mut cfg = Config::defaults();
+    let mut settings_errors = Vec::new();
+
+    // Settings first: they name the log directory.
+    if let Some(path) = &src.settings {
+        cfg.sources.settings = Some(path.clone());
+        if let Some(text) = col.read(path) {
+            match tree::parse_toml(&text) {
+                Ok(root) => {
+                    let mut cx = Ctx::new(path.display().to_string(), "a table");
+                    cfg.settings = settings::check_settings(&root, &mut cx);
+                    cx.errors.sort_by_key(|e| (e.line, e.col));
+                    settings_errors = cx.errors;
+                }
+                Err(e) => col.syntax(path, e),
+            }
+        }
+    }
+    cfg.sources.dir = src
+        .dir
+        .clone()
+        .unwrap_or_else(|| cfg.settings.input.dir.clone());
+
+    let mut retention_sec = security::RetentionPatch::default();
+    if let Some(path) = &src.config {
+        cfg.sources.config = Some(path.clone());
+        if let Some(text) = col.read(path) {
+            match tree::parse_json(&text) {
+                Ok(root) => {
+                    let mut cx = Ctx::new(path.display().to_string(), "an object");
+                    let sec = security::check_security(&root, &mut cx);
+                    cfg.policy = Some(sec.policy);
+                    cfg.security = sec.extras;
+                    cfg.warnings.extend(sec.warnings);
+                    retention_sec = sec.retention;
+                    col.take(cx);
+                }
+                Err(e) => col.syntax(path, e),
+            }
+        }
+    }
+
+    let audit_path = cfg.sources.dir.join("config.json");
+    let mut retention_audit = security::RetentionPatch::default();
+    if audit_path.is_file() {
+        cfg.sources.audit_config = Some(audit_path.clone());
+        if let Some(text) = col.read(&audit_path) {
+            match tree::parse_json(&text) {
+                Ok(root) => {
+                    let mut cx = Ctx::new(audit_path.display().to_string(), "an object");
+                    retention_audit = security::check_audit(&root, &mut cx);
+                    col.take(cx);
+                }
+                Err(e) => col.syntax(&audit_path, e),
+            }
+        }
+    }
+    // Where both set retention, the audit directory's config.json wins.
+    retention_sec.apply(&mut cfg.retention);
+    retention_audit.apply(&mut cfg.retention);
+
+    let mut explicit = [false; 7];
+    if let Some(dir) = &src.rules {
+        cfg.sources.rules_dir = Some(dir.clone());
+        match rule_files(dir) {
+            Ok(files) => {
+                for path in files {
+                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                    let Some(name) = RuleName::parse(stem) else {
+                        let names: Vec<&str> = RuleName::ALL.iter().map(|r| r.as_str()).collect();
+                        col.errors.push(file_error(
+                            &path,
+                            format!(
+                                "unknown rule {stem:?}; expected a file named after a rule: {}",
+                                tree::one_of(&names)
+                            ),
+                        ));
+                        continue;
+                    };
+                    let Some(text) = col.read(&path) else {
+                        continue;
+                    };
+                    match tree::parse_toml(&text) {
+                        Ok(root) => {
+                            let mut cx = Ctx::new(path.display().to_string(), "a table");
+                            explicit[name as usize] =
+                                rules::apply(&root, cfg.rules.get_mut(name), &mut cx);
+                            cfg.sources.rule_files.push(name);
+                            col.take(cx);
+                        }
+                        Err(e) => col.syntax(&path, e),
+                    }
+                }
+            }
+            Err(e) => col.errors.push(file_error(
+                dir,
+                format!("cannot read the rules directory: {e}"),
+            )),
+        }
+    }
+    if !cfg.security.anomaly_detection {
+        for r in ANOMALY_RULES {
+            if !explicit[r as usize] {
+                cfg.rules.get_mut(r).enabled = false;
+            }
+        }
+    }
+
+    col.errors.append(&mut settings_errors);
+    if let Some(e) = col.syntax {
+        return Err(ConfigErrors(vec![e]));
+    }
+    if !col.errors.is_empty() {
+        return Err(ConfigErrors(col.errors));
+    }
+
+    if cfg.policy.is_none() {
+        cfg.warnings.push(format!(
+            "no {DEFAULT_CONFIG}: the tool policy is unknown, so disabled_tool and approval_bypass stay off"
+        ));
+    }
+    if !cfg.security.notification_emails.is_empty() && cfg.settings.email.is_empty() {
+        cfg.warnings.push(
+            "incidentResponse.notificationEmails is set but mcpwatch.toml has no [[channels.email]] to send critical alerts through".into(),
+        );
+    }
+    Ok(cfg)
+}
+
+/// The `*.toml` files of a rules directory, sorted by name so errors come
+/// out in a stable order.
+fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            v.push(p);
+        }
+    }
+    v.sort();
+    Ok(v)
 }
 
 /// Parses a duration of SPEC §2: `"500ms"`, `"60s"`, `"10m"`, `"1h"`, `"90d"`.
@@ -86,3 +438,6 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     n.checked_mul(mult)
         .ok_or_else(|| format!("duration {s:?} is too large"))
 }
+
+#[cfg(test)]
+mod tests;

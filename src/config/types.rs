@@ -23,6 +23,22 @@ pub struct Config {
     /// Non-fatal findings for `check` and `run` to print (e.g. critical
     /// notifications configured but no email channel to send them).
     pub warnings: Vec<String>,
+    /// Which files were read (for `check`'s summary and `run`'s log).
+    pub sources: LoadedSources,
+}
+
+/// The files a [`Config`] came from; `None` where the default was used.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedSources {
+    pub config: Option<PathBuf>,
+    /// The audit directory's `config.json`, when it exists.
+    pub audit_config: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    /// Rules overridden by a file in `rules_dir`.
+    pub rule_files: Vec<RuleName>,
+    pub settings: Option<PathBuf>,
+    /// The audit log directory: `--dir`, else the settings' `input.dir`.
+    pub dir: PathBuf,
 }
 
 /// What `security-config.json` says beyond the tool policy.
@@ -36,6 +52,20 @@ pub struct SecurityExtras {
     pub anomaly_detection: bool,
     pub notification_emails: Vec<String>,
     pub escalation_webhook: Option<String>,
+    /// `auditLogging.enabled` (or a string such as `"required"`: on).
+    pub audit_logging: bool,
+    /// `approvalTimeout` (seconds in the file).
+    pub approval_timeout: Option<Millis>,
+    /// `rateLimiting`, validated and kept for reports.
+    pub rate_limiting: Option<RateLimiting>,
+}
+
+/// `rateLimiting` of `security-config.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateLimiting {
+    pub enabled: bool,
+    pub requests_per_minute: Option<u32>,
+    pub burst_limit: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,3 +1,234 @@
 //! Detection: the tool policy and the pure event-time engine (SPEC §3).
+//!
+//! [`Engine`] takes events one at a time, in the merged ts order the caller
+//! produces, and returns alerts. It never reads a clock and does no I/O:
+//! time is the events' `ts`, and the watermark is the highest ts seen. So
+//! `scan` over history and `run` over a live tail share every line of
+//! detection and give the same alerts for the same input.
+//!
+//! Rules are evaluated in a fixed order for each event (pending
+//! `approval_bypass` decisions first, then the rules of the event's kind in
+//! the order of SPEC §3's table), which makes the alert order deterministic.
 
 pub mod policy;
+pub mod rules;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
+use crate::config::{Config, RuleConfig, RuleName};
+use crate::event::{Event, Field, Kind, Millis};
+
+/// Where the event being processed was read: evidence and the alert id
+/// need the file name, the line number and the raw line.
+#[derive(Clone, Copy, Debug)]
+pub struct LineRef<'a> {
+    pub file: &'a Arc<str>,
+    pub line: u64,
+    /// The line as read (a BOM or line ending is stripped when hashing).
+    pub raw: &'a [u8],
+}
+
+/// Counters the engine keeps for the caller to export (SPEC §8 metrics).
+/// Plain numbers since the engine started (they persist with its state).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Alerts raised, by rule.
+    pub alerts: BTreeMap<String, u64>,
+    /// Hits suppressed by `realert`, by rule.
+    pub suppressed: BTreeMap<String, u64>,
+    /// Keys evicted because a rule's `max_keys` was reached, by rule.
+    pub evictions: BTreeMap<String, u64>,
+    /// `approval_bypass`: calls without `request_id` (counted, not judged).
+    pub bypass_unjudged: u64,
+    /// `approval_bypass`: approve decisions that arrived after their call
+    /// had already been judged a bypass.
+    pub late_approvals: u64,
+}
+
+impl Stats {
+    pub(crate) fn bump(map: &mut BTreeMap<String, u64>, rule: RuleName, n: u64) {
+        if n > 0 {
+            *map.entry(rule.as_str().to_string()).or_default() += n;
+        }
+    }
+}
+
+/// The engine: every enabled rule plus the watermark.
+#[derive(Debug)]
+pub struct Engine {
+    rules: rules::Rules,
+    state: EngineState,
+    key_buf: String,
+}
+
+/// Everything the engine must remember across restarts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Highest event time processed.
+    pub watermark: Option<Millis>,
+    /// Event time of the first event ever processed (`learning_period`).
+    pub first_ts: Option<Millis>,
+    pub stats: Stats,
+    pub rules: rules::RulesState,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Engine {
+        Engine {
+            rules: rules::Rules::new(config),
+            state: EngineState::default(),
+            key_buf: String::with_capacity(64),
+        }
+    }
+
+    /// Processes one event; alerts it raises are appended to `out`.
+    pub fn process(&mut self, ev: &Event, line: LineRef<'_>, out: &mut Vec<Alert>) {
+        let t = ev.ts;
+        let wm = self.state.watermark.map_or(t, |w| w.max(t));
+        self.state.watermark = Some(wm);
+        if self.state.first_ts.is_none() {
+            self.state.first_ts = Some(t);
+        }
+        let mut cx = Cx {
+            ev,
+            line,
+            watermark: wm,
+            first_ts: self.state.first_ts.unwrap_or(t),
+            stats: &mut self.state.stats,
+            key: &mut self.key_buf,
+            out,
+        };
+        self.rules.process(&mut self.state.rules, &mut cx);
+    }
+
+    /// Counters since the engine's state began.
+    pub fn stats(&self) -> &Stats {
+        &self.state.stats
+    }
+
+    pub fn watermark(&self) -> Option<Millis> {
+        self.state.watermark
+    }
+
+    /// The state to checkpoint.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// Restores checkpointed state (the rules' settings come from the
+    /// current configuration).
+    pub fn restore(&mut self, state: EngineState) {
+        self.state = state;
+    }
+
+    /// Whether a rule is on under this configuration.
+    pub fn enabled(&self, rule: RuleName) -> bool {
+        self.rules.enabled(rule)
+    }
+}
+
+/// What a rule sees while processing one event.
+pub(crate) struct Cx<'a, 'b> {
+    pub ev: &'a Event,
+    pub line: LineRef<'a>,
+    pub watermark: Millis,
+    pub first_ts: Millis,
+    pub stats: &'b mut Stats,
+    /// Scratch buffer for state keys (no allocation per event).
+    pub key: &'b mut String,
+    pub out: &'b mut Vec<Alert>,
+}
+
+/// The parts of an alert a rule decides; [`AlertDraft::finish`] adds the
+/// id, ts, key object and evidence.
+pub(crate) struct AlertDraft {
+    pub value: Option<Number>,
+    pub threshold: Option<Number>,
+    pub window: Option<Millis>,
+    pub suppressed: u64,
+    pub message: String,
+}
+
+impl AlertDraft {
+    pub fn finish(
+        self,
+        rule: &RuleConfig,
+        ev: &Event,
+        file: &str,
+        line_no: u64,
+        raw: &[u8],
+    ) -> Alert {
+        let key: BTreeMap<String, String> = rule
+            .key
+            .iter()
+            .map(|f| (f.as_str().to_string(), ev.key_value(*f).to_string()))
+            .collect();
+        Alert {
+            id: alert_id(rule.name.as_str(), &key, raw),
+            rule: rule.name.as_str().to_string(),
+            severity: rule.severity,
+            ts: format_ts(ev.ts),
+            key,
+            value: self.value,
+            threshold: self.threshold,
+            window: self.window.map(format_window),
+            suppressed: self.suppressed,
+            message: self.message,
+            evidence: vec![Evidence {
+                file: file.to_string(),
+                line: line_no,
+                request_id: ev.request_id.as_deref().map(str::to_string),
+            }],
+        }
+    }
+}
+
+/// `window` of SPEC §4: seconds with an `s` (`"60s"`, `"3600s"`).
+pub fn format_window(ms: Millis) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", ms as f64 / 1000.0)
+    }
+}
+
+/// `user u-42`, or `user u-42, server gmail` for several key fields.
+pub(crate) fn describe_key(fields: &[Field], ev: &Event) -> String {
+    let mut s = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(f.noun());
+        s.push(' ');
+        s.push_str(ev.key_value(*f));
+    }
+    s
+}
+
+/// The idle time after which a key's state is dropped: max(window,
+/// realert); `None` (never) when realert is never.
+pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
+    rule.realert.map(|r| r.max(rule.window))
+}
+
+/// Kinds each rule reads, for callers that want to skip work.
+pub fn rule_inputs(rule: RuleName) -> &'static [Kind] {
+    match rule {
+        RuleName::RapidToolUsage
+        | RuleName::UnusualHours
+        | RuleName::NewToolUsage
+        | RuleName::DisabledTool => &[Kind::ToolCall],
+        RuleName::HighDenialRate => &[Kind::Approval],
+        RuleName::ApprovalBypass => &[Kind::ToolCall, Kind::Approval],
+        RuleName::ErrorSpike => &[Kind::Error],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -26,8 +26,10 @@ pub struct FilePosition {
     pub name: String,
     pub dev: u64,
     pub ino: u64,
-    /// Hash of the first `head_len` bytes; 0 while the file is shorter than
-    /// that fingerprint length (identity then rests on dev + inode).
+    /// FNV-1a 64 hash ([`crate::ingest::tail::fnv1a`]) of the file's first
+    /// `head_len` bytes. `head_len` grows with the file up to
+    /// [`crate::ingest::tail::HEAD_BYTES`]; while it is 0 (empty file)
+    /// identity rests on dev + inode alone.
     pub head_hash: u64,
     pub head_len: u64,
     /// Byte offset just past the last consumed complete line.

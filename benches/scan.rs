@@ -1,0 +1,110 @@
+//! Detection throughput (issue: detectors and `scan`).
+//!
+//! Over a generated file of 1,000,000 `tool_call` lines (~250 bytes each):
+//! (a) `parse`: line framing + parsing alone into events;
+//! (b) `scan`: the full scan path — framing, parsing, the ts merge and the
+//!     engine with all seven rules on (fine-grained policy loaded).
+//! The goal is (b) ≥ 0.8 × (a) and ≥ 1,000,000 lines/s on one core.
+//!
+//! `cargo bench --bench scan`; `MCPWATCH_BENCH_LINES` changes the size.
+//! The data file is cached under `target/bench-data/`.
+
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mcpwatch::config::{Sources, load};
+use mcpwatch::detect::Engine;
+use mcpwatch::event::Kind;
+use mcpwatch::ingest::input::discover;
+use mcpwatch::ingest::lines::{LineReader, open_log};
+use mcpwatch::ingest::merge::{TimeRange, merge_files};
+use mcpwatch::ingest::parse::Parser;
+
+fn lines() -> usize {
+    std::env::var("MCPWATCH_BENCH_LINES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// `target/bench-data/<n>/audit/tool-usage.log` and a policy beside it.
+fn data(n: usize) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(n.to_string());
+    let log = root.join("audit/tool-usage.log");
+    if !log.exists() {
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        mcpwatch::testkit::write_bench_log(&log, n, 5_000, 200, 42).unwrap();
+        std::fs::write(
+            root.join("security-config.json"),
+            mcpwatch::testkit::EXAMPLE_SECURITY_CONFIG,
+        )
+        .unwrap();
+    }
+    root
+}
+
+fn parser() -> Parser {
+    Parser {
+        max_line_bytes: 1 << 20,
+        now_ms: i64::MAX / 4,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let n = lines();
+    let root = data(n);
+    let log = root.join("audit/tool-usage.log");
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    g.bench_function("parse", |b| {
+        b.iter(|| {
+            let p = parser();
+            let mut r = LineReader::new(open_log(&log).unwrap(), p.max_line_bytes);
+            let mut ok = 0u64;
+            while let Some((_, line)) = r.next_line().unwrap() {
+                if let Ok(bytes) = line
+                    && p.parse(Kind::ToolCall, bytes).is_ok()
+                {
+                    ok += 1;
+                }
+            }
+            assert_eq!(ok as usize, n);
+        })
+    });
+    let config = load(&Sources {
+        config: Some(root.join("security-config.json")),
+        rules: None,
+        settings: None,
+        dir: Some(root.join("audit")),
+    })
+    .unwrap();
+    let files = discover(&[root.join("audit")], &root).unwrap();
+    g.bench_function("scan", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(&config);
+            let mut alerts = Vec::new();
+            let mut count = 0u64;
+            merge_files(
+                &files,
+                &parser(),
+                TimeRange::default(),
+                None,
+                &mut |_| {},
+                &mut |ev, line| {
+                    engine.process(ev, line, &mut alerts);
+                    count += alerts.len() as u64;
+                    alerts.clear();
+                },
+            )
+            .unwrap();
+            count
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,278 @@
+//! `rules/<rule>.toml`: one file per rule of SPEC §3.
+//!
+//! The shipped `rules/` files are embedded and parsed by the same code as a
+//! user's files, so the built-in defaults are exactly the shipped files. A
+//! user's file overrides only the keys it sets.
+
+use super::tree::{Ctx, Node, one_of};
+use super::{RuleConfig, RuleName, RuleSet};
+use crate::event::{Field, Severity};
+
+/// The shipped rule files, in [`RuleName::ALL`] order.
+pub const BUILTIN_RULES: [(RuleName, &str); 7] = [
+    (
+        RuleName::RapidToolUsage,
+        include_str!("../../rules/rapid_tool_usage.toml"),
+    ),
+    (
+        RuleName::UnusualHours,
+        include_str!("../../rules/unusual_hours.toml"),
+    ),
+    (
+        RuleName::HighDenialRate,
+        include_str!("../../rules/high_denial_rate.toml"),
+    ),
+    (
+        RuleName::NewToolUsage,
+        include_str!("../../rules/new_tool_usage.toml"),
+    ),
+    (
+        RuleName::DisabledTool,
+        include_str!("../../rules/disabled_tool.toml"),
+    ),
+    (
+        RuleName::ApprovalBypass,
+        include_str!("../../rules/approval_bypass.toml"),
+    ),
+    (
+        RuleName::ErrorSpike,
+        include_str!("../../rules/error_spike.toml"),
+    ),
+];
+
+const COMMON: [&str; 5] = ["enabled", "severity", "key", "realert", "max_keys"];
+
+/// The keys a rule's file may set: the common ones plus its own.
+pub fn allowed_keys(rule: RuleName) -> Vec<&'static str> {
+    let own: &[&str] = match rule {
+        RuleName::RapidToolUsage | RuleName::ErrorSpike => &["window", "threshold"],
+        RuleName::HighDenialRate => &["window", "threshold", "min_decisions"],
+        RuleName::UnusualHours => &["hours", "timezone"],
+        RuleName::NewToolUsage => &["learning_period"],
+        RuleName::ApprovalBypass => &["grace", "horizon"],
+        RuleName::DisabledTool => &[],
+    };
+    let mut v: Vec<&str> = COMMON.to_vec();
+    v.extend_from_slice(own);
+    v
+}
+
+/// Only a sanity cap: 100 million keys of state is more than any machine
+/// this runs beside should hold.
+const MAX_KEYS_LIMIT: i64 = 100_000_000;
+
+/// The starting point the embedded files are applied over. Every field
+/// the embedded files leave unset keeps these neutral values.
+fn blank(name: RuleName) -> RuleConfig {
+    RuleConfig {
+        name,
+        enabled: true,
+        severity: Severity::Low,
+        key: Vec::new(),
+        window: 0,
+        threshold: 0.0,
+        realert: None,
+        max_keys: 1_000_000,
+        hours: Vec::new(),
+        timezone: chrono_tz::UTC,
+        min_decisions: 0,
+        grace: 0,
+        horizon: 0,
+        learning_period: 0,
+    }
+}
+
+/// The built-in rule set, parsed from the embedded files.
+pub fn builtin() -> RuleSet {
+    let rules = BUILTIN_RULES
+        .iter()
+        .map(|(name, text)| {
+            let mut r = blank(*name);
+            let mut cx = Ctx::new(
+                format!("<built-in>/rules/{}.toml", name.as_str()),
+                "a table",
+            );
+            // The embedded files are tested to parse cleanly (see tests), so
+            // neither branch below is taken in a released binary.
+            if let Ok(root) = super::tree::parse_toml(text) {
+                apply(&root, &mut r, &mut cx);
+            }
+            debug_assert!(cx.errors.is_empty(), "{:?}", cx.errors);
+            r
+        })
+        .collect();
+    RuleSet { rules }
+}
+
+/// Applies one rule file over `r`; returns whether it set `enabled`
+/// explicitly (which `monitoring.anomalyDetection: false` respects).
+pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
+    let Some(entries) = cx.obj(root, "(root)") else {
+        return false;
+    };
+    let allowed = allowed_keys(r.name);
+    cx.known_keys(entries, "", &allowed);
+    let mut explicit_enabled = false;
+    for e in entries {
+        let (f, v) = (e.key.as_str(), &e.val);
+        if !allowed.contains(&f) {
+            continue;
+        }
+        match f {
+            "enabled" => {
+                if let Some(b) = cx.bool_(v, f) {
+                    r.enabled = b;
+                    explicit_enabled = true;
+                }
+            }
+            "severity" => {
+                let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+                let what = format!("a string: {}", one_of(&names));
+                if let Some(s) = cx.str_(v, f, &what) {
+                    match Severity::parse(s) {
+                        Some(sev) => r.severity = sev,
+                        None => cx.err(
+                            v.pos,
+                            f,
+                            format!("unknown value {s:?}; expected {}", one_of(&names)),
+                        ),
+                    }
+                }
+            }
+            "key" => {
+                let names: Vec<&str> = Field::ALL.iter().map(|x| x.as_str()).collect();
+                let before = cx.errors.len();
+                let items = cx.str_list(v, f, "a field name");
+                if cx.errors.len() > before {
+                    continue;
+                }
+                let mut key = Vec::new();
+                let mut ok = true;
+                for (i, (pos, s)) in items.iter().enumerate() {
+                    let field = format!("key[{i}]");
+                    match Field::parse(s) {
+                        Some(k) if key.contains(&k) => {
+                            ok = false;
+                            cx.err(*pos, &field, format!("{s:?} is listed twice"));
+                        }
+                        Some(k) => key.push(k),
+                        None => {
+                            ok = false;
+                            cx.err(
+                                *pos,
+                                &field,
+                                format!("unknown field {s:?}; expected {}", one_of(&names)),
+                            );
+                        }
+                    }
+                }
+                if ok && key.is_empty() {
+                    cx.err(
+                        v.pos,
+                        f,
+                        format!("must name at least one field: {}", one_of(&names)),
+                    );
+                } else if ok {
+                    r.key = key;
+                }
+            }
+            "window" => {
+                if let Some(d) = cx.duration(v, f, 1) {
+                    r.window = d;
+                }
+            }
+            "threshold" => {
+                let t = if r.name == RuleName::HighDenialRate {
+                    cx.num(
+                        v,
+                        f,
+                        0.0,
+                        0.999_999,
+                        "a denial ratio from 0 up to (not including) 1, such as 0.5",
+                    )
+                } else {
+                    cx.int(v, f, 0, i64::from(u32::MAX), "a whole number of events ≥ 0")
+                        .map(|n| n as f64)
+                };
+                if let Some(t) = t {
+                    r.threshold = t;
+                }
+            }
+            "realert" => {
+                if matches!(&v.val, super::tree::Val::Str(s) if s == "never") {
+                    r.realert = None;
+                } else if let Some(d) = cx.duration(v, f, 0) {
+                    r.realert = Some(d);
+                }
+            }
+            "max_keys" => {
+                if let Some(n) = cx.int(
+                    v,
+                    f,
+                    1,
+                    MAX_KEYS_LIMIT,
+                    "a whole number from 1 to 100000000",
+                ) {
+                    r.max_keys = n as usize;
+                }
+            }
+            "hours" => {
+                if let Some(items) = cx.arr(v, f) {
+                    let mut hours = Vec::new();
+                    let mut ok = true;
+                    for (i, item) in items.iter().enumerate() {
+                        let field = format!("hours[{i}]");
+                        match cx.int(item, &field, 0, 23, "an hour from 0 to 23") {
+                            Some(h) if hours.contains(&(h as u8)) => {
+                                ok = false;
+                                cx.err(item.pos, &field, format!("hour {h} is listed twice"));
+                            }
+                            Some(h) => hours.push(h as u8),
+                            None => ok = false,
+                        }
+                    }
+                    if ok {
+                        hours.sort_unstable();
+                        r.hours = hours;
+                    }
+                }
+            }
+            "timezone" => {
+                if let Some(s) = cx.str_(v, f, "an IANA time zone name such as \"UTC\"") {
+                    match s.parse::<chrono_tz::Tz>() {
+                        Ok(tz) => r.timezone = tz,
+                        Err(_) => cx.err(
+                            v.pos,
+                            f,
+                            format!(
+                                "unknown time zone {s:?}; expected an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\""
+                            ),
+                        ),
+                    }
+                }
+            }
+            "min_decisions" => {
+                if let Some(n) = cx.int(v, f, 1, i64::from(u32::MAX), "a whole number ≥ 1") {
+                    r.min_decisions = n as u64;
+                }
+            }
+            "grace" => {
+                if let Some(d) = cx.duration(v, f, 0) {
+                    r.grace = d;
+                }
+            }
+            "horizon" => {
+                if let Some(d) = cx.duration(v, f, 0) {
+                    r.horizon = d;
+                }
+            }
+            "learning_period" => {
+                if let Some(d) = cx.duration(v, f, 0) {
+                    r.learning_period = d;
+                }
+            }
+            _ => {}
+        }
+    }
+    explicit_enabled
+}

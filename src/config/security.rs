@@ -1,0 +1,386 @@
+//! `security-config.json` (the seed's format, unknown keys ignored) and the
+//! audit directory's `config.json`.
+
+use std::sync::Arc;
+
+use super::tree::{Ctx, Entry, Node, Pos, Val, one_of};
+use super::{RateLimiting, Retention, SecurityExtras};
+use crate::detect::policy::{Policy, ToolList, compile_glob};
+use crate::event::{ApprovalMode, Millis};
+
+/// What `security-config.json` yields.
+pub(crate) struct SecurityFile {
+    pub policy: Arc<Policy>,
+    pub extras: SecurityExtras,
+    pub retention: RetentionPatch,
+    pub warnings: Vec<String>,
+}
+
+/// Retention fields a file set (`None`: not set there).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RetentionPatch {
+    pub days: Option<u32>,
+    pub compress: Option<bool>,
+}
+
+impl RetentionPatch {
+    pub fn apply(self, r: &mut Retention) {
+        if let Some(d) = self.days {
+            r.days = d;
+        }
+        if let Some(c) = self.compress {
+            r.compress = c;
+        }
+    }
+}
+
+const MODES: [&str; 3] = ["always_ask", "fine_grained", "no_approval"];
+const LISTS: [&str; 3] = ["autoApproved", "requiresApproval", "disabled"];
+
+/// Upper bound for `retention.days`: 100 years keeps archive-name arithmetic
+/// far from overflow.
+const MAX_RETENTION_DAYS: i64 = 36_500;
+
+pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
+    let mut out = SecurityFile {
+        policy: Arc::new(Policy::with_mode(ApprovalMode::AlwaysAsk)),
+        extras: SecurityExtras {
+            timeout_is_denial: true,
+            anomaly_detection: true,
+            audit_logging: true,
+            ..SecurityExtras::default()
+        },
+        retention: RetentionPatch::default(),
+        warnings: Vec::new(),
+    };
+    let Some(entries) = cx.obj(root, "(root)") else {
+        return out;
+    };
+    let mut mode = ApprovalMode::AlwaysAsk;
+    let mut lists: [ToolList; 3] = Default::default();
+    for e in entries {
+        let (k, v) = (e.key.as_str(), &e.val);
+        match k {
+            "approvalMode" => {
+                let what = format!("a string: {}", one_of(&MODES));
+                if let Some(s) = cx.str_(v, k, &what) {
+                    match ApprovalMode::parse(s) {
+                        Some(m) => mode = m,
+                        None => cx.err(
+                            v.pos,
+                            k,
+                            format!("unknown value {s:?}; expected {}", one_of(&MODES)),
+                        ),
+                    }
+                }
+            }
+            "rules" => {
+                if let Some(rules) = cx.obj(v, k) {
+                    for r in rules {
+                        match LISTS.iter().position(|l| *l == r.key) {
+                            Some(i) => {
+                                lists[i] = tool_list(
+                                    &r.val,
+                                    &format!("rules.{}", r.key),
+                                    cx,
+                                    &mut out.warnings,
+                                )
+                            }
+                            None => out.warnings.push(format!(
+                                "{}:{}:{}: rules.{}: unknown list ignored; expected {}",
+                                cx.file,
+                                r.key_pos.line,
+                                r.key_pos.col,
+                                r.key,
+                                one_of(&LISTS)
+                            )),
+                        }
+                    }
+                }
+            }
+            "auditLogging" => match &v.val {
+                Val::Str(_) => {}
+                Val::Bool(b) => out.extras.audit_logging = *b,
+                Val::Obj(a) => {
+                    for e in a {
+                        let f = format!("auditLogging.{}", e.key);
+                        match e.key.as_str() {
+                            "enabled" => {
+                                if let Some(b) = cx.bool_(&e.val, &f) {
+                                    out.extras.audit_logging = b;
+                                }
+                            }
+                            "retention" => out.retention = retention(&e.val, &f, cx),
+                            "logLevel" => {
+                                cx.str_(&e.val, &f, "a string such as \"info\"");
+                            }
+                            "destinations" => {
+                                cx.str_list(&e.val, &f, "a string such as \"file\"");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {
+                    cx.err(
+                        v.pos,
+                        k,
+                        format!(
+                            "expected an object with retention or a string such as \"required\", got {}",
+                            v.type_name("an object")
+                        ),
+                    );
+                }
+            },
+            "monitoring" => {
+                for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
+                    "anomalyDetection" => {
+                        if let Some(b) = cx.bool_(&e.val, f) {
+                            out.extras.anomaly_detection = b;
+                        }
+                    }
+                    "enabled" => {
+                        cx.bool_(&e.val, f);
+                    }
+                    "healthCheckInterval" => {
+                        cx.num(
+                            &e.val,
+                            f,
+                            f64::MIN_POSITIVE,
+                            f64::MAX,
+                            "a positive number of seconds",
+                        );
+                    }
+                    "alertChannels" => {
+                        cx.str_list(&e.val, f, "a string such as \"email\"");
+                    }
+                    _ => {}
+                });
+            }
+            "fallbackOnTimeout" => {
+                if let Some(s) = cx.str_(v, k, "a string: deny or allow") {
+                    match s {
+                        "deny" => out.extras.timeout_is_denial = true,
+                        "allow" => out.extras.timeout_is_denial = false,
+                        _ => cx.err(
+                            v.pos,
+                            k,
+                            format!("unknown value {s:?}; expected deny or allow"),
+                        ),
+                    }
+                }
+            }
+            "incidentResponse" => {
+                for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
+                    "notificationEmails" => {
+                        for (i, (pos, s)) in cx
+                            .str_list(&e.val, f, "an email address")
+                            .into_iter()
+                            .enumerate()
+                        {
+                            if is_email(s) {
+                                out.extras.notification_emails.push(s.to_string());
+                            } else {
+                                cx.err(
+                                    pos,
+                                    &format!("{f}[{i}]"),
+                                    format!("{s:?} is not an email address"),
+                                );
+                            }
+                        }
+                    }
+                    "escalationWebhook" => {
+                        if let Some(s) = cx.str_(&e.val, f, "an http:// or https:// URL") {
+                            if is_http_url(s) {
+                                out.extras.escalation_webhook = Some(s.to_string());
+                            } else {
+                                cx.err(
+                                    e.val.pos,
+                                    f,
+                                    format!(
+                                        "{s:?} is not a URL; expected http://... or https://..."
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    "autoDisableOnSuspicious" => {
+                        cx.bool_(&e.val, f);
+                    }
+                    _ => {}
+                });
+            }
+            "approvalTimeout" => {
+                if let Some(s) =
+                    cx.num(v, k, f64::MIN_POSITIVE, 1e9, "a positive number of seconds")
+                {
+                    out.extras.approval_timeout = Some((s * 1000.0).round() as Millis);
+                }
+            }
+            "rateLimiting" => {
+                let mut rl = RateLimiting::default();
+                for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
+                    "enabled" => {
+                        if let Some(b) = cx.bool_(&e.val, f) {
+                            rl.enabled = b;
+                        }
+                    }
+                    "requestsPerMinute" => {
+                        rl.requests_per_minute = cx
+                            .int(&e.val, f, 1, u32::MAX.into(), "a whole number ≥ 1")
+                            .map(|n| n as u32);
+                    }
+                    "burstLimit" => {
+                        rl.burst_limit = cx
+                            .int(&e.val, f, 1, u32::MAX.into(), "a whole number ≥ 1")
+                            .map(|n| n as u32);
+                    }
+                    _ => {}
+                });
+                out.extras.rate_limiting = Some(rl);
+            }
+            "authentication" => {
+                for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
+                    "method" => {
+                        cx.str_(&e.val, f, "a string such as \"bearer_token\"");
+                    }
+                    "tokenRotation" => for_each(&e.val, f, cx, |e, f, cx| match e.key.as_str() {
+                        "enabled" => {
+                            cx.bool_(&e.val, f);
+                        }
+                        "intervalDays" | "notifyBeforeDays" => {
+                            cx.int(
+                                &e.val,
+                                f,
+                                1,
+                                MAX_RETENTION_DAYS,
+                                "a whole number of days ≥ 1",
+                            );
+                        }
+                        _ => {}
+                    }),
+                    _ => {}
+                });
+            }
+            "warning" => {
+                cx.str_(v, k, "a string");
+            }
+            _ => {}
+        }
+    }
+    let [auto, req, dis] = lists;
+    out.policy = Arc::new(Policy::new(mode, auto, req, dis));
+    out
+}
+
+/// Calls `f` for each entry of an object at `v`, with its dotted field.
+fn for_each(v: &Node, field: &str, cx: &mut Ctx, mut f: impl FnMut(&Entry, &str, &mut Ctx)) {
+    if let Some(entries) = cx.obj(v, field) {
+        for e in entries {
+            let sub = format!("{field}.{}", e.key);
+            f(e, &sub, cx);
+        }
+    }
+}
+
+fn tool_list(v: &Node, field: &str, cx: &mut Ctx, warnings: &mut Vec<String>) -> ToolList {
+    let mut tools = Vec::new();
+    let mut patterns = Vec::new();
+    for_each(v, field, cx, |e, f, cx| match e.key.as_str() {
+        "tools" => {
+            tools = cx
+                .str_list(&e.val, f, "a string (a tool name)")
+                .into_iter()
+                .map(|(_, s)| s.to_string())
+                .collect();
+        }
+        "patterns" => {
+            for (i, (pos, s)) in cx
+                .str_list(&e.val, f, "a string (a shell glob such as \"admin_*\")")
+                .into_iter()
+                .enumerate()
+            {
+                check_glob(pos, s, &format!("{f}[{i}]"), cx, &mut patterns);
+            }
+        }
+        // A typo here ("pattern") would silently weaken the policy, but the
+        // seed format ignores unknown keys: warn rather than refuse.
+        _ => warnings.push(format!(
+            "{}:{}:{}: {f}: unknown key ignored; expected patterns or tools",
+            cx.file, e.key_pos.line, e.key_pos.col
+        )),
+    });
+    ToolList::new(tools, patterns).unwrap_or_else(|_| ToolList::default())
+}
+
+fn check_glob(pos: Pos, s: &str, field: &str, cx: &mut Ctx, out: &mut Vec<String>) {
+    match compile_glob(s) {
+        Ok(_) => out.push(s.to_string()),
+        Err(e) => cx.err(pos, field, format!("invalid glob {s:?}: {}", e.kind())),
+    }
+}
+
+/// `retention.{days,compress}` of either file.
+pub(crate) fn retention(v: &Node, field: &str, cx: &mut Ctx) -> RetentionPatch {
+    let mut r = RetentionPatch::default();
+    for_each(v, field, cx, |e, f, cx| match e.key.as_str() {
+        "days" => {
+            r.days = cx
+                .int(
+                    &e.val,
+                    f,
+                    1,
+                    MAX_RETENTION_DAYS,
+                    "a whole number of days from 1 to 36500",
+                )
+                .map(|d| d as u32);
+        }
+        "compress" => r.compress = cx.bool_(&e.val, f),
+        _ => {}
+    });
+    r
+}
+
+/// `<dir>/config.json`: the seed's audit configuration.
+pub(crate) fn check_audit(root: &Node, cx: &mut Ctx) -> RetentionPatch {
+    let mut r = RetentionPatch::default();
+    let Some(entries) = cx.obj(root, "(root)") else {
+        return r;
+    };
+    for e in entries {
+        let f = e.key.as_str();
+        match f {
+            "retention" => r = retention(&e.val, f, cx),
+            "enabled" => {
+                cx.bool_(&e.val, f);
+            }
+            "logLevel" => {
+                cx.str_(&e.val, f, "a string such as \"info\"");
+            }
+            "destinations" => {
+                cx.str_list(&e.val, f, "a string such as \"file\"");
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+pub(crate) fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+pub(crate) fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/'))
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -1,0 +1,84 @@
+//! `high_denial_rate`: over the key's decisions with ts in (t − 1 h, t], at
+//! least `min_decisions` and denials / decisions > `threshold`. Evaluated
+//! at every approval event, whatever its decision; `timeout` counts as a
+//! denial when `fallbackOnTimeout` is `deny`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{int, threshold_number};
+use crate::alert::Number;
+use crate::config::RuleConfig;
+use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
+use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window, idle_of};
+use crate::event::Decision;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    keys: KeyedState<KeyState>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct KeyState {
+    /// a = decisions, b = denials.
+    window: Window,
+    cooldown: Cooldown,
+}
+
+pub(crate) fn process(
+    r: &RuleConfig,
+    timeout_is_denial: bool,
+    st: &mut State,
+    cx: &mut Cx<'_, '_>,
+) {
+    let t = cx.ev.ts;
+    let idle = idle_of(r);
+    let (decided, denied) = match cx.ev.decision {
+        Some(Decision::Approve) => (1, 0),
+        Some(Decision::Deny) => (1, 1),
+        Some(Decision::Timeout) => (1, u32::from(timeout_is_denial)),
+        None => (0, 0),
+    };
+    state_key(cx.ev, &r.key, cx.key);
+    let (entry, touch) = st.keys.touch(cx.key, t, idle, r.max_keys);
+    if touch.evicted {
+        Stats::bump(&mut cx.stats.evictions, r.name, 1);
+    }
+    let ks = &mut entry.value;
+    ks.window.add(t, decided, denied, r.window);
+    let (decisions, denials) = ks.window.sums(t, r.window);
+    // Division is correctly rounded, so a ratio exactly equal to a decimal
+    // threshold compares equal (3/6 is exactly 0.5: no alert).
+    let ratio = if decisions == 0 {
+        0.0
+    } else {
+        denials as f64 / decisions as f64
+    };
+    if decisions >= r.min_decisions && ratio > r.threshold {
+        match ks.cooldown.hit(t, r.realert) {
+            Some(suppressed) => {
+                let rounded = (ratio * 10_000.0).round() / 10_000.0;
+                let message = format!(
+                    "{} had {denials} of {decisions} approval decisions denied in {} (ratio {rounded} > {})",
+                    describe_key(&r.key, cx.ev),
+                    format_window(r.window),
+                    threshold_number(r.threshold)
+                );
+                let _ = int;
+                let alert = AlertDraft {
+                    value: Some(Number::Float(rounded)),
+                    threshold: Some(Number::Float(r.threshold)),
+                    window: Some(r.window),
+                    suppressed,
+                    message,
+                }
+                .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
+                Stats::bump(&mut cx.stats.alerts, r.name, 1);
+                cx.out.push(alert);
+            }
+            None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
+        }
+    }
+    if let Some(idle) = idle {
+        st.keys.expire(cx.watermark, idle);
+    }
+}

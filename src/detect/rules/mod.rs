@@ -1,0 +1,180 @@
+//! One file per rule of SPEC §3. Each rule is a function of (its settings,
+//! its state, the event); [`Rules`] holds the settings and dispatches an
+//! event to the rules of its kind in the order of the spec's table.
+
+mod approval_bypass;
+mod counting;
+mod disabled_tool;
+mod error_spike;
+mod high_denial_rate;
+mod new_tool_usage;
+mod rapid_tool_usage;
+mod unusual_hours;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Cx;
+use super::policy::{Policy, ToolClass};
+use crate::config::{Config, RuleConfig, RuleName};
+use crate::event::Kind;
+
+pub use approval_bypass::BypassState;
+pub use new_tool_usage::NewToolState;
+
+/// Settings of every rule, fixed for the engine's life.
+#[derive(Debug)]
+pub struct Rules {
+    rapid: Option<RuleConfig>,
+    hours: Option<unusual_hours::Hours>,
+    denial: Option<RuleConfig>,
+    new_tool: Option<new_tool_usage::NewTool>,
+    disabled: Option<RuleConfig>,
+    bypass: Option<RuleConfig>,
+    errors: Option<RuleConfig>,
+    timeout_is_denial: bool,
+    policy: Option<PolicyCache>,
+}
+
+/// The persisted state of every rule.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RulesState {
+    pub rapid_tool_usage: rapid_tool_usage::State,
+    pub unusual_hours: unusual_hours::State,
+    pub high_denial_rate: high_denial_rate::State,
+    pub new_tool_usage: NewToolState,
+    pub disabled_tool: disabled_tool::State,
+    pub approval_bypass: BypassState,
+    pub error_spike: error_spike::State,
+}
+
+/// Number of tool names whose class is cached before the cache is cleared
+/// (a flood of distinct tool names must not grow memory without bound).
+const CLASS_CACHE_MAX: usize = 65_536;
+
+/// The policy plus a per-tool-name cache of its class: glob matching on
+/// every call would dominate the engine's cost.
+#[derive(Debug)]
+struct PolicyCache {
+    policy: Arc<Policy>,
+    cache: std::cell::RefCell<HashMap<Box<str>, ToolClass>>,
+}
+
+impl PolicyCache {
+    fn classify(&self, tool: &str) -> ToolClass {
+        if let Some(c) = self.cache.borrow().get(tool) {
+            return *c;
+        }
+        let c = self.policy.classify(tool);
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CLASS_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(tool.into(), c);
+        c
+    }
+}
+
+impl Rules {
+    pub fn new(config: &Config) -> Rules {
+        let on = |name: RuleName| {
+            config
+                .rule_active(name)
+                .then(|| config.rules.get(name).clone())
+        };
+        let policy = config.policy.clone();
+        Rules {
+            rapid: on(RuleName::RapidToolUsage),
+            hours: on(RuleName::UnusualHours).map(unusual_hours::Hours::new),
+            denial: on(RuleName::HighDenialRate),
+            new_tool: on(RuleName::NewToolUsage)
+                .map(|r| new_tool_usage::NewTool::new(r, policy.clone())),
+            disabled: on(RuleName::DisabledTool),
+            bypass: on(RuleName::ApprovalBypass),
+            errors: on(RuleName::ErrorSpike),
+            timeout_is_denial: config.security.timeout_is_denial,
+            policy: policy.map(|policy| PolicyCache {
+                policy,
+                cache: Default::default(),
+            }),
+        }
+    }
+
+    pub fn enabled(&self, rule: RuleName) -> bool {
+        match rule {
+            RuleName::RapidToolUsage => self.rapid.is_some(),
+            RuleName::UnusualHours => self.hours.is_some(),
+            RuleName::HighDenialRate => self.denial.is_some(),
+            RuleName::NewToolUsage => self.new_tool.is_some(),
+            RuleName::DisabledTool => self.disabled.is_some(),
+            RuleName::ApprovalBypass => self.bypass.is_some(),
+            RuleName::ErrorSpike => self.errors.is_some(),
+        }
+    }
+
+    pub(crate) fn process(&self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
+        if let Some(r) = &self.bypass {
+            approval_bypass::decide_due(r, &mut st.approval_bypass, cx);
+        }
+        match cx.ev.kind {
+            Some(Kind::ToolCall) => {
+                if let Some(r) = &self.rapid {
+                    rapid_tool_usage::process(r, &mut st.rapid_tool_usage, cx);
+                }
+                if let Some(r) = &self.hours {
+                    r.process(&mut st.unusual_hours, cx);
+                }
+                if let Some(r) = &self.new_tool {
+                    r.process(&mut st.new_tool_usage, cx);
+                }
+                let class = match (&self.policy, cx.ev.tool_name.as_deref()) {
+                    (Some(p), Some(tool)) => Some(p.classify(tool)),
+                    (Some(p), None) => Some(p.classify("unknown")),
+                    (None, _) => None,
+                };
+                if let (Some(r), Some(ToolClass::Disabled)) = (&self.disabled, class) {
+                    disabled_tool::process(r, &mut st.disabled_tool, cx);
+                }
+                if let (Some(r), Some(ToolClass::RequiresApproval)) = (&self.bypass, class) {
+                    approval_bypass::on_call(r, &mut st.approval_bypass, cx);
+                }
+            }
+            Some(Kind::Approval) => {
+                if let Some(r) = &self.denial {
+                    high_denial_rate::process(
+                        r,
+                        self.timeout_is_denial,
+                        &mut st.high_denial_rate,
+                        cx,
+                    );
+                }
+                if let Some(r) = &self.bypass {
+                    approval_bypass::on_approval(r, &mut st.approval_bypass, cx);
+                }
+            }
+            Some(Kind::Error) => {
+                if let Some(r) = &self.errors {
+                    error_spike::process(r, &mut st.error_spike, cx);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// A count as an alert number.
+pub(crate) fn int(n: u64) -> crate::alert::Number {
+    crate::alert::Number::Int(n)
+}
+
+/// A rule threshold as an alert number (integral thresholds print as
+/// integers).
+pub(crate) fn threshold_number(t: f64) -> crate::alert::Number {
+    if t.fract() == 0.0 && (0.0..1e15).contains(&t) {
+        crate::alert::Number::Int(t as u64)
+    } else {
+        crate::alert::Number::Float(t)
+    }
+}

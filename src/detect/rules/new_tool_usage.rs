@@ -1,0 +1,76 @@
+//! `new_tool_usage`: a (server, tool) pair never seen before. Tools named in
+//! any of the policy's `tools` lists are documented, so never new; pairs
+//! first seen within `learning_period` of the first event are learned
+//! silently. The seen set is part of the persisted state, capped by
+//! `max_keys` (the least recently seen pair is evicted, and may alert again).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuleConfig;
+use crate::detect::policy::Policy;
+use crate::detect::state::{KeyedState, state_key};
+use crate::detect::{AlertDraft, Cx, Stats, describe_key};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewToolState {
+    seen: KeyedState<()>,
+}
+
+impl NewToolState {
+    pub fn seen_len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct NewTool {
+    r: RuleConfig,
+    policy: Option<Arc<Policy>>,
+}
+
+impl NewTool {
+    pub fn new(r: RuleConfig, policy: Option<Arc<Policy>>) -> NewTool {
+        NewTool { r, policy }
+    }
+
+    pub(crate) fn process(&self, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
+        let r = &self.r;
+        if let (Some(tool), Some(p)) = (cx.ev.tool_name.as_deref(), &self.policy)
+            && p.is_named(tool)
+        {
+            return;
+        }
+        state_key(cx.ev, &r.key, cx.key);
+        if st.seen.contains(cx.key) {
+            st.seen.touch(cx.key, cx.ev.ts, None, r.max_keys);
+            return;
+        }
+        let (_, touch) = st.seen.touch(cx.key, cx.ev.ts, None, r.max_keys);
+        if touch.evicted {
+            Stats::bump(&mut cx.stats.evictions, r.name, 1);
+        }
+        if cx.ev.ts < cx.first_ts.saturating_add(r.learning_period) {
+            return;
+        }
+        let message = format!(
+            "first use of {} (not named in the approval policy){}",
+            describe_key(&r.key, cx.ev),
+            match cx.ev.user_id.as_deref() {
+                Some(u) => format!(", by user {u}"),
+                None => String::new(),
+            }
+        );
+        let alert = AlertDraft {
+            value: None,
+            threshold: None,
+            window: None,
+            suppressed: 0,
+            message,
+        }
+        .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
+        Stats::bump(&mut cx.stats.alerts, r.name, 1);
+        cx.out.push(alert);
+    }
+}

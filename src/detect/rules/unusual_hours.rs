@@ -1,0 +1,111 @@
+//! `unusual_hours`: a tool call whose local hour (in the rule's IANA
+//! `timezone`, DST-aware) is one of `hours`.
+
+use std::cell::Cell;
+
+use chrono::{TimeZone, Timelike};
+use serde::{Deserialize, Serialize};
+
+use super::int;
+use crate::config::RuleConfig;
+use crate::detect::state::{Cooldown, KeyedState, state_key};
+use crate::detect::{AlertDraft, Cx, Stats, describe_key, idle_of};
+use crate::event::Millis;
+
+/// Every zone offset in use since 2000 is a multiple of 15 minutes, so the
+/// local hour is constant within an aligned 15-minute span of UTC: cache it.
+const SPAN_MS: Millis = 15 * 60 * 1000;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    keys: KeyedState<Cooldown>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Hours {
+    r: RuleConfig,
+    unusual: [bool; 24],
+    /// (span index, local hour) of the last lookup.
+    last: Cell<(i64, u8)>,
+}
+
+impl Hours {
+    pub fn new(r: RuleConfig) -> Hours {
+        let mut unusual = [false; 24];
+        for h in &r.hours {
+            if let Some(slot) = unusual.get_mut(usize::from(*h)) {
+                *slot = true;
+            }
+        }
+        Hours {
+            r,
+            unusual,
+            last: Cell::new((i64::MIN, 0)),
+        }
+    }
+
+    fn local_hour(&self, t: Millis) -> u8 {
+        let span = t.div_euclid(SPAN_MS);
+        let (s, h) = self.last.get();
+        if s == span {
+            return h;
+        }
+        let h = match self.r.timezone.timestamp_millis_opt(t).single() {
+            Some(d) => d.hour() as u8,
+            None => 0,
+        };
+        self.last.set((span, h));
+        h
+    }
+
+    pub(crate) fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
+        let r = &self.r;
+        let t = cx.ev.ts;
+        let hour = self.local_hour(t);
+        if !self.unusual[usize::from(hour)] {
+            return;
+        }
+        state_key(cx.ev, &r.key, cx.key);
+        let (entry, touch) = st.keys.touch(cx.key, t, idle_of(r), r.max_keys);
+        if touch.evicted {
+            Stats::bump(&mut cx.stats.evictions, r.name, 1);
+        }
+        match entry.value.hit(t, r.realert) {
+            Some(suppressed) => {
+                let local = r
+                    .timezone
+                    .timestamp_millis_opt(t)
+                    .single()
+                    .map(|d| d.format("%H:%M").to_string())
+                    .unwrap_or_else(|| format!("{hour:02}:??"));
+                let message = format!(
+                    "{} called {} on server {} at {local} {} (unusual hours {})",
+                    describe_key(&r.key, cx.ev),
+                    cx.ev.tool_name.as_deref().unwrap_or("unknown"),
+                    cx.ev.server_name.as_deref().unwrap_or("unknown"),
+                    r.timezone.name(),
+                    hours_list(&r.hours),
+                );
+                let alert = AlertDraft {
+                    value: Some(int(u64::from(hour))),
+                    threshold: None,
+                    window: None,
+                    suppressed,
+                    message,
+                }
+                .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
+                Stats::bump(&mut cx.stats.alerts, r.name, 1);
+                cx.out.push(alert);
+            }
+            None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
+        }
+        if let Some(idle) = idle_of(r) {
+            st.keys.expire(cx.watermark, idle);
+        }
+    }
+}
+
+fn hours_list(hours: &[u8]) -> String {
+    let v: Vec<String> = hours.iter().map(|h| h.to_string()).collect();
+    v.join(",")
+}

@@ -1,0 +1,216 @@
+//! Inputs of `scan` and `report`: which files a list of paths names, what
+//! kind each holds, and in what order files of one kind follow each other.
+//!
+//! A directory contributes the three logs and their rotated copies and
+//! archives (SPEC §6 names: `<log>`, `<log>.<N>`, `<log>.<YYYYMMDD-HHMMSS>[-N]`,
+//! each optionally `.zst`); a file named on the command line is taken as
+//! given, its kind read from its name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::event::Kind;
+
+/// One file to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// The file name, as evidence names it (`tool-usage.log.20261102-000000.zst`).
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub zst: bool,
+    /// Age order within a kind: older files first, the live log last.
+    pub age: AgeRank,
+}
+
+/// Sort key putting a log's generations in the order they were written:
+/// logrotate-style `.N` (higher N is older), then timestamped rotations by
+/// their time, then the live file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AgeRank {
+    Numbered(std::cmp::Reverse<u64>),
+    Stamped(String),
+    Live,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error(
+        "{0}: cannot tell the log kind from the file name (expected tool-usage*, approvals* or errors*)"
+    )]
+    UnknownKind(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// The base log names, in merge tie-break order.
+pub const LOGS: [&str; 3] = ["tool-usage.log", "approvals.log", "errors.log"];
+
+/// Parses a file name of SPEC §6 for `base` (`tool-usage.log`, ...,
+/// `alerts.log`): `Some((age, zst))` when it is `base` or one of its
+/// rotations/archives.
+pub fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
+    let rest = name.strip_prefix(base)?;
+    let (rest, zst) = match rest.strip_suffix(".zst") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    if rest.is_empty() {
+        return Some((AgeRank::Live, zst));
+    }
+    let suffix = rest.strip_prefix('.')?;
+    if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return suffix
+            .parse()
+            .ok()
+            .map(|n| (AgeRank::Numbered(std::cmp::Reverse(n)), zst));
+    }
+    if is_stamp(suffix) {
+        return Some((AgeRank::Stamped(suffix.to_string()), zst));
+    }
+    None
+}
+
+/// `YYYYMMDD-HHMMSS` optionally followed by `-N`.
+pub fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 15 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..8) && b[8] == b'-' && digits(9..15)) {
+        return false;
+    }
+    match &s[15..] {
+        "" => true,
+        tail => tail
+            .strip_prefix('-')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())),
+    }
+}
+
+/// The files `paths` name, sorted by kind (tool-usage, approvals, errors)
+/// then age. With no paths, `default_dir`.
+pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>, InputError> {
+    let owned;
+    let paths = if paths.is_empty() {
+        owned = vec![default_dir.to_path_buf()];
+        &owned[..]
+    } else {
+        paths
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => InputError::NotFound(p.display().to_string()),
+            _ => InputError::Io(p.display().to_string(), e),
+        })?;
+        if meta.is_dir() {
+            let rd =
+                std::fs::read_dir(p).map_err(|e| InputError::Io(p.display().to_string(), e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| InputError::Io(p.display().to_string(), e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(ft) = entry.file_type() else { continue };
+                if !ft.is_file() {
+                    continue;
+                }
+                if let Some(f) = classify(&entry.path(), &name) {
+                    files.push(f);
+                }
+            }
+        } else {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match classify(p, &name) {
+                Some(f) => files.push(f),
+                None => {
+                    let kind = Kind::from_file_name(&name)
+                        .ok_or_else(|| InputError::UnknownKind(p.display().to_string()))?;
+                    files.push(InputFile {
+                        path: p.clone(),
+                        zst: name.ends_with(".zst"),
+                        name: Arc::from(name),
+                        kind,
+                        age: AgeRank::Live,
+                    });
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| (a.kind, &a.age, &a.name).cmp(&(b.kind, &b.age, &b.name)));
+    files.dedup_by(|a, b| a.path == b.path);
+    Ok(files)
+}
+
+fn classify(path: &Path, name: &str) -> Option<InputFile> {
+    for (kind, base) in Kind::ALL.into_iter().zip(LOGS) {
+        if let Some((age, zst)) = rotation_of(name, base) {
+            return Some(InputFile {
+                path: path.to_path_buf(),
+                name: Arc::from(name),
+                kind,
+                zst,
+                age,
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_names_of_spec_section_6() {
+        assert_eq!(
+            rotation_of("tool-usage.log", "tool-usage.log"),
+            Some((AgeRank::Live, false))
+        );
+        assert_eq!(
+            rotation_of("tool-usage.log.2", "tool-usage.log"),
+            Some((AgeRank::Numbered(std::cmp::Reverse(2)), false))
+        );
+        assert_eq!(
+            rotation_of("tool-usage.log.20261102-000000-1.zst", "tool-usage.log"),
+            Some((AgeRank::Stamped("20261102-000000-1".into()), true))
+        );
+        assert_eq!(rotation_of("tool-usage.log.bak", "tool-usage.log"), None);
+        assert_eq!(rotation_of("tool-usage.logx", "tool-usage.log"), None);
+    }
+
+    #[test]
+    fn directory_files_sort_by_kind_then_age() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "errors.log",
+            "tool-usage.log",
+            "tool-usage.log.20261102-000000.zst",
+            "tool-usage.log.1",
+            "tool-usage.log.2",
+            "approvals.log",
+            "alerts.log",
+            "notes.txt",
+        ] {
+            std::fs::write(d.path().join(n), b"").unwrap();
+        }
+        let files = discover(&[d.path().to_path_buf()], Path::new("unused")).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| &*f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "tool-usage.log.2",
+                "tool-usage.log.1",
+                "tool-usage.log.20261102-000000.zst",
+                "tool-usage.log",
+                "approvals.log",
+                "errors.log"
+            ]
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! Line framing: a byte stream → numbered lines, without their endings.
+//!
+//! [`LineReader`] reads big chunks (256 KiB) and splits them on `\n` with
+//! `memchr`, lending each line as a slice of its own buffer, so a line costs
+//! no allocation and no copy. It strips `\n` / `\r\n` and a UTF-8 BOM at the
+//! start of the stream (SPEC §1). A line longer than the maximum is skipped to
+//! its newline without being buffered whole (memory stays bounded by the
+//! maximum plus one chunk) and reported as `too_long` with its number, so the
+//! lines around it are unaffected.
+//!
+//! [`open_log`] opens a log or a `.zst` archive of one as a plain byte stream.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::event::RejectReason;
+
+/// How much is read from the source at a time.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One line: its bytes (without line ending) or `Err(RejectReason::TooLong)`.
+pub type LineResult<'a> = Result<&'a [u8], RejectReason>;
+
+/// Splits a reader into lines. Lines are numbered from 1, counting every
+/// line including empty and too-long ones.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    max_line_bytes: usize,
+    line_no: u64,
+    /// Stream bytes consumed by the lines returned so far (and a BOM).
+    offset: u64,
+    bom_checked: bool,
+    /// Inside a too-long line: discarding up to its newline.
+    skipping: bool,
+    emit_partial: bool,
+}
+
+impl<R: Read> LineReader<R> {
+    /// A reader whose last line is returned even without a newline (what
+    /// `scan` wants: the file is complete).
+    pub fn new(inner: R, max_line_bytes: usize) -> Self {
+        LineReader {
+            inner,
+            buf: vec![0; CHUNK_BYTES],
+            start: 0,
+            end: 0,
+            max_line_bytes,
+            line_no: 0,
+            offset: 0,
+            bom_checked: false,
+            skipping: false,
+            emit_partial: true,
+        }
+    }
+
+    /// Whether a last line without a newline is returned at end of input
+    /// (default true). A tailer sets false: a partial line then stays
+    /// buffered, uncounted in [`offset`](Self::offset), and a later
+    /// `next_line` that finds more input completes it.
+    pub fn emit_partial(mut self, yes: bool) -> Self {
+        self.emit_partial = yes;
+        self
+    }
+
+    /// Number of the last line returned (0 before the first).
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Bytes of the stream consumed by the lines returned so far, endings
+    /// included; where reading would resume after a restart.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes read from the source but not yet returned as lines (a partial
+    /// line, or what follows the last returned line): the source's position
+    /// minus this is [`offset`](Self::offset).
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The source, e.g. to look at file metadata while tailing.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// Starts counting from a known place, for a tailer that resumes a file
+    /// at a checkpoint: `inner` must be positioned at `offset`, which is
+    /// the start of line `line_no + 1`. No BOM is looked for after offset 0.
+    pub fn resume_at(mut self, offset: u64, line_no: u64) -> Self {
+        self.offset = offset;
+        self.line_no = line_no;
+        self.bom_checked = offset > 0;
+        self
+    }
+
+    /// The next line, `None` at end of input.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, LineResult<'_>)>> {
+        if !self.bom_checked {
+            while self.end - self.start < BOM.len() {
+                if self.fill()? == 0 {
+                    break;
+                }
+            }
+            if self.buf[self.start..self.end].starts_with(BOM) {
+                self.start += BOM.len();
+                self.offset += BOM.len() as u64;
+            }
+            self.bom_checked = true;
+        }
+        // Where the found line is; computed first so the borrow of `buf`
+        // is taken only once, at the end.
+        let mut searched = self.start;
+        let found: Option<(usize, usize, bool)> = loop {
+            if self.skipping {
+                match memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                    Some(i) => {
+                        self.consume(i + 1);
+                        self.skipping = false;
+                        break Some((0, 0, true));
+                    }
+                    None => {
+                        let n = self.end - self.start;
+                        self.consume(n);
+                        if self.fill()? == 0 {
+                            if self.emit_partial {
+                                self.skipping = false;
+                                break Some((0, 0, true));
+                            }
+                            return Ok(None);
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
+                let nl = searched + i;
+                let line_start = self.start;
+                let mut line_end = nl;
+                if line_end > line_start && self.buf[line_end - 1] == b'\r' {
+                    line_end -= 1;
+                }
+                self.consume(nl + 1 - line_start);
+                let too_long = line_end - line_start > self.max_line_bytes;
+                break Some((line_start, line_end, too_long));
+            }
+            searched = self.end;
+            // +1: a trailing `\r` of a line of exactly the maximum is fine.
+            if self.end - self.start > self.max_line_bytes.saturating_add(1) {
+                self.skipping = true;
+                continue;
+            }
+            let before = self.start;
+            if self.fill()? == 0 {
+                if self.start < self.end && self.emit_partial {
+                    let (s, e) = (self.start, self.end);
+                    self.consume(e - s);
+                    break Some((s, e, e - s > self.max_line_bytes));
+                }
+                return Ok(None);
+            }
+            // `fill` may have moved the data to the front of the buffer.
+            searched = searched - before + self.start;
+        };
+        match found {
+            None => Ok(None),
+            Some((s, e, too_long)) => {
+                self.line_no += 1;
+                let line = if too_long {
+                    Err(RejectReason::TooLong)
+                } else {
+                    Ok(&self.buf[s..e])
+                };
+                Ok(Some((self.line_no, line)))
+            }
+        }
+    }
+
+    /// Marks `n` bytes from `start` as consumed.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    /// Reads more input behind `end`, compacting or growing the buffer as
+    /// needed. Returns the number of bytes read (0 at end of input).
+    /// Slices previously lent out stay valid until the next call only, which
+    /// the borrow of `next_line` enforces.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Only while a line of up to the maximum is accumulating: the
+            // skipping rule above caps the growth at max + 2 + one chunk.
+            let grow = CHUNK_BYTES.max(self.buf.len() / 2);
+            self.buf.resize(self.buf.len() + grow, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Opens a log file for reading: `.zst` archives are decompressed on the fly
+/// (all frames), anything else is read as it is.
+pub fn open_log(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    if path.extension().is_some_and(|e| e == "zst") {
+        Ok(Box::new(zstd::Decoder::new(file)?))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `step` bytes per read, to exercise
+    /// lines split across reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn collect<R: Read>(mut r: LineReader<R>) -> Vec<(u64, Result<String, RejectReason>)> {
+        let mut out = Vec::new();
+        while let Some((n, line)) = r.next_line().expect("read") {
+            out.push((n, line.map(|l| String::from_utf8_lossy(l).into_owned())));
+        }
+        out
+    }
+
+    fn lines(data: &[u8], max: usize) -> Vec<(u64, Result<String, RejectReason>)> {
+        let whole = collect(LineReader::new(data, max));
+        for step in [1, 2, 3, 7] {
+            let trickled = collect(LineReader::new(Trickle { data, step }, max));
+            assert_eq!(trickled, whole, "step {step}");
+        }
+        whole
+    }
+
+    fn ok(n: u64, s: &str) -> (u64, Result<String, RejectReason>) {
+        (n, Ok(s.to_owned()))
+    }
+
+    #[test]
+    fn lf_and_crlf_endings_are_stripped() {
+        assert_eq!(
+            lines(b"a\nb\r\nc\r\n\n", 100),
+            vec![ok(1, "a"), ok(2, "b"), ok(3, "c"), ok(4, "")]
+        );
+    }
+
+    #[test]
+    fn bom_at_stream_start_is_stripped_only_there() {
+        assert_eq!(
+            lines(b"\xEF\xBB\xBFa\n\xEF\xBB\xBFb\n", 100),
+            vec![ok(1, "a"), (2, Ok("\u{feff}b".to_owned()))]
+        );
+        assert_eq!(lines(b"\xEF\xBB\xBF", 100), vec![]);
+        assert_eq!(lines(b"\xEF\xBB", 100), vec![ok(1, "\u{fffd}")]);
+    }
+
+    #[test]
+    fn last_line_without_newline_is_returned() {
+        assert_eq!(lines(b"a\nlast", 100), vec![ok(1, "a"), ok(2, "last")]);
+        assert_eq!(lines(b"", 100), vec![]);
+    }
+
+    #[test]
+    fn too_long_line_in_the_middle_keeps_neighbours() {
+        let mut data = b"before\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 50));
+        data.extend(b"\nafter\n");
+        assert_eq!(
+            lines(&data, 10),
+            vec![
+                ok(1, "before"),
+                (2, Err(RejectReason::TooLong)),
+                ok(3, "after")
+            ]
+        );
+    }
+
+    #[test]
+    fn line_of_exactly_the_maximum_passes_even_with_crlf() {
+        assert_eq!(
+            lines(b"0123456789\r\n01234567890\r\nz", 10),
+            vec![
+                ok(1, "0123456789"),
+                (2, Err(RejectReason::TooLong)),
+                ok(3, "z")
+            ]
+        );
+    }
+
+    #[test]
+    fn too_long_last_line_without_newline() {
+        assert_eq!(
+            lines(b"a\nxxxxxxxxxxxxxxxxxxxxxxxx", 5),
+            vec![ok(1, "a"), (2, Err(RejectReason::TooLong))]
+        );
+    }
+
+    #[test]
+    fn huge_line_is_skipped_with_bounded_memory() {
+        let max = 1000;
+        let mut data = Vec::new();
+        data.extend(b"a\n");
+        data.extend(std::iter::repeat_n(b'y', 5 * CHUNK_BYTES));
+        data.extend(b"\nb\n");
+        let mut r = LineReader::new(&data[..], max);
+        let mut got = Vec::new();
+        while let Some((n, line)) = r.next_line().expect("read") {
+            got.push((n, line.map(<[u8]>::to_vec)));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (1, Ok(b"a".to_vec())),
+                (2, Err(RejectReason::TooLong)),
+                (3, Ok(b"b".to_vec()))
+            ]
+        );
+        assert!(
+            r.buf.len() <= 2 * CHUNK_BYTES,
+            "buffer grew to {}",
+            r.buf.len()
+        );
+        assert_eq!(r.offset(), data.len() as u64);
+    }
+
+    #[test]
+    fn lines_longer_than_a_chunk_but_within_max_are_whole() {
+        let long = "z".repeat(CHUNK_BYTES * 2 + 17);
+        let data = format!("{long}\nq");
+        let got = lines(data.as_bytes(), CHUNK_BYTES * 3);
+        assert_eq!(got, vec![ok(1, &long), ok(2, "q")]);
+    }
+
+    #[test]
+    fn partial_last_line_waits_when_not_emitting() {
+        let mut r = LineReader::new(&b"\xEF\xBB\xBFa\r\npart"[..], 100).emit_partial(false);
+        let (n, l) = r.next_line().expect("read").expect("line");
+        assert_eq!((n, l), (1, Ok(&b"a"[..])));
+        assert!(r.next_line().expect("read").is_none());
+        assert_eq!(
+            r.offset(),
+            6,
+            "BOM + a\\r\\n; the partial line is not consumed"
+        );
+    }
+
+    #[test]
+    fn resume_counts_from_the_checkpoint() {
+        let mut r = LineReader::new(&b"\xEF\xBB\xBFc\n"[..], 100).resume_at(40, 7);
+        let (n, l) = r.next_line().expect("read").expect("line");
+        assert_eq!((n, l), (8, Ok(&b"\xEF\xBB\xBFc"[..])));
+        assert_eq!(r.offset(), 45);
+    }
+
+    #[test]
+    fn zst_input_is_decoded_and_plain_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = b"\xEF\xBB\xBF{\"ts\":1}\r\n{\"ts\":2}\n{\"ts\":3}";
+        let zst = dir.path().join("tool-usage.log.20261102-000000.zst");
+        std::fs::write(&zst, zstd::encode_all(&text[..], 3).expect("encode")).expect("write");
+        let plain = dir.path().join("tool-usage.log");
+        std::fs::write(&plain, text).expect("write");
+        for path in [&zst, &plain] {
+            let r = LineReader::new(open_log(path).expect("open"), 100);
+            assert_eq!(
+                collect(r),
+                vec![
+                    ok(1, r#"{"ts":1}"#),
+                    ok(2, r#"{"ts":2}"#),
+                    ok(3, r#"{"ts":3}"#)
+                ],
+                "{}",
+                path.display()
+            );
+        }
+    }
+}

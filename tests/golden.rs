@@ -1,0 +1,62 @@
+//! Golden tests: the real binary's `scan --format ndjson` over each case in
+//! `fixtures/golden/<case>/` (run from inside the case directory, so its
+//! `security-config.json` and `rules/` are picked up as an operator's would
+//! be) must print exactly `expected.ndjson`.
+//!
+//! To re-bless after an intended change: `MCPWATCH_BLESS=1 cargo test --test golden`,
+//! then review the diff of every `expected.ndjson` by eye.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("fixtures/golden exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("audit").is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+fn scan(case: &Path) -> String {
+    let out = Command::cargo_bin("mcpwatch")
+        .unwrap()
+        .current_dir(case)
+        .args(["scan", "audit", "--format", "ndjson"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: scan failed: {}",
+        case.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_golden_case_prints_exactly_its_expected_alerts() {
+    let cases = cases();
+    assert!(cases.len() >= 7, "golden cases missing");
+    let bless = std::env::var_os("MCPWATCH_BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in cases {
+        let got = scan(&case);
+        let expected_path = case.join("expected.ndjson");
+        if bless {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            failures.push(format!(
+                "{}:\n--- expected\n{expected}--- got\n{got}",
+                case.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,193 @@
+//! Property tests: no input makes the parser or the line reader panic, no
+//! event comes out without a usable ts, and line framing agrees with a plain
+//! split however the input is chunked.
+
+use std::io::Read;
+
+use mcpwatch::event::{Kind, Millis, RejectReason};
+use mcpwatch::ingest::lines::LineReader;
+use mcpwatch::ingest::parse::{MAX_FUTURE_MS, MIN_TS_MS, Parser};
+use proptest::prelude::*;
+use serde_json::Value;
+
+const NOW: Millis = 1_795_478_400_000;
+
+fn parser(max: usize) -> Parser {
+    Parser {
+        max_line_bytes: max,
+        now_ms: NOW,
+    }
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop::sample::select(Kind::ALL.to_vec())
+}
+
+/// Names the parser reads, so random objects hit real fields often.
+const NAMES: &[&str] = &[
+    "ts",
+    "timestamp",
+    "time",
+    "@timestamp",
+    "loggedAt",
+    "event_timestamp",
+    "request_id",
+    "requestId",
+    "user_id",
+    "user",
+    "tool",
+    "tool_name",
+    "token",
+    "outcome",
+    "decision",
+    "result",
+    "duration_ms",
+    "tool_latency_secs",
+    "args_bytes",
+    "wait_ms",
+    "error",
+    "approval_mode",
+];
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        (MIN_TS_MS - 5_000..NOW + 2 * MAX_FUTURE_MS).prop_map(Value::from),
+        (MIN_TS_MS / 1000 - 5..NOW / 1000 + 1200).prop_map(Value::from),
+        "\\PC{0,24}".prop_map(Value::from),
+        "20[0-9]{2}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9]{1,9})?(Z|[+-][0-2][0-9]:[0-5][0-9])?"
+            .prop_map(Value::from),
+        prop::sample::select(vec!["approve", "deny", "success", "denied", "expired", "fine_grained"])
+            .prop_map(Value::from),
+    ]
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        prop::sample::select(NAMES).prop_map(String::from),
+                        "\\PC{0,8}"
+                    ],
+                    inner
+                ),
+                0..8
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+fn check(kind: Kind, line: &[u8], max: usize) {
+    match parser(max).parse(kind, line) {
+        Ok(e) => {
+            assert_eq!(e.kind, Some(kind));
+            assert!(
+                e.ts >= MIN_TS_MS && e.ts <= NOW + MAX_FUTURE_MS,
+                "ts {}",
+                e.ts
+            );
+            assert!(line.len() <= max);
+        }
+        Err(RejectReason::TooLong) => assert!(line.len() > max),
+        Err(_) => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(kind in kind(), bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        check(kind, &bytes, 200);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics_and_events_have_ts(kind in kind(), v in json()) {
+        let text = v.to_string();
+        check(kind, text.as_bytes(), 1 << 20);
+        if !v.is_object() {
+            prop_assert_eq!(parser(1 << 20).parse(kind, text.as_bytes()).err(), Some(RejectReason::NotObject));
+        }
+    }
+
+    #[test]
+    fn objects_with_real_field_names(kind in kind(), kv in prop::collection::vec((prop::sample::select(NAMES), json()), 0..10)) {
+        let mut obj: serde_json::Map<String, Value> = kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if obj.contains_key("token") {
+            // A secret-bearing field, spelled so nothing else can hold it.
+            obj.insert("token".into(), Value::from("sk-live-7f3c-secret"));
+        }
+        let text = Value::Object(obj).to_string();
+        check(kind, text.as_bytes(), 1 << 20);
+        if let Ok(e) = parser(1 << 20).parse(kind, text.as_bytes()) {
+            let shown = format!("{e:?}");
+            prop_assert!(!shown.contains("sk-live-7f3c-secret"));
+        }
+    }
+
+    #[test]
+    fn truncated_and_mangled_json_never_panics(kind in kind(), v in json(), cut in any::<prop::sample::Index>(), flip in any::<u8>()) {
+        let mut bytes = v.to_string().into_bytes();
+        let i = cut.index(bytes.len() + 1);
+        bytes.truncate(i);
+        check(kind, &bytes, 1 << 20);
+        if !bytes.is_empty() {
+            let j = i / 2;
+            bytes[j] ^= flip;
+            check(kind, &bytes, 1 << 20);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_never_overflows(kind in kind(), depth in 1usize..20_000, obj in any::<bool>(), wrap in any::<bool>()) {
+        let (open, close) = if obj { (r#"{"a":"#, "}") } else { ("[", "]") };
+        let mut s = open.repeat(depth);
+        s.push('1');
+        s.push_str(&close.repeat(depth));
+        let line = if wrap { format!(r#"{{"ts":1795442587,"tool":{s}}}"#) } else { s };
+        check(kind, line.as_bytes(), usize::MAX);
+    }
+
+    #[test]
+    fn line_reader_agrees_with_split(
+        data in prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'\n', b'\r', 0xEF, 0xBB, 0xBF]), 0..400),
+        step in 1usize..50,
+        max in 0usize..40,
+    ) {
+        // Reference: split on \n, strip one \r before it, BOM stripped at the start.
+        let body = data.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&data);
+        let mut want: Vec<Result<Vec<u8>, RejectReason>> = Vec::new();
+        // A last line without `\n` is returned as it is (a lone `\r` is no
+        // line ending).
+        let mut parts: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+        let last = parts.pop().filter(|p| !p.is_empty());
+        for p in parts.iter().map(|p| p.strip_suffix(b"\r").unwrap_or(p)).chain(last) {
+            want.push(if p.len() > max { Err(RejectReason::TooLong) } else { Ok(p.to_vec()) });
+        }
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(out.len()).min(self.0.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut r = LineReader::new(Trickle(&data, step), max);
+        let mut got = Vec::new();
+        while let Some((n, line)) = r.next_line().expect("in-memory read") {
+            prop_assert_eq!(n, got.len() as u64 + 1);
+            got.push(line.map(<[u8]>::to_vec));
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(r.offset(), data.len() as u64);
+    }
+}
