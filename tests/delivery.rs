@@ -297,6 +297,10 @@ async fn three_alerts_within_group_wait_are_one_signed_post_keyed_by_first_id() 
     assert_eq!(hit.header("idempotency-key"), Some(alerts[0].id.as_str()));
     assert_eq!(hit.header("content-type"), Some("application/json"));
     assert_eq!(hit.header("x-team"), Some("secops"));
+    assert!(
+        hit.header("user-agent")
+            .is_some_and(|u| u.starts_with("mcpwatch/"))
+    );
     assert_eq!(hit.signature_ok, Some(true), "valid, fresh signature");
     let json = hit.json();
     assert_eq!(json["version"], "1");
@@ -901,4 +905,29 @@ async fn webhook_connection_failures_and_timeouts_are_retried() {
         "only `down` left"
     );
     h.shutdown().await;
+}
+
+/// Chat-style webhook URLs carry a token in their path: errors never show
+/// the URL.
+#[test]
+fn webhook_errors_never_show_the_url() {
+    init_env();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cfg = DeliveryConfig {
+        webhook: vec![webhook_channel(
+            "chat",
+            &format!("http://{closed}/services/T0KEN-in-path-42"),
+            1_000,
+        )],
+        ..Default::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = mcpwatch::cli::test_alert::run_with(&cfg, None, &mut out, &mut err).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 1);
+    assert!(out.starts_with("chat: connection failed: "), "{out}");
+    assert!(!out.contains("T0KEN") && !out.contains("services"), "{out}");
 }

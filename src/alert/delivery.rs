@@ -18,6 +18,18 @@
 //!
 //! Time for the outbox (backoff, `max_age`, `group_wait`) comes from an
 //! injected [`Clock`].
+//!
+//! # Use from the daemon
+//!
+//! ```ignore
+//! let (delivery, task) = Delivery::start(&config, &state_dir, metrics.clone())?;
+//! // For each new alert, after appending it to alerts.log:
+//! delivery.submit(&alert)?; // durable once Ok; re-submitting an id is a no-op
+//! if !delivery.has_channels() { eprintln!("{}", serde_json::to_string(&alert)?); }
+//! // On SIGTERM / SIGINT:
+//! delivery.shutdown().await; // ~3 s at most; pending work stays in the outbox
+//! let _ = task.await;
+//! ```
 
 use std::collections::HashMap;
 use std::path::Path;

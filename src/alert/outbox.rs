@@ -92,11 +92,14 @@ pub struct Backoff {
     pub max: Millis,
 }
 
+/// 1 s doubling up to 1 min: after an outage ends, alerts flow again within
+/// a minute, and since backoff is per channel a dead receiver costs one
+/// request a minute.
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             base: 1_000,
-            max: 300_000,
+            max: 60_000,
         }
     }
 }
@@ -259,6 +262,10 @@ pub struct Outbox {
     recent: VecDeque<(String, Millis)>,
     recent_ids: HashSet<String>,
     sent: BTreeMap<String, VecDeque<Millis>>,
+    /// Per channel: consecutive retryable failures and the time before
+    /// which the channel is left alone. In memory only: after a restart
+    /// each channel is tried at once.
+    health: BTreeMap<String, (u32, Millis)>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -281,6 +288,13 @@ impl Outbox {
     ) -> Result<Outbox, OutboxError> {
         let dir = state_dir.join(OUTBOX_DIR);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Alerts name users and tools: the outbox is for this user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(&dir))?;
+        }
         let snap_path = dir.join(SNAPSHOT_FILE);
         let snapshot: Snapshot = match std::fs::read(&snap_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OutboxError::Io {
@@ -317,6 +331,7 @@ impl Outbox {
                 .into_iter()
                 .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
+            health: BTreeMap::new(),
         };
         ob.recent_ids = ob.recent.iter().map(|(id, _)| id.clone()).collect();
         let reader = BufReader::new(File::open(&journal_path).map_err(io_err(&journal_path))?);
@@ -462,7 +477,8 @@ impl Outbox {
         max_per_hour: u32,
         now: Millis,
     ) -> Result<Next, OutboxError> {
-        let allowed = self.rate_allowed_at(channel, max_per_hour, now);
+        let held = self.health.get(channel).map_or(Millis::MIN, |h| h.1);
+        let allowed = self.rate_allowed_at(channel, max_per_hour, now).max(held);
         let Some(first) = self
             .pending
             .iter()
@@ -519,6 +535,7 @@ impl Outbox {
         group: &str,
         now: Millis,
     ) -> Result<(), OutboxError> {
+        self.health.remove(channel);
         self.commit(
             Op::Done {
                 channel: channel.to_string(),
@@ -534,6 +551,11 @@ impl Outbox {
     /// but never later than `max_age` after the group entered the outbox; at
     /// or past that moment, and for any permanent failure, the group goes to
     /// the dead letters with `error`.
+    ///
+    /// Backoff is per channel: a retryable failure holds the whole channel
+    /// (not just this group) until the retry, with the delay growing with
+    /// the channel's consecutive failures, so a receiver that is down gets
+    /// one probe per backoff step rather than one request per pending group.
     pub fn failed(
         &mut self,
         channel: &str,
@@ -548,9 +570,16 @@ impl Outbox {
         let attempts = p.attempts.saturating_add(1);
         let deadline = p.created.saturating_add(self.max_age);
         if retryable && now < deadline {
+            let failures = self
+                .health
+                .get(channel)
+                .map_or(0, |h| h.0)
+                .saturating_add(1)
+                .max(attempts);
             let next = now
-                .saturating_add(self.backoff.delay(attempts))
+                .saturating_add(self.backoff.delay(failures))
                 .min(deadline);
+            self.health.insert(channel.to_string(), (failures, next));
             self.commit(
                 Op::Fail {
                     channel: channel.to_string(),
@@ -815,11 +844,14 @@ impl Outbox {
             source: std::io::Error::other(e),
         })?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io_err(path))?;
         f.write_all(&line).map_err(io_err(path))?;
         f.sync_data().map_err(io_err(path))?;
         Ok(())
@@ -1016,6 +1048,43 @@ mod tests {
         let dl = std::fs::read_to_string(d.path().join(DEAD_LETTER_FILE)).unwrap();
         assert!(dl.contains("\"reason\":\"max_age\""));
         assert!(dl.contains("connection refused"));
+    }
+
+    #[test]
+    fn retryable_failure_holds_the_whole_channel_until_its_retry() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ob = open(d.path(), T0);
+        for (i, r) in ["r0", "r1", "r2"].iter().enumerate() {
+            ob.submit(
+                &alert("x", Severity::Low, &format!("g{i}")),
+                &[place("siem", r, 0)],
+                T0,
+            )
+            .unwrap();
+        }
+        let j = job(ob.next("siem", false, 0, T0).unwrap());
+        let Failure::Retry { at } = ob.failed("siem", &j.group, "HTTP 503", true, T0).unwrap()
+        else {
+            panic!("expected a retry")
+        };
+        // Two more groups are due, but the receiver is down: no request.
+        assert!(matches!(ob.next("siem", false, 0, T0 + 1).unwrap(), Next::At(t) if t == at));
+        // A second failure (another group) backs the channel off further.
+        let j = job(ob.next("siem", false, 0, at).unwrap());
+        let Failure::Retry { at: at2 } = ob.failed("siem", &j.group, "HTTP 503", true, at).unwrap()
+        else {
+            panic!("expected a retry")
+        };
+        assert!(at2 - at >= 1_000, "second consecutive failure waits 1-2 s");
+        // Recovery releases every group at once.
+        let j = job(ob.next("siem", false, 0, at2).unwrap());
+        ob.delivered("siem", &j.group, at2).unwrap();
+        let j = job(ob.next("siem", false, 0, at2).unwrap());
+        ob.delivered("siem", &j.group, at2).unwrap();
+        assert!(matches!(
+            ob.next("siem", false, 0, at2).unwrap(),
+            Next::Send(_)
+        ));
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl WebhookSender {
     pub fn new(cfg: WebhookChannel) -> WebhookSender {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout.max(1) as u64))
+            .user_agent(concat!("mcpwatch/", env!("CARGO_PKG_VERSION")))
             // A redirected POST turns into a GET elsewhere: refuse instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()
