@@ -481,7 +481,11 @@ impl<'o> Collector<'o> {
             let h = p.hist.get_or_insert_with(|| {
                 Histogram::new(SIGFIG).expect("2 significant digits is a valid precision")
             });
-            h.saturating_record(ms);
+            // `record` grows the histogram; `saturating_record` would clamp
+            // to its current range instead (only if growing fails).
+            if h.record(ms).is_err() {
+                h.saturating_record(ms);
+            }
             p.max_ms = p.max_ms.max(ms);
         }
         let first_call = !is_other && !p.called;

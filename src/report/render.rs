@@ -493,10 +493,12 @@ fn write_bypasses(out: &mut dyn Write, r: &Report) -> io::Result<()> {
 
 fn write_alerts(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     let a = &r.alerts;
-    let sev: Vec<String> = a
-        .by_severity
+    let sev: Vec<String> = crate::event::Severity::ALL
         .iter()
-        .map(|(k, v)| format!("{k} {v}"))
+        .map(|s| {
+            let n = a.by_severity.get(s.as_str()).copied().unwrap_or(0);
+            format!("{s} {n}")
+        })
         .collect();
     writeln!(out, "\nAlerts: {} ({})", a.total, sev.join(", "))?;
     if !a.by_rule.is_empty() {
@@ -620,7 +622,8 @@ pub fn write_compliance(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             "  Approval mode: {}",
             esc(p.approval_mode.as_deref().unwrap_or("always_ask"))
         )?;
-        for (list, n) in &p.lists {
+        for list in ["auto_approved", "requires_approval", "disabled"] {
+            let n = p.lists.get(list).copied().unwrap_or_default();
             writeln!(
                 out,
                 "  {list:<18} {} pattern(s), {} tool(s)",
