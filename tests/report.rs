@@ -383,8 +383,22 @@ fn filters_select_events_by_their_own_fields() {
     );
     assert_eq!(r.users.len(), 1);
     assert_eq!(r.users[0].user, "u-2");
-    // Alert keys carry no token: all alerts of the day stay.
-    assert_eq!(r.alerts.total, 3);
+    assert_eq!(r.filters.token_requests, Some(2));
+    // Alert keys carry no token: alerts stay, except the bypass of r-30,
+    // which is not one of tok-b's requests.
+    assert_eq!(r.alerts.total, 2);
+    assert_eq!(r.approval_bypasses.total, 0);
+
+    // tok-c's approvals carry no token_id: they join through request ids.
+    let r = day_report(&audit, |o| o.token = Some("tok-c".into()));
+    assert_eq!(
+        (r.totals.tool_calls, r.totals.approvals, r.totals.errors),
+        (2, 2, 1)
+    );
+    assert_eq!(tool(&r, "admin", "admin_reset").approvals.timeout, 1);
+    assert_eq!(tool(&r, "admin", "admin_reset").approvals.deny, 0);
+    assert_eq!(r.approval_bypasses.total, 1);
+    assert!(r.filters.token_requests_complete);
 
     let r = day_report(&audit, |o| o.user = Some("u-1".into()));
     assert_eq!(
@@ -519,6 +533,10 @@ fn cli_token_user_server_filters() {
     assert_eq!(j["totals"]["approvals"], 2);
     assert_eq!(j["totals"]["errors"], 1);
     assert_eq!(j["users"][0]["user"], "u-2");
+    let j = report_json(&audit, now, &["--period", "daily", "--token", "tok-c"]);
+    assert_eq!(j["totals"]["approvals"], 2);
+    assert_eq!(j["filters"]["token_requests"], 2);
+    assert_eq!(j["approval_bypasses"]["listed"][0]["request_id"], "r-30");
     let j = report_json(&audit, now, &["--period", "daily", "--user", "u-3"]);
     assert_eq!(j["totals"]["tool_calls"], 2);
     assert_eq!(j["totals"]["approvals"], 3);

@@ -30,6 +30,9 @@ pub struct Caps {
     pub max_listed: usize,
     /// Pairs remembered from data older than the period (for new tools).
     pub max_seen: usize,
+    /// Request ids of `--token`'s calls remembered to attribute approvals
+    /// and errors without a `token_id`.
+    pub max_token_requests: usize,
     /// Distinct `error_type` values per pair before `(other)`.
     pub max_error_types: usize,
     /// Tool names whose policy class is cached.
@@ -43,6 +46,7 @@ impl Default for Caps {
             max_users: 100_000,
             max_listed: 10_000,
             max_seen: 1_000_000,
+            max_token_requests: 1_000_000,
             max_error_types: 100,
             max_classified: 100_000,
         }
@@ -244,6 +248,8 @@ pub struct Collector<'o> {
     rejected: [u64; 7],
     last_ts: HashMap<usize, Millis>,
     pending: HashMap<usize, Pending>,
+    token_requests: HashSet<Box<str>>,
+    token_requests_complete: bool,
     tool_calls: u64,
     approvals: u64,
     errors: u64,
@@ -284,6 +290,8 @@ impl<'o> Collector<'o> {
             rejected: [0; 7],
             last_ts: HashMap::new(),
             pending: HashMap::new(),
+            token_requests: HashSet::new(),
+            token_requests_complete: true,
             tool_calls: 0,
             approvals: 0,
             errors: 0,
@@ -305,7 +313,25 @@ impl<'o> Collector<'o> {
                 .is_none_or(|s| ev.server_name.as_deref() == Some(s))
             && o.token
                 .as_deref()
-                .is_none_or(|t| ev.token_id.as_deref() == Some(t))
+                .is_none_or(|t| match ev.token_id.as_deref() {
+                    Some(id) => id == t,
+                    // Approval and error lines often carry no token: they belong
+                    // to the token when their request is one of its calls.
+                    None => {
+                        ev.kind != Some(Kind::ToolCall)
+                            && ev
+                                .request_id
+                                .as_deref()
+                                .is_some_and(|r| self.token_requests.contains(r))
+                    }
+                })
+    }
+
+    /// Request ids of the calls made with `--token` in the period, so its
+    /// approvals and errors without a `token_id` are reported with it.
+    pub(super) fn set_token_requests(&mut self, ids: HashSet<Box<str>>, complete: bool) {
+        self.token_requests = ids;
+        self.token_requests_complete = complete;
     }
 
     /// An accepted line's time, for the oldest record on disk.
@@ -603,9 +629,17 @@ impl<'o> Collector<'o> {
             (Some(w), Some(v)) => w == v,
             _ => true,
         };
+        // An alert keyed by request (approval_bypass) is the token's when
+        // the request is one of the token's calls.
+        let request_ok = o.token.is_none()
+            || a.key.contains_key("token_id")
+            || a.key
+                .get("request_id")
+                .is_none_or(|r| self.token_requests.contains(r.as_str()));
         if !(key_ok("user_id", &o.user)
             && key_ok("server_name", &o.server)
-            && key_ok("token_id", &o.token))
+            && key_ok("token_id", &o.token)
+            && request_ok)
         {
             return;
         }
@@ -717,6 +751,11 @@ impl<'o> Collector<'o> {
                 user: opts.user.clone(),
                 server: opts.server.clone(),
                 token: opts.token.clone(),
+                token_requests: opts
+                    .token
+                    .as_ref()
+                    .map(|_| self.token_requests.len() as u64),
+                token_requests_complete: self.token_requests_complete,
             },
             inputs,
             totals: Totals {

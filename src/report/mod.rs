@@ -18,7 +18,7 @@ pub mod model;
 pub mod period;
 pub mod render;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -182,6 +182,11 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
         current.push(f);
     }
 
+    if let Some(token) = &opts.token {
+        let (ids, complete) = token_requests(&current, opts, token)?;
+        col.set_token_requests(ids, complete);
+    }
+
     let col = std::cell::RefCell::new(col);
     merge_files(
         &current,
@@ -209,6 +214,42 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
         }
     }
     Ok(col.finish())
+}
+
+/// The request ids of the calls made with `token` in the period (a pass over
+/// the tool-usage files only), capped; false when the cap was hit.
+fn token_requests(
+    files: &[InputFile],
+    opts: &ReportOptions<'_>,
+    token: &str,
+) -> Result<(HashSet<Box<str>>, bool), ReportError> {
+    let mut ids = HashSet::new();
+    let mut complete = true;
+    for f in files.iter().filter(|f| f.kind == Kind::ToolCall) {
+        let name = f.path.display().to_string();
+        let raw = open_log(&f.path).map_err(|e| ReportError::Io(name.clone(), e))?;
+        let mut lines = LineReader::new(raw, opts.parser.max_line_bytes);
+        while let Some((_, line)) = lines
+            .next_line()
+            .map_err(|e| ReportError::Io(name.clone(), e))?
+        {
+            let Ok(bytes) = line else { continue };
+            let Ok(ev) = opts.parser.parse(f.kind, bytes) else {
+                continue;
+            };
+            if ev.token_id.as_deref() != Some(token) || !opts.range.contains(ev.ts) {
+                continue;
+            }
+            if let Some(r) = ev.request_id {
+                if ids.len() < opts.caps.max_token_requests || ids.contains(&r) {
+                    ids.insert(r);
+                } else {
+                    complete = false;
+                }
+            }
+        }
+    }
+    Ok((ids, complete))
 }
 
 /// Reads a file older than the period: every tool call is remembered as

@@ -65,6 +65,13 @@ pub struct Filters {
     pub user: Option<String>,
     pub server: Option<String>,
     pub token: Option<String>,
+    /// With `token`: how many request ids its calls in the period have
+    /// (approval and error lines without a `token_id` are attributed to the
+    /// token through them); `null` without `token`.
+    pub token_requests: Option<u64>,
+    /// False when the calls had more request ids than the cap, so some
+    /// approvals/errors without `token_id` may be missing.
+    pub token_requests_complete: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
