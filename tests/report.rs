@@ -768,3 +768,43 @@ fn cli_period_with_since_is_a_usage_error() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn rejected_lines_take_the_time_of_their_neighbours_in_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    // Two bad lines before the first accepted one (in the period), one after
+    // a line of the next day (outside).
+    std::fs::write(
+        d.path().join("errors.log"),
+        concat!(
+            "garbage\n",
+            "[1,2]\n",
+            r#"{"ts":"2026-11-20T08:00:00Z","error_type":"x"}"#,
+            "\n",
+            r#"{"ts":"2026-11-21T08:00:00Z","error_type":"x"}"#,
+            "\n",
+            r#"{"no_ts":1}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    // A file with no accepted line: its modification time (now) decides.
+    std::fs::write(
+        d.path().join("approvals.log"),
+        "{\"ts\":\"1999-12-31T23:59:59Z\"}\n",
+    )
+    .unwrap();
+    let r = day_report(d.path(), |_| {});
+    assert_eq!(r.rejected.by_reason["not_json"], 1);
+    assert_eq!(r.rejected.by_reason["not_object"], 1);
+    assert_eq!(r.rejected.by_reason["missing_ts"], 0);
+    assert_eq!(r.rejected.by_reason["bad_ts"], 0);
+    assert_eq!(r.rejected.total, 2);
+    let all = {
+        let mut o = ReportOptions::new(d.path(), TimeRange::default(), at("2026-11-21T12:00:00Z"));
+        o.parser.now_ms = at("2026-11-23T00:00:00Z");
+        build(&o).unwrap()
+    };
+    assert_eq!(all.rejected.total, 4);
+    assert_eq!(all.rejected.by_reason["bad_ts"], 1);
+}

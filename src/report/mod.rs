@@ -117,7 +117,7 @@ const OLD_FILE_MARGIN_MS: Millis = 3_600_000;
 pub const ALERTS_LOG: &str = "alerts.log";
 
 /// The log files and alert files of `dir`, with their modification times.
-pub struct Inputs {
+pub struct ReportInputs {
     pub logs: Vec<InputFile>,
     pub alerts: Vec<PathBuf>,
     pub mtimes: HashMap<String, Millis>,
@@ -125,7 +125,7 @@ pub struct Inputs {
 }
 
 /// Lists the inputs of a report (for the caller's progress bar size).
-pub fn inputs(dir: &Path) -> Result<Inputs, ReportError> {
+pub fn inputs(dir: &Path) -> Result<ReportInputs, ReportError> {
     let logs = discover(&[dir.to_path_buf()], dir)?;
     let mut alerts: Vec<(crate::ingest::input::AgeRank, PathBuf)> = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| ReportError::Io(dir.display().to_string(), e))?;
@@ -152,7 +152,7 @@ pub fn inputs(dir: &Path) -> Result<Inputs, ReportError> {
             }
         }
     }
-    Ok(Inputs {
+    Ok(ReportInputs {
         logs,
         alerts: alerts.into_iter().map(|(_, p)| p).collect(),
         mtimes,

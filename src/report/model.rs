@@ -182,7 +182,7 @@ pub struct UserRow {
     pub calls: u64,
     /// Calls whose `outcome` is `denied`.
     pub denied_calls: u64,
-    /// Approval decisions about this user's calls.
+    /// Approval decisions on this user's calls: `approve`, `deny`, `timeout`.
     pub approvals: u64,
     pub denials: u64,
     pub timeouts: u64,
