@@ -214,6 +214,14 @@ pub fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     )?;
     writeln!(
         out,
+        "Events:    {} selected of {} read ({} outside the period, {} excluded by filters)",
+        r.inputs.events_selected,
+        r.inputs.events_read,
+        r.limits.events_outside_period,
+        r.limits.events_filtered_out
+    )?;
+    writeln!(
+        out,
         "Totals:    {} tool calls, {} approval decisions, {} errors; {} servers, {} tools, {} users",
         r.totals.tool_calls,
         r.totals.approvals,
