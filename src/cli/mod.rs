@@ -163,9 +163,3 @@ pub fn printable(s: &str) -> String {
         })
         .collect()
 }
-
-/// Placeholder for commands whose issue has not landed yet.
-pub(crate) fn not_yet(name: &str) -> anyhow::Result<u8> {
-    eprintln!("mcpwatch {name}: not yet implemented");
-    Ok(EXIT_FAILURE)
-}

@@ -1,0 +1,335 @@
+//! The report as data: what every format renders and what `--format json`
+//! prints verbatim.
+//!
+//! Field names are a contract (documented in the README's field reference):
+//! add fields, never rename or remove them. Timestamps are RFC 3339 UTC with
+//! milliseconds (as alerts carry them), rates are ratios in `[0, 1]` rounded to
+//! four decimals and `null` when there is nothing to divide by, latencies are
+//! whole milliseconds.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Version of this JSON shape; bumped only on an incompatible change.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The label used for the server and tool of the overflow row (pairs beyond
+/// the cap) in the CSV and text formats.
+pub const OTHER: &str = "(other)";
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    pub report_version: u32,
+    /// The "now" the report was made at (period selection and record ages).
+    pub generated_at: String,
+    pub period: PeriodInfo,
+    pub filters: Filters,
+    pub inputs: Inputs,
+    pub totals: Totals,
+    /// Per server: the sum of its tools (the overflow row excluded).
+    pub servers: Vec<ServerRow>,
+    /// Per server × tool, sorted by server then tool.
+    pub tools: Vec<ToolRow>,
+    /// Events of server × tool pairs beyond `limits.max_pairs`, in one row
+    /// (`null` when nothing overflowed).
+    pub other: Option<ToolRow>,
+    pub users: Vec<UserRow>,
+    /// Events of users beyond `limits.max_users`, in one row.
+    pub users_other: Option<UserRow>,
+    /// Tool calls by UTC hour of day, index 0 = 00:00–00:59.
+    pub hour_of_day: [u64; 24],
+    pub new_tools: NewTools,
+    /// `null` when no policy is known (no security-config.json).
+    pub disabled_tool_invocations: Option<Listing<Invocation>>,
+    pub approval_bypasses: Listing<Bypass>,
+    pub alerts: AlertTotals,
+    pub rejected: Rejected,
+    pub coverage: Coverage,
+    pub policy: PolicyInfo,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PeriodInfo {
+    /// `daily`, `weekly`, `monthly`, or `null` for `--since`/`--until`.
+    pub name: Option<String>,
+    /// Inclusive start, `null` when unbounded.
+    pub since: Option<String>,
+    /// Exclusive end, `null` when unbounded.
+    pub until: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Filters {
+    pub user: Option<String>,
+    pub server: Option<String>,
+    pub token: Option<String>,
+    /// With `token`: how many request ids its calls in the period have
+    /// (approval and error lines without a `token_id` are attributed to the
+    /// token through them); `null` without `token`.
+    pub token_requests: Option<u64>,
+    /// False when the calls had more request ids than the cap, so some
+    /// approvals/errors without `token_id` may be missing.
+    pub token_requests_complete: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Inputs {
+    pub dir: String,
+    /// Log files (live, rotated, archived) read.
+    pub log_files: u64,
+    /// `alerts.log` and its rotations read.
+    pub alert_files: u64,
+    /// Bytes read from disk (compressed size for archives).
+    pub bytes: u64,
+    /// Accepted lines in all files (any time, any filter).
+    pub events_read: u64,
+    /// Accepted lines inside the period and matching the filters.
+    pub events_selected: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub tool_calls: u64,
+    pub approvals: u64,
+    pub errors: u64,
+    pub servers: u64,
+    pub tools: u64,
+    pub users: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Outcomes {
+    pub success: u64,
+    pub error: u64,
+    pub denied: u64,
+    /// Calls without a (known) `outcome`.
+    pub unknown: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Approvals {
+    /// Decisions with a known `decision` value.
+    pub decisions: u64,
+    pub approve: u64,
+    pub deny: u64,
+    pub timeout: u64,
+    pub approve_rate: Option<f64>,
+    pub deny_rate: Option<f64>,
+    pub timeout_rate: Option<f64>,
+    /// Approval lines without a known `decision`.
+    pub undecided: u64,
+    /// Per `approval_mode` (`always_ask`, `fine_grained`, `no_approval`,
+    /// `unknown`), sorted by mode.
+    pub by_mode: Vec<ModeDecisions>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ModeDecisions {
+    pub mode: String,
+    pub approve: u64,
+    pub deny: u64,
+    pub timeout: u64,
+    pub approve_rate: Option<f64>,
+    pub deny_rate: Option<f64>,
+    pub timeout_rate: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Errors {
+    pub total: u64,
+    /// By `error_type` (`unknown` when absent), sorted by type.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+/// Percentiles of `duration_ms` over the calls that carry one.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Latency {
+    /// Calls with a duration.
+    pub count: u64,
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ToolRow {
+    pub server: String,
+    pub tool: String,
+    pub calls: u64,
+    pub outcomes: Outcomes,
+    pub approvals: Approvals,
+    pub errors: Errors,
+    pub latency_ms: Latency,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ServerRow {
+    pub server: String,
+    pub tools: u64,
+    pub calls: u64,
+    pub outcomes: Outcomes,
+    pub approvals: Approvals,
+    pub errors: Errors,
+    pub latency_ms: Latency,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct UserRow {
+    pub user: String,
+    pub calls: u64,
+    /// Calls whose `outcome` is `denied`.
+    pub denied_calls: u64,
+    /// Approval decisions on this user's calls: `approve`, `deny`, `timeout`.
+    pub approvals: u64,
+    pub denials: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    /// First and last event of any kind in the period.
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// Where a line is: file name as read and 1-based line number.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Place {
+    pub file: String,
+    pub line: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NewTool {
+    pub server: String,
+    pub tool: String,
+    /// The first (selected) call in the period.
+    pub first_seen: String,
+    pub user: String,
+    pub evidence: Place,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct NewTools {
+    /// Pairs first called in the period (never called in older data on disk).
+    pub total: u64,
+    pub listed: Vec<NewTool>,
+    /// True when older data held more pairs than the seen-set cap, so some
+    /// listed tools may have been seen before.
+    pub approximate: bool,
+}
+
+/// A list capped at `limits.max_listed`, with the full count.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Listing<T> {
+    pub total: u64,
+    pub listed: Vec<T>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            total: 0,
+            listed: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Invocation {
+    pub ts: String,
+    pub user: String,
+    pub server: String,
+    pub tool: String,
+    /// The call's `outcome` (`success`, `error`, `denied`) or `unknown`.
+    pub outcome: String,
+    /// The policy rule that disabled the tool, e.g. `pattern admin_*`.
+    pub rule: String,
+    pub evidence: Place,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Bypass {
+    /// Event time of the call (the alert's ts).
+    pub ts: String,
+    pub alert_id: String,
+    pub request_id: Option<String>,
+    pub message: String,
+    pub evidence: Option<Place>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AlertTotals {
+    pub total: u64,
+    pub by_severity: BTreeMap<String, u64>,
+    /// Per rule, sorted by rule name.
+    pub by_rule: Vec<RuleAlerts>,
+    /// Lines of the alert log that are not alerts.
+    pub unreadable_lines: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct RuleAlerts {
+    pub rule: String,
+    pub total: u64,
+    pub low: u64,
+    pub medium: u64,
+    pub high: u64,
+    pub critical: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Rejected {
+    pub total: u64,
+    /// Every reason of SPEC §1, zero included.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Coverage {
+    /// The oldest accepted line in any log file on disk (any filter).
+    pub oldest_record: Option<String>,
+    /// Whole days between `oldest_record` and `generated_at`.
+    pub oldest_record_age_days: Option<i64>,
+    pub retention_days: u32,
+    /// `shorter_than_retention`, `meets_retention`, `exceeds_retention`
+    /// (records older than retention plus two days: pruning is not
+    /// running), or `no_records`.
+    pub retention_status: String,
+    /// The first and last day (UTC, `YYYY-MM-DD`) the gap check covers.
+    pub first_day: Option<String>,
+    pub last_day: Option<String>,
+    /// UTC days of the period with no accepted line in any log.
+    pub days_without_logs: Vec<String>,
+    /// Days counted in `days_without_logs` beyond the listed ones.
+    pub days_without_logs_total: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct PolicyInfo {
+    /// False when there is no security-config.json.
+    pub known: bool,
+    pub approval_mode: Option<String>,
+    /// `auto_approved`, `requires_approval`, `disabled` → counts.
+    pub lists: BTreeMap<String, ListCounts>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ListCounts {
+    pub patterns: u64,
+    pub tools: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Limits {
+    pub max_pairs: u64,
+    /// Selected events that went to the `other` row.
+    pub pairs_overflow_events: u64,
+    pub max_users: u64,
+    pub users_overflow_events: u64,
+    pub max_listed: u64,
+    /// Accepted lines outside the period (read for coverage and new tools).
+    pub events_outside_period: u64,
+    /// Accepted lines in the period that the filters excluded.
+    pub events_filtered_out: u64,
+}
