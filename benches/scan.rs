@@ -45,6 +45,22 @@ fn data(n: usize) -> PathBuf {
     root
 }
 
+/// The memory scenario of the issue: 1,000,000 lines from 1,000,000
+/// distinct users and 20,000 distinct tools, generated beside the other
+/// data set so `/usr/bin/time -v target/release/mcpwatch scan
+/// target/bench-data/distinct-1000000/audit` can measure peak RSS.
+fn distinct_data(n: usize) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(format!("distinct-{n}"));
+    let log = root.join("audit/tool-usage.log");
+    if !log.exists() {
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        mcpwatch::testkit::write_bench_log(&log, n, n, 20_000, 7).unwrap();
+    }
+    root
+}
+
 fn parser() -> Parser {
     Parser {
         max_line_bytes: 1 << 20,
@@ -55,6 +71,7 @@ fn parser() -> Parser {
 fn bench(c: &mut Criterion) {
     let n = lines();
     let root = data(n);
+    distinct_data(n);
     let log = root.join("audit/tool-usage.log");
     let mut g = c.benchmark_group("detect");
     g.throughput(Throughput::Elements(n as u64));
