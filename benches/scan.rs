@@ -36,9 +36,12 @@ fn data(n: usize) -> PathBuf {
     if !log.exists() {
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
         mcpwatch::testkit::write_bench_log(&log, n, 5_000, 200, 42).unwrap();
+        // The generated tools are auto-approved by pattern (so no bypass
+        // floods), named in no list (so each pair is new once), and admin
+        // tools are disabled: every rule is on and evaluated.
         std::fs::write(
             root.join("security-config.json"),
-            mcpwatch::testkit::EXAMPLE_SECURITY_CONFIG,
+            r#"{"approvalMode":"fine_grained","rules":{"autoApproved":{"patterns":["tool_*"]},"requiresApproval":{"patterns":["*_send"]},"disabled":{"patterns":["admin_*"]}}}"#,
         )
         .unwrap();
     }
