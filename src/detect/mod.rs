@@ -144,6 +144,25 @@ pub(crate) struct Cx<'a, 'b> {
     pub out: &'b mut Vec<Alert>,
 }
 
+impl Cx<'_, '_> {
+    /// Applies a cooldown verdict: `Some(suppressed)` raises the alert that
+    /// `make` builds from that count, `None` counts one suppression.
+    pub(crate) fn raise(
+        &mut self,
+        r: &RuleConfig,
+        verdict: Option<u64>,
+        make: impl FnOnce(u64) -> Alert,
+    ) {
+        match verdict {
+            Some(suppressed) => {
+                self.out.push(make(suppressed));
+                Stats::bump(&mut self.stats.alerts, r.name, 1);
+            }
+            None => Stats::bump(&mut self.stats.suppressed, r.name, 1),
+        }
+    }
+}
+
 /// The parts of an alert a rule decides; [`AlertDraft::finish`] adds the
 /// id, ts, key object and evidence.
 pub(crate) struct AlertDraft {
@@ -155,6 +174,22 @@ pub(crate) struct AlertDraft {
 }
 
 impl AlertDraft {
+    /// A draft with only a message (rules without a count or window).
+    pub fn plain(suppressed: u64, message: String) -> AlertDraft {
+        AlertDraft {
+            value: None,
+            threshold: None,
+            window: None,
+            suppressed,
+            message,
+        }
+    }
+
+    /// Completes the draft for the firing event `ev` read at `line`.
+    pub fn finish_at(self, rule: &RuleConfig, ev: &Event, line: LineRef<'_>) -> Alert {
+        self.finish(rule, ev, line.file, line.line, line.raw)
+    }
+
     pub fn finish(
         self,
         rule: &RuleConfig,

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, state_key};
-use crate::detect::{AlertDraft, Cx, Stats};
-use crate::event::{Decision, Event, Millis, Outcome};
+use crate::detect::{AlertDraft, Cx, Stats, format_window};
+use crate::event::{Decision, Event, Field, Millis, Outcome};
 
 /// Approve times kept per request id (retries can approve one request more
 /// than once; only recent ones can still matter).
@@ -100,30 +100,19 @@ fn judge(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>, p: Pending) 
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }
-    match entry.value.hit(call_ts, r.realert) {
-        Some(suppressed) => {
-            let message = format!(
-                "request {rid}: {} on server {} ran without an approve decision (none from {} before to {} after the call; user {}, outcome {})",
-                p.call.tool_name.as_deref().unwrap_or("unknown"),
-                p.call.server_name.as_deref().unwrap_or("unknown"),
-                crate::detect::format_window(r.horizon),
-                crate::detect::format_window(r.grace),
-                p.call.key_value(crate::event::Field::UserId),
-                outcome_of(&p.call),
-            );
-            let alert = AlertDraft {
-                value: None,
-                threshold: None,
-                window: None,
-                suppressed,
-                message,
-            }
-            .finish(r, &p.call, &p.file, p.line, p.raw.as_bytes());
-            Stats::bump(&mut cx.stats.alerts, r.name, 1);
-            cx.out.push(alert);
-        }
-        None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
-    }
+    let verdict = entry.value.hit(call_ts, r.realert);
+    cx.raise(r, verdict, |suppressed| {
+        let message = format!(
+            "request {rid}: {} on server {} ran without an approve decision (none from {} before to {} after the call; user {}, outcome {})",
+            p.call.key_value(Field::ToolName),
+            p.call.key_value(Field::ServerName),
+            format_window(r.horizon),
+            format_window(r.grace),
+            p.call.key_value(Field::UserId),
+            outcome_of(&p.call),
+        );
+        AlertDraft::plain(suppressed, message).finish(r, &p.call, &p.file, p.line, p.raw.as_bytes())
+    });
 }
 
 fn outcome_of(ev: &Event) -> &'static str {

@@ -39,21 +39,19 @@ pub(crate) fn process(
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }
-    match verdict {
-        Some(Some(suppressed)) => {
-            let alert = AlertDraft {
+    if let Some(verdict) = verdict {
+        let (ev, line) = (cx.ev, cx.line);
+        let msg = message(count, cx);
+        cx.raise(r, verdict, |suppressed| {
+            AlertDraft {
                 value: Some(int(count)),
                 threshold: Some(threshold_number(r.threshold)),
                 window: Some(r.window),
                 suppressed,
-                message: message(count, cx),
+                message: msg,
             }
-            .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
-            Stats::bump(&mut cx.stats.alerts, r.name, 1);
-            cx.out.push(alert);
-        }
-        Some(None) => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
-        None => {}
+            .finish_at(r, ev, line)
+        });
     }
     if let Some(idle) = idle {
         st.keys.expire(cx.watermark, idle);

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, idle_of};
+use crate::event::Field;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct State {
@@ -18,28 +19,18 @@ pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }
-    match entry.value.hit(t, r.realert) {
-        Some(suppressed) => {
-            let message = format!(
-                "user {} called disabled tool {} on server {} (outcome {})",
-                cx.ev.key_value(crate::event::Field::UserId),
-                cx.ev.key_value(crate::event::Field::ToolName),
-                cx.ev.key_value(crate::event::Field::ServerName),
-                outcome(cx),
-            );
-            let alert = AlertDraft {
-                value: None,
-                threshold: None,
-                window: None,
-                suppressed,
-                message,
-            }
-            .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
-            Stats::bump(&mut cx.stats.alerts, r.name, 1);
-            cx.out.push(alert);
-        }
-        None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
-    }
+    let verdict = entry.value.hit(t, r.realert);
+    let (ev, line) = (cx.ev, cx.line);
+    let outcome = outcome(cx);
+    cx.raise(r, verdict, |suppressed| {
+        let message = format!(
+            "user {} called disabled tool {} on server {} (outcome {outcome})",
+            ev.key_value(Field::UserId),
+            ev.key_value(Field::ToolName),
+            ev.key_value(Field::ServerName),
+        );
+        AlertDraft::plain(suppressed, message).finish_at(r, ev, line)
+    });
     if let Some(idle) = idle_of(r) {
         st.keys.expire(cx.watermark, idle);
     }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{int, threshold_number};
+use super::threshold_number;
 use crate::alert::Number;
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
@@ -54,29 +54,25 @@ pub(crate) fn process(
         denials as f64 / decisions as f64
     };
     if decisions >= r.min_decisions && ratio > r.threshold {
-        match ks.cooldown.hit(t, r.realert) {
-            Some(suppressed) => {
-                let rounded = (ratio * 10_000.0).round() / 10_000.0;
-                let message = format!(
-                    "{} had {denials} of {decisions} approval decisions denied in {} (ratio {rounded} > {})",
-                    describe_key(&r.key, cx.ev),
-                    format_window(r.window),
-                    threshold_number(r.threshold)
-                );
-                let _ = int;
-                let alert = AlertDraft {
-                    value: Some(Number::Float(rounded)),
-                    threshold: Some(Number::Float(r.threshold)),
-                    window: Some(r.window),
-                    suppressed,
-                    message,
-                }
-                .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
-                Stats::bump(&mut cx.stats.alerts, r.name, 1);
-                cx.out.push(alert);
+        let verdict = ks.cooldown.hit(t, r.realert);
+        let (ev, line) = (cx.ev, cx.line);
+        cx.raise(r, verdict, |suppressed| {
+            let rounded = (ratio * 10_000.0).round() / 10_000.0;
+            let message = format!(
+                "{} had {denials} of {decisions} approval decisions denied in {} (ratio {rounded} > {})",
+                describe_key(&r.key, ev),
+                format_window(r.window),
+                threshold_number(r.threshold)
+            );
+            AlertDraft {
+                value: Some(Number::Float(rounded)),
+                threshold: Some(Number::Float(r.threshold)),
+                window: Some(r.window),
+                suppressed,
+                message,
             }
-            None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
-        }
+            .finish_at(r, ev, line)
+        });
     }
     if let Some(idle) = idle {
         st.keys.expire(cx.watermark, idle);

@@ -62,15 +62,9 @@ impl NewTool {
                 None => String::new(),
             }
         );
-        let alert = AlertDraft {
-            value: None,
-            threshold: None,
-            window: None,
-            suppressed: 0,
-            message,
-        }
-        .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
-        Stats::bump(&mut cx.stats.alerts, r.name, 1);
-        cx.out.push(alert);
+        let (ev, line) = (cx.ev, cx.line);
+        cx.raise(r, Some(0), |suppressed| {
+            AlertDraft::plain(suppressed, message).finish_at(r, ev, line)
+        });
     }
 }

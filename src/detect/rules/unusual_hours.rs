@@ -10,7 +10,7 @@ use super::int;
 use crate::config::RuleConfig;
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, idle_of};
-use crate::event::Millis;
+use crate::event::{Field, Millis};
 
 /// Every zone offset in use since 2000 is a multiple of 15 minutes, so the
 /// local hour is constant within an aligned 15-minute span of UTC: cache it.
@@ -70,35 +70,29 @@ impl Hours {
         if touch.evicted {
             Stats::bump(&mut cx.stats.evictions, r.name, 1);
         }
-        match entry.value.hit(t, r.realert) {
-            Some(suppressed) => {
-                let local = r
-                    .timezone
-                    .timestamp_millis_opt(t)
-                    .single()
-                    .map(|d| d.format("%H:%M").to_string())
-                    .unwrap_or_else(|| format!("{hour:02}:??"));
-                let message = format!(
-                    "{} called {} on server {} at {local} {} (unusual hours {})",
-                    describe_key(&r.key, cx.ev),
-                    cx.ev.tool_name.as_deref().unwrap_or("unknown"),
-                    cx.ev.server_name.as_deref().unwrap_or("unknown"),
-                    r.timezone.name(),
-                    hours_list(&r.hours),
-                );
-                let alert = AlertDraft {
-                    value: Some(int(u64::from(hour))),
-                    threshold: None,
-                    window: None,
-                    suppressed,
-                    message,
-                }
-                .finish(r, cx.ev, cx.line.file, cx.line.line, cx.line.raw);
-                Stats::bump(&mut cx.stats.alerts, r.name, 1);
-                cx.out.push(alert);
+        let verdict = entry.value.hit(t, r.realert);
+        let (ev, line) = (cx.ev, cx.line);
+        cx.raise(r, verdict, |suppressed| {
+            let local = r
+                .timezone
+                .timestamp_millis_opt(t)
+                .single()
+                .map(|d| d.format("%H:%M").to_string())
+                .unwrap_or_else(|| format!("{hour:02}:??"));
+            let message = format!(
+                "{} called {} on server {} at {local} {} (unusual hours {})",
+                describe_key(&r.key, ev),
+                ev.key_value(Field::ToolName),
+                ev.key_value(Field::ServerName),
+                r.timezone.name(),
+                hours_list(&r.hours),
+            );
+            AlertDraft {
+                value: Some(int(u64::from(hour))),
+                ..AlertDraft::plain(suppressed, message)
             }
-            None => Stats::bump(&mut cx.stats.suppressed, r.name, 1),
-        }
+            .finish_at(r, ev, line)
+        });
         if let Some(idle) = idle_of(r) {
             st.keys.expire(cx.watermark, idle);
         }
