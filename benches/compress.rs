@@ -135,6 +135,9 @@ fn bench(c: &mut Criterion) {
         ),
         _ => eprintln!("peak RSS: unavailable (no /proc/self/clear_refs)"),
     }
+    if std::env::var_os("MCPWATCH_BENCH_PARTS").is_some() {
+        parts(&src, &out, level, size);
+    }
     std::fs::remove_file(&out).expect("remove archive");
 
     let mut g = c.benchmark_group("rotate");
@@ -150,6 +153,42 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Where the time goes: each stage alone, once (`MCPWATCH_BENCH_PARTS=1`).
+fn parts(src: &Path, archive: &Path, level: i32, size: u64) {
+    use sha2::Digest;
+    let rate = |what: &str, t: Instant| {
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "  {what}: {s:.2} s, {:.0} MiB/s",
+            size as f64 / (1 << 20) as f64 / s
+        );
+    };
+    let t = Instant::now();
+    let mut f = std::fs::File::open(src).expect("open");
+    let mut enc = zstd::stream::write::Encoder::new(std::io::sink(), level).expect("encoder");
+    std::io::copy(&mut f, &mut enc).expect("compress");
+    enc.finish().expect("finish");
+    rate("zstd compress only", t);
+    let t = Instant::now();
+    let mut dec = zstd::stream::read::Decoder::new(std::fs::File::open(archive).expect("open"))
+        .expect("decoder");
+    std::io::copy(&mut dec, &mut std::io::sink()).expect("decompress");
+    rate("zstd decompress only", t);
+    let t = Instant::now();
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(src).expect("open");
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let _ = h.finalize();
+    rate("sha256 only", t);
 }
 
 criterion_group!(benches, bench);

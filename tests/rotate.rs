@@ -823,6 +823,11 @@ fn dry_run_plans_everything_and_changes_nothing() {
         "{text:#?}"
     );
     assert!(has("post_rotate `touch /nonexistent/never`"), "{text:#?}");
+    // Idle for 2 days: the real pass compresses it right after renaming it.
+    assert!(
+        has("compress tool-usage.log.20261124-120000 -> tool-usage.log.20261124-120000.zst"),
+        "{text:#?}"
+    );
     assert!(
         has("compress errors.log.1 -> errors.log.20261124-120000.zst"),
         "{text:#?}"

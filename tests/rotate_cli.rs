@@ -153,6 +153,7 @@ fn dry_run_prints_every_planned_action_and_changes_no_byte_or_mtime() {
         "bytes; first pass after UTC midnight)".into(),
         "skip approvals.log: daily rotation due but left alone: not in the checkpoint".into(),
         "compress errors.log.1 -> errors.log.".into(),
+        "compress tool-usage.log.".into(),
         "idle 2d00h".into(),
         format!(
             "delete tool-usage.log.{}.zst",

@@ -588,7 +588,7 @@ impl Rotator {
         let mut state_changed = false;
         let mut entries = self.scan_dir(now, &mut report)?;
 
-        self.rotate_live(
+        let just_rotated = self.rotate_live(
             now,
             consumption,
             metrics,
@@ -598,7 +598,21 @@ impl Rotator {
             &mut report,
         );
         self.prune(now, consumption, metrics, &mut entries, &mut report);
-        let created = self.compress_rotated(now, consumption, metrics, &entries, &mut report);
+        // A dry run cannot know whether post_rotate makes the writer create
+        // a new live file at once; assume not (the real pass looks).
+        let moved_on_unknown: &[&str] = if self.opts.dry_run {
+            &just_rotated
+        } else {
+            &[]
+        };
+        let created = self.compress_rotated(
+            now,
+            consumption,
+            metrics,
+            &entries,
+            moved_on_unknown,
+            &mut report,
+        );
         self.verify_existing(metrics, &entries, &created, &mut report);
 
         if state_changed
@@ -721,8 +735,9 @@ impl Rotator {
         state: &mut RotationState,
         state_changed: &mut bool,
         report: &mut PassReport,
-    ) {
+    ) -> Vec<&'static str> {
         let o = &self.opts;
+        let mut just_rotated = Vec::new();
         for base in LOGS {
             let Some(idx) = entries
                 .iter()
@@ -801,18 +816,20 @@ impl Rotator {
                 state.last_rotation.insert(base.to_string(), now);
                 *state_changed = true;
                 report.rotated.push((base, to.clone()));
-                // The renamed file takes the live file's place in the list,
-                // so the steps below see it under its new name.
-                let e = &mut entries[idx];
-                e.name = name_of(&to);
-                e.path = to.clone();
-                e.kind = LogName::Rotated {
-                    base,
-                    ts: now,
-                    seq: (s > 0).then_some(s),
-                    zst: false,
-                };
             }
+            // The renamed file takes the live file's place in the list, so
+            // the steps below see it under its new name (in a dry run too,
+            // so the plan shows what the pass would do next).
+            just_rotated.push(base);
+            let e = &mut entries[idx];
+            e.name = name_of(&to);
+            e.path = to.clone();
+            e.kind = LogName::Rotated {
+                base,
+                ts: now,
+                seq: (s > 0).then_some(s),
+                zst: false,
+            };
             if let Some(cmd) = &o.post_rotate {
                 let ok = if o.dry_run {
                     true
@@ -831,6 +848,7 @@ impl Rotator {
                 });
             }
         }
+        just_rotated
     }
 
     /// Deletes archives older than the retention by the time in their name.
@@ -896,6 +914,7 @@ impl Rotator {
         consumption: &dyn Consumption,
         metrics: &Metrics,
         entries: &[Entry],
+        moved_on_unknown: &[&str],
         report: &mut PassReport,
     ) -> Vec<PathBuf> {
         let mut created = Vec::new();
@@ -924,9 +943,10 @@ impl Rotator {
                 continue;
             }
             let consumed = consumption.consumed(&e.path, &e.meta);
-            let moved_on = std::fs::symlink_metadata(o.dir.join(base))
-                .map(|m| m.is_file())
-                .unwrap_or(false);
+            let moved_on = !moved_on_unknown.contains(&base)
+                && std::fs::symlink_metadata(o.dir.join(base))
+                    .map(|m| m.is_file())
+                    .unwrap_or(false);
             let due_a = consumed && idle >= o.rotate_wait && moved_on;
             let due_b = idle >= FORCE_IDLE && (consumed || consumption.idle_overrides());
             if !(due_a || due_b) {
