@@ -49,7 +49,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const ROTATE_EVERY: Duration = Duration::from_secs(60);
 /// Most bytes read from one file in one cycle: bounds the memory a huge
 /// backlog can take (the file is the buffer; the next cycle reads on).
-const READ_LIMIT_PER_FILE: u64 = 64 * 1024 * 1024;
+/// `MCPWATCH_READ_LIMIT_BYTES` overrides it (tests use a small one).
+const READ_LIMIT_PER_FILE: u64 = 16 * 1024 * 1024;
 /// Rejected lines logged one by one per cycle before only being counted.
 const REJECTS_LOGGED_PER_CYCLE: usize = 20;
 /// Wake-ups buffered between the watcher and the loop; more are pointless
@@ -243,8 +244,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             break;
         }
     }
-    // Finish what was read, then make it durable.
-    daemon.cycle()?;
+    // Finish what was read (a backlog cut by the read limit for at most a
+    // few seconds more), then make it durable.
+    let drain_until = Instant::now() + Duration::from_secs(3);
+    while daemon.cycle()? && Instant::now() < drain_until {}
     daemon.maybe_checkpoint(true)?;
     daemon.wait_rotation();
     drop(daemon);
@@ -278,6 +281,16 @@ struct Daemon {
     rotator: Arc<std::sync::Mutex<Rotator>>,
     /// The rotation pass in progress, if any.
     rotating: Option<std::thread::JoinHandle<()>>,
+    /// Events read but not yet placed in ts order (see [`Daemon::detect`]).
+    carry: [std::collections::VecDeque<Carried>; 3],
+}
+
+/// An event held over to the next cycle, with what evidence needs.
+struct Carried {
+    ev: Event,
+    raw: Vec<u8>,
+    file: Arc<str>,
+    line: u64,
 }
 
 impl Daemon {
@@ -302,7 +315,12 @@ impl Daemon {
             Some(doc.tail).filter(|t| !t.files.is_empty()),
         )
         .with_rotate_wait(rotate_wait);
-        tailer.set_read_limit(READ_LIMIT_PER_FILE);
+        tailer.set_read_limit(
+            std::env::var("MCPWATCH_READ_LIMIT_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(READ_LIMIT_PER_FILE),
+        );
         let mut engine = Engine::new(&opts.config);
         let exported = match doc.engine {
             Some(state) => {
@@ -342,6 +360,7 @@ impl Daemon {
                 RotateOptions::from_config(&opts.config, &opts.dir, &opts.state_dir),
             ))),
             rotating: None,
+            carry: Default::default(),
         })
     }
 
@@ -374,7 +393,7 @@ impl Daemon {
             self.dirty = true;
             self.health.dirty.store(true, Ordering::Relaxed);
         }
-        Ok(!batch.caught_up)
+        Ok(!batch.caught_up || self.carrying())
     }
 
     /// Parses the batch's lines into per-kind lists (file order kept).
@@ -415,39 +434,88 @@ impl Daemon {
         }
     }
 
-    /// Merges the three kinds by ts (ties in kind order) and runs the engine.
+    /// Merges the three kinds by ts (ties in kind order) and runs the
+    /// engine, exactly as `scan` would over the whole files: when a read
+    /// limit left a file unread, the merge stops as soon as that file's
+    /// buffered lines run out (its next line's ts is unknown), and what is
+    /// left waits in `carry` for the next cycle. No checkpoint is written
+    /// while anything is carried, so a crash re-reads rather than loses.
     fn detect(
         &mut self,
         batch: &Batch,
         per_kind: &[Vec<(Event, usize)>; 3],
         read_at: Instant,
     ) -> Result<(), RunError> {
-        let mut heads = [0usize; 3];
-        loop {
-            let mut best: Option<usize> = None;
-            for k in 0..3 {
-                if let Some((ev, _)) = per_kind[k].get(heads[k]) {
-                    match best {
-                        Some(b) if per_kind[b][heads[b]].0.ts <= ev.ts => {}
-                        _ => best = Some(k),
-                    }
+        let mut complete = [true; 3];
+        if !batch.caught_up {
+            for f in self.tailer.followed_files() {
+                if f.read_pos < f.size {
+                    complete[f.kind as usize] = false;
                 }
             }
-            let Some(k) = best else { break };
-            let (ev, idx) = &per_kind[k][heads[k]];
-            heads[k] += 1;
-            let line = &batch.lines[*idx];
-            self.engine.process(
-                ev,
-                LineRef {
-                    file: &line.file,
-                    line: line.line_no,
-                    raw: batch.bytes(line),
-                },
-                &mut self.alerts,
-            );
         }
+        let mut carry = std::mem::take(&mut self.carry);
+        let mut heads = [0usize; 3];
+        loop {
+            let head_ts = |k: usize| -> Option<crate::event::Millis> {
+                carry[k]
+                    .front()
+                    .map(|c| c.ev.ts)
+                    .or_else(|| per_kind[k].get(heads[k]).map(|(ev, _)| ev.ts))
+            };
+            if (0..3).any(|k| !complete[k] && head_ts(k).is_none()) {
+                break;
+            }
+            let mut best: Option<(crate::event::Millis, usize)> = None;
+            for k in 0..3 {
+                if let Some(ts) = head_ts(k)
+                    && best.is_none_or(|(b, _)| ts < b)
+                {
+                    best = Some((ts, k));
+                }
+            }
+            let Some((_, k)) = best else { break };
+            if let Some(c) = carry[k].pop_front() {
+                let line = LineRef {
+                    file: &c.file,
+                    line: c.line,
+                    raw: &c.raw,
+                };
+                self.engine.process(&c.ev, line, &mut self.alerts);
+            } else {
+                let (ev, idx) = &per_kind[k][heads[k]];
+                heads[k] += 1;
+                let line = &batch.lines[*idx];
+                self.engine.process(
+                    ev,
+                    LineRef {
+                        file: &line.file,
+                        line: line.line_no,
+                        raw: batch.bytes(line),
+                    },
+                    &mut self.alerts,
+                );
+            }
+        }
+        // Keep what could not be placed yet, in file order.
+        for k in 0..3 {
+            for (ev, idx) in &per_kind[k][heads[k]..] {
+                let line = &batch.lines[*idx];
+                carry[k].push_back(Carried {
+                    ev: ev.clone(),
+                    raw: batch.bytes(line).to_vec(),
+                    file: line.file.clone(),
+                    line: line.line_no,
+                });
+            }
+        }
+        self.carry = carry;
         self.emit(read_at)
+    }
+
+    /// Whether events read are still waiting in `carry`.
+    fn carrying(&self) -> bool {
+        self.carry.iter().any(|c| !c.is_empty())
     }
 
     /// Emits the cycle's alerts: outbox first (one fsync for the batch),
@@ -526,9 +594,13 @@ impl Daemon {
         self.exported = now;
     }
 
-    /// Writes the checkpoint when due (or `force`d and anything changed).
+    /// Writes the checkpoint when due (or `force`d and anything changed),
+    /// never while events read are still carried to the next cycle.
     fn maybe_checkpoint(&mut self, force: bool) -> Result<(), RunError> {
-        if !self.dirty || (!force && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY) {
+        if !self.dirty
+            || self.carrying()
+            || (!force && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY)
+        {
             return Ok(());
         }
         let alerts_pos = self.alert_log.sync()?;
