@@ -29,6 +29,8 @@ pub struct Entry<V> {
 pub struct Touch {
     /// A key was evicted because the map was full.
     pub evicted: bool,
+    /// The key was not in the map (it was created).
+    pub inserted: bool,
 }
 
 impl<V: Default> KeyedState<V> {
@@ -79,6 +81,7 @@ impl<V: Default> KeyedState<V> {
             self.map.pop_front();
             touch.evicted = true;
         }
+        touch.inserted = true;
         self.map.insert(
             key.to_owned(),
             Entry {

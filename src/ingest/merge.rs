@@ -79,7 +79,8 @@ impl Source {
         stats: &mut ReadStats,
         on_reject: &mut dyn FnMut(Rejected<'_>),
     ) -> Result<(), InputError> {
-        self.head = None;
+        // Reuse the previous line's buffer: no allocation per line.
+        let mut buf = self.head.take().map(|(_, b, _)| b).unwrap_or_default();
         loop {
             let next = self
                 .reader
@@ -89,14 +90,15 @@ impl Source {
                 return Ok(());
             };
             let parsed = res.and_then(|bytes| {
-                parser
-                    .parse(self.file.kind, bytes)
-                    .map(|ev| (ev, bytes.to_vec()))
+                parser.parse(self.file.kind, bytes).inspect(|_| {
+                    buf.clear();
+                    buf.extend_from_slice(bytes);
+                })
             });
             match parsed {
-                Ok((ev, raw)) => {
+                Ok(ev) => {
                     *stats.events.entry(self.file.kind).or_default() += 1;
-                    self.head = Some((ev, raw, line_no));
+                    self.head = Some((ev, buf, line_no));
                     return Ok(());
                 }
                 Err(reason) => {

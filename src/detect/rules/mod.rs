@@ -54,20 +54,23 @@ pub struct RulesState {
 /// (a flood of distinct tool names must not grow memory without bound).
 const CLASS_CACHE_MAX: usize = 65_536;
 
-/// The policy plus a per-tool-name cache of its class: glob matching on
-/// every call would dominate the engine's cost.
+/// The policy plus a per-tool-name cache of what the engine asks of it
+/// (class, named in a `tools` list): glob matching on every call would
+/// dominate the engine's cost. foldhash: tool names are short, and this
+/// lookup runs for every call.
 #[derive(Debug)]
 struct PolicyCache {
     policy: Arc<Policy>,
-    cache: std::cell::RefCell<HashMap<Box<str>, ToolClass>>,
+    cache: std::cell::RefCell<HashMap<Box<str>, (ToolClass, bool), foldhash::fast::RandomState>>,
 }
 
 impl PolicyCache {
-    fn classify(&self, tool: &str) -> ToolClass {
+    /// (class, named) of a tool.
+    fn lookup(&self, tool: &str) -> (ToolClass, bool) {
         if let Some(c) = self.cache.borrow().get(tool) {
             return *c;
         }
-        let c = self.policy.classify(tool);
+        let c = (self.policy.classify(tool), self.policy.is_named(tool));
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CLASS_CACHE_MAX {
             cache.clear();
@@ -89,8 +92,7 @@ impl Rules {
             rapid: on(RuleName::RapidToolUsage),
             hours: on(RuleName::UnusualHours).map(unusual_hours::Hours::new),
             denial: on(RuleName::HighDenialRate),
-            new_tool: on(RuleName::NewToolUsage)
-                .map(|r| new_tool_usage::NewTool::new(r, policy.clone())),
+            new_tool: on(RuleName::NewToolUsage).map(new_tool_usage::NewTool::new),
             disabled: on(RuleName::DisabledTool),
             bypass: on(RuleName::ApprovalBypass),
             errors: on(RuleName::ErrorSpike),
@@ -126,14 +128,16 @@ impl Rules {
                 if let Some(r) = &self.hours {
                     r.process(&mut st.unusual_hours, cx);
                 }
-                if let Some(r) = &self.new_tool {
-                    r.process(&mut st.new_tool_usage, cx);
-                }
-                let class = match (&self.policy, cx.ev.tool_name.as_deref()) {
-                    (Some(p), Some(tool)) => Some(p.classify(tool)),
-                    (Some(p), None) => Some(p.classify("unknown")),
-                    (None, _) => None,
+                let (class, named) = match &self.policy {
+                    Some(p) => {
+                        let (c, n) = p.lookup(cx.ev.tool_name.as_deref().unwrap_or("unknown"));
+                        (Some(c), n)
+                    }
+                    None => (None, false),
                 };
+                if let Some(r) = &self.new_tool {
+                    r.process(named, &mut st.new_tool_usage, cx);
+                }
                 if let (Some(r), Some(ToolClass::Disabled)) = (&self.disabled, class) {
                     disabled_tool::process(r, &mut st.disabled_tool, cx);
                 }

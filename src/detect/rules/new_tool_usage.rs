@@ -4,12 +4,9 @@
 //! silently. The seen set is part of the persisted state, capped by
 //! `max_keys` (the least recently seen pair is evicted, and may alert again).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
-use crate::detect::policy::Policy;
 use crate::detect::state::{KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 
@@ -27,29 +24,27 @@ impl NewToolState {
 #[derive(Debug)]
 pub(crate) struct NewTool {
     r: RuleConfig,
-    policy: Option<Arc<Policy>>,
 }
 
 impl NewTool {
-    pub fn new(r: RuleConfig, policy: Option<Arc<Policy>>) -> NewTool {
-        NewTool { r, policy }
+    pub fn new(r: RuleConfig) -> NewTool {
+        NewTool { r }
     }
 
-    pub(crate) fn process(&self, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
+    /// `named`: whether the call's tool is named in the policy's `tools`
+    /// lists (the caller caches it per tool name).
+    pub(crate) fn process(&self, named: bool, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
-        if let (Some(tool), Some(p)) = (cx.ev.tool_name.as_deref(), &self.policy)
-            && p.is_named(tool)
-        {
+        if named {
             return;
         }
         state_key(cx.ev, &r.key, cx.key);
-        if st.seen.contains(cx.key) {
-            st.seen.touch(cx.key, cx.ev.ts, None, r.max_keys);
-            return;
-        }
         let (_, touch) = st.seen.touch(cx.key, cx.ev.ts, None, r.max_keys);
         if touch.evicted {
             Stats::bump(&mut cx.stats.evictions, r.name, 1);
+        }
+        if !touch.inserted {
+            return;
         }
         if cx.ev.ts < cx.first_ts.saturating_add(r.learning_period) {
             return;
