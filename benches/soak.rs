@@ -236,6 +236,11 @@ fn main() {
         q("1")
     );
     println!(
+        "soak: checkpoint write p50 {:.1} ms, max {:.1} ms",
+        metric(&body, "mcpwatch_checkpoint_seconds{quantile=\"0.5\"}") * 1000.0,
+        metric(&body, "mcpwatch_checkpoint_seconds{quantile=\"1\"}") * 1000.0,
+    );
+    println!(
         "soak: end-to-end write-to-alert-log latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         pct(&e2e, 0.5),
         pct(&e2e, 0.99),

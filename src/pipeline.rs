@@ -277,6 +277,8 @@ struct Daemon {
     exported: Stats,
     dirty: bool,
     last_checkpoint: Instant,
+    /// How long the last checkpoint took (paces the next one).
+    checkpoint_cost: Duration,
     alerts: Vec<Alert>,
     rotator: Arc<std::sync::Mutex<Rotator>>,
     /// The rotation pass in progress, if any.
@@ -355,6 +357,7 @@ impl Daemon {
             exported,
             dirty: false,
             last_checkpoint: Instant::now(),
+            checkpoint_cost: Duration::ZERO,
             alerts: Vec::new(),
             rotator: Arc::new(std::sync::Mutex::new(Rotator::new(
                 RotateOptions::from_config(&opts.config, &opts.dir, &opts.state_dir),
@@ -482,6 +485,9 @@ impl Daemon {
                     raw: &c.raw,
                 };
                 self.engine.process(&c.ev, line, &mut self.alerts);
+                if !self.alerts.is_empty() {
+                    self.emit(read_at)?;
+                }
             } else {
                 let (ev, idx) = &per_kind[k][heads[k]];
                 heads[k] += 1;
@@ -495,6 +501,11 @@ impl Daemon {
                     },
                     &mut self.alerts,
                 );
+                // Out as soon as raised: a burst's alert does not wait for
+                // the rest of a large batch.
+                if !self.alerts.is_empty() {
+                    self.emit(read_at)?;
+                }
             }
         }
         // Keep what could not be placed yet, in file order.
@@ -510,7 +521,7 @@ impl Daemon {
             }
         }
         self.carry = carry;
-        self.emit(read_at)
+        Ok(())
     }
 
     /// Whether events read are still waiting in `carry`.
@@ -597,12 +608,14 @@ impl Daemon {
     /// Writes the checkpoint when due (or `force`d and anything changed),
     /// never while events read are still carried to the next cycle.
     fn maybe_checkpoint(&mut self, force: bool) -> Result<(), RunError> {
-        if !self.dirty
-            || self.carrying()
-            || (!force && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY)
-        {
+        // At most every second, and never more than a tenth of the time:
+        // a large detector state takes a while to serialize, and detection
+        // waits meanwhile.
+        let every = CHECKPOINT_EVERY.max(self.checkpoint_cost * 10);
+        if !self.dirty || self.carrying() || (!force && self.last_checkpoint.elapsed() < every) {
             return Ok(());
         }
+        let started = Instant::now();
         let alerts_pos = self.alert_log.sync()?;
         let doc = CheckpointDoc {
             tail: self.tailer.checkpoint(),
@@ -616,6 +629,12 @@ impl Daemon {
         checkpoint::write_atomic(&path, &bytes)
             .map_err(|e| RunError::Io(path.display().to_string(), e))?;
         self.metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
+        self.checkpoint_cost = started.elapsed();
+        self.metrics.observe_seconds(
+            "mcpwatch_checkpoint_seconds",
+            &[],
+            self.checkpoint_cost.as_secs_f64(),
+        );
         self.written_ids.clear();
         self.dirty = false;
         self.last_checkpoint = Instant::now();
