@@ -82,14 +82,130 @@ pub enum RunError {
     Delivery(String),
 }
 
-/// The daemon's checkpoint document.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The daemon's checkpoint document, `<state_dir>/checkpoint.json`. The
+/// detector state is large (every key of every rule), so it lives beside it
+/// in a compact binary file (postcard) that the document names: the engine
+/// file is written and fsynced first, the document renamed into place
+/// second, so the pair is always consistent.
+#[derive(Debug, Default, Deserialize)]
 struct CheckpointDoc {
     tail: TailCheckpoint,
+    /// Detector state inline (JSON), as a hand-made checkpoint may hold it.
     #[serde(default)]
     engine: Option<EngineState>,
+    /// Name of the engine state file in the state directory.
+    #[serde(default)]
+    engine_file: Option<String>,
     #[serde(default)]
     alerts_log: Option<AlertLogPos>,
+}
+
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    tail: TailCheckpoint,
+    engine_file: &'a str,
+    alerts_log: AlertLogPos,
+}
+
+/// One checkpoint, serialized, on its way to disk.
+struct CheckpointWrite {
+    engine: Vec<u8>,
+    engine_file: String,
+    doc: Vec<u8>,
+    started: Instant,
+}
+
+/// Writes checkpoints on its own thread so the fsyncs never stall
+/// detection. One write in flight at most (the queue holds one): the
+/// detection thread checks [`CheckpointWriter::busy`] before serializing.
+/// Dropping it closes the queue; the thread finishes its write and exits.
+struct CheckpointWriter {
+    tx: Option<mpsc::SyncSender<CheckpointWrite>>,
+    busy: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWriter {
+    fn start(state_dir: PathBuf, metrics: Arc<Metrics>, health: Arc<Health>) -> CheckpointWriter {
+        let (tx, rx) = mpsc::sync_channel::<CheckpointWrite>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let flag = busy.clone();
+        let thread = std::thread::Builder::new()
+            .name("mcpwatch-checkpoint".into())
+            .spawn(move || {
+                for w in rx {
+                    match write_checkpoint(&state_dir, &w) {
+                        Ok(()) => {
+                            metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
+                            metrics.observe_seconds(
+                                "mcpwatch_checkpoint_seconds",
+                                &[],
+                                w.started.elapsed().as_secs_f64(),
+                            );
+                            health
+                                .last_checkpoint_ms
+                                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            metrics.inc("mcpwatch_checkpoint_failures_total", &[], 1);
+                            tracing::error!("checkpoint not written: {e}");
+                        }
+                    }
+                    flag.store(false, Ordering::Release);
+                }
+            })
+            .ok();
+        CheckpointWriter {
+            tx: Some(tx),
+            busy,
+            thread,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    fn send(&self, w: CheckpointWrite) {
+        if let Some(tx) = &self.tx {
+            self.busy.store(true, Ordering::Release);
+            if tx.send(w).is_err() {
+                self.busy.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    fn wait_idle(&self, at_most: Duration) {
+        let until = Instant::now() + at_most;
+        while self.busy() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Engine file first (fsynced), then the document naming it (atomic
+/// rename), then older engine files go.
+fn write_checkpoint(state_dir: &Path, w: &CheckpointWrite) -> std::io::Result<()> {
+    checkpoint::write_atomic(&state_dir.join(&w.engine_file), &w.engine)?;
+    checkpoint::write_atomic(&state_dir.join(checkpoint::CHECKPOINT_FILE), &w.doc)?;
+    if let Ok(rd) = std::fs::read_dir(state_dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("engine-") && name.ends_with(".bin") && name != w.engine_file {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where `alerts.log` ended when the checkpoint was written.
@@ -248,7 +364,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     // few seconds more), then make it durable.
     let drain_until = Instant::now() + Duration::from_secs(3);
     while daemon.cycle()? && Instant::now() < drain_until {}
+    daemon.flush_checkpoint();
     daemon.maybe_checkpoint(true)?;
+    daemon.flush_checkpoint();
     daemon.wait_rotation();
     drop(daemon);
     runtime.block_on(async {
@@ -277,8 +395,11 @@ struct Daemon {
     exported: Stats,
     dirty: bool,
     last_checkpoint: Instant,
-    /// How long the last checkpoint took (paces the next one).
+    /// How long the last checkpoint took on this thread (paces the next).
     checkpoint_cost: Duration,
+    /// Number of the last engine state file handed to the writer.
+    generation: u64,
+    writer: CheckpointWriter,
     alerts: Vec<Alert>,
     rotator: Arc<std::sync::Mutex<Rotator>>,
     /// The rotation pass in progress, if any.
@@ -324,7 +445,29 @@ impl Daemon {
                 .unwrap_or(READ_LIMIT_PER_FILE),
         );
         let mut engine = Engine::new(&opts.config);
-        let exported = match doc.engine {
+        let doc_generation = doc
+            .engine_file
+            .as_deref()
+            .and_then(|f| {
+                f.strip_prefix("engine-")?
+                    .strip_suffix(".bin")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let engine_state =
+            match &doc.engine_file {
+                Some(name) => {
+                    let path = opts.state_dir.join(name);
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| RunError::Io(path.display().to_string(), e))?;
+                    Some(postcard::from_bytes::<EngineState>(&bytes).map_err(|e| {
+                        RunError::Checkpoint(path.display().to_string(), e.to_string())
+                    })?)
+                }
+                None => doc.engine,
+            };
+        let exported = match engine_state {
             Some(state) => {
                 let stats = state.stats.clone();
                 engine.restore(state);
@@ -333,6 +476,8 @@ impl Daemon {
             None => Stats::default(),
         };
         let alert_log = AlertLog::open(&opts.dir.join("alerts.log"))?;
+        let writer =
+            CheckpointWriter::start(opts.state_dir.clone(), metrics.clone(), health.clone());
         let written_ids = alert_log.ids_since(doc.alerts_log);
         if !written_ids.is_empty() {
             tracing::info!(
@@ -358,6 +503,8 @@ impl Daemon {
             dirty: false,
             last_checkpoint: Instant::now(),
             checkpoint_cost: Duration::ZERO,
+            generation: doc_generation,
+            writer,
             alerts: Vec::new(),
             rotator: Arc::new(std::sync::Mutex::new(Rotator::new(
                 RotateOptions::from_config(&opts.config, &opts.dir, &opts.state_dir),
@@ -610,39 +757,48 @@ impl Daemon {
     fn maybe_checkpoint(&mut self, force: bool) -> Result<(), RunError> {
         // At most every second, and never more than a tenth of the time:
         // a large detector state takes a while to serialize, and detection
-        // waits meanwhile.
+        // waits meanwhile. One write at a time: if the writer is still busy,
+        // the next cycle tries again.
         let every = CHECKPOINT_EVERY.max(self.checkpoint_cost * 10);
-        if !self.dirty || self.carrying() || (!force && self.last_checkpoint.elapsed() < every) {
+        if !self.dirty
+            || self.carrying()
+            || self.writer.busy()
+            || (!force && self.last_checkpoint.elapsed() < every)
+        {
             return Ok(());
         }
         let started = Instant::now();
         let alerts_pos = self.alert_log.sync()?;
-        let doc = CheckpointDoc {
-            tail: self.tailer.checkpoint(),
-            engine: Some(self.engine.state().clone()),
-            alerts_log: Some(alerts_pos),
-        };
-        let bytes = serde_json::to_vec(&doc).map_err(|e| {
+        let engine = postcard::to_stdvec(self.engine.state()).map_err(|e| {
             RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string())
         })?;
-        let path = self.state_dir.join(checkpoint::CHECKPOINT_FILE);
-        checkpoint::write_atomic(&path, &bytes)
-            .map_err(|e| RunError::Io(path.display().to_string(), e))?;
-        self.metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
+        self.generation += 1;
+        let engine_file = format!("engine-{}.bin", self.generation);
+        let doc = serde_json::to_vec(&CheckpointOut {
+            tail: self.tailer.checkpoint(),
+            engine_file: &engine_file,
+            alerts_log: alerts_pos,
+        })
+        .map_err(|e| RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string()))?;
         self.checkpoint_cost = started.elapsed();
-        self.metrics.observe_seconds(
-            "mcpwatch_checkpoint_seconds",
-            &[],
-            self.checkpoint_cost.as_secs_f64(),
-        );
+        self.writer.send(CheckpointWrite {
+            engine,
+            engine_file,
+            doc,
+            started,
+        });
+        // The lines behind these ids are consumed; only a restart from an
+        // older checkpoint could raise them again, and it reloads them.
         self.written_ids.clear();
         self.dirty = false;
-        self.last_checkpoint = Instant::now();
         self.health.dirty.store(false, Ordering::Relaxed);
-        self.health
-            .last_checkpoint_ms
-            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        self.last_checkpoint = Instant::now();
         Ok(())
+    }
+
+    /// Waits until the checkpoint handed to the writer is on disk.
+    fn flush_checkpoint(&self) {
+        self.writer.wait_idle(Duration::from_secs(5));
     }
 
     /// Starts one rotation and pruning pass (SPEC §6) on its own thread, so
@@ -655,6 +811,7 @@ impl Daemon {
         }
         self.wait_rotation();
         self.maybe_checkpoint(true)?;
+        self.flush_checkpoint();
         let positions = self.tailer.checkpoint().files;
         let rotator = self.rotator.clone();
         let metrics = self.metrics.clone();
