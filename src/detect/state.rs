@@ -224,7 +224,12 @@ pub fn state_key(ev: &Event, fields: &[Field], buf: &mut String) {
         if i > 0 {
             buf.push('\u{1f}');
         }
-        for c in ev.key_value(*f).chars() {
+        let v = ev.key_value(*f);
+        if memchr::memchr2(b'\\', 0x1f, v.as_bytes()).is_none() {
+            buf.push_str(v);
+            continue;
+        }
+        for c in v.chars() {
             match c {
                 '\\' => buf.push_str("\\\\"),
                 '\u{1f}' => buf.push_str("\\u"),
