@@ -40,13 +40,7 @@ pub struct RotateArgs {
     pub no_consumer: bool,
 }
 
-/// `<dir>/../mcpwatch`, written without `..` where the path allows.
-pub fn default_state_dir(dir: &Path) -> PathBuf {
-    match (dir.parent(), dir.file_name()) {
-        (Some(parent), Some(_)) => parent.join("mcpwatch"),
-        _ => dir.join("..").join("mcpwatch"),
-    }
-}
+pub use crate::config::default_state_dir;
 
 pub fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
     let sources = crate::config::Sources {
@@ -62,15 +56,7 @@ pub fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| cfg.settings.input.dir.clone());
-    let state_dir = args
-        .state_dir
-        .clone()
-        .or_else(|| cfg.settings.state_dir.clone())
-        .unwrap_or_else(|| default_state_dir(&dir));
+    let (dir, state_dir) = cfg.dirs(args.dir.as_deref(), args.state_dir.as_deref());
     let mut opts = RotateOptions::from_config(&cfg, &dir, &state_dir);
     opts.dry_run = args.dry_run;
     let stdout = std::io::stdout();

@@ -1,7 +1,7 @@
 //! `mcpwatch run` (SPEC §7): the daemon. Resolves directories and the
 //! metrics address, then hands over to [`crate::pipeline::run`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -27,15 +27,7 @@ pub fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     super::init_logging(config.settings.log_format == crate::config::LogFormat::Json);
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.settings.input.dir.clone());
-    let state_dir = args
-        .state_dir
-        .clone()
-        .or_else(|| config.settings.state_dir.clone())
-        .unwrap_or_else(|| default_state_dir(&dir));
+    let (dir, state_dir) = config.dirs(args.dir.as_deref(), args.state_dir.as_deref());
     let metrics_addr = match args.metrics_addr.as_deref() {
         None => config.settings.metrics_addr,
         Some(s) => match crate::config::parse_addr(s) {
@@ -62,13 +54,5 @@ pub fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
             eprintln!("mcpwatch run: {e}");
             Ok(EXIT_FAILURE)
         }
-    }
-}
-
-/// `<dir>/../mcpwatch` (SPEC §2): beside the audit directory.
-pub fn default_state_dir(dir: &Path) -> PathBuf {
-    match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join("mcpwatch"),
-        _ => PathBuf::from("mcpwatch"),
     }
 }

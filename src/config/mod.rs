@@ -140,11 +140,28 @@ impl Config {
     pub fn state_dir(&self) -> PathBuf {
         match &self.settings.state_dir {
             Some(d) => d.clone(),
-            None => match self.dir().parent() {
-                Some(p) => p.join("mcpwatch"),
-                None => self.dir().join("..").join("mcpwatch"),
-            },
+            None => default_state_dir(self.dir()),
         }
+    }
+
+    /// The log and state directories a command works on: its `--dir` and
+    /// `--state-dir` when given, else the settings, else the defaults.
+    pub fn dirs(&self, dir: Option<&Path>, state_dir: Option<&Path>) -> (PathBuf, PathBuf) {
+        let dir = dir.map_or_else(|| self.settings.input.dir.clone(), Path::to_path_buf);
+        let state = match (state_dir, &self.settings.state_dir) {
+            (Some(s), _) => s.to_path_buf(),
+            (None, Some(s)) => s.clone(),
+            (None, None) => default_state_dir(&dir),
+        };
+        (dir, state)
+    }
+}
+
+/// `<dir>/../mcpwatch` (SPEC §2), written without `..` where the path allows.
+pub fn default_state_dir(dir: &Path) -> PathBuf {
+    match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(_)) => parent.join("mcpwatch"),
+        _ => dir.join("..").join("mcpwatch"),
     }
 }
 
