@@ -240,22 +240,11 @@ pub fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         1,
     );
     for s in &r.servers {
-        t.push(vec![
-            esc(&s.server),
-            s.tools.to_string(),
-            s.calls.to_string(),
-            s.outcomes.success.to_string(),
-            s.outcomes.error.to_string(),
-            s.outcomes.denied.to_string(),
-            s.approvals.approve.to_string(),
-            s.approvals.deny.to_string(),
-            s.approvals.timeout.to_string(),
-            s.errors.total.to_string(),
-            opt_ms(s.latency_ms.p50),
-            opt_ms(s.latency_ms.p95),
-            opt_ms(s.latency_ms.p99),
-            opt_ms(s.latency_ms.max),
-        ]);
+        let mut row = vec![esc(&s.server), s.tools.to_string(), s.calls.to_string()];
+        row.extend(decision_cells(&s.outcomes, &s.approvals));
+        row.push(s.errors.total.to_string());
+        row.extend(latency_cells(&s.latency_ms));
+        t.push(row);
     }
     t.write(out)?;
 
@@ -268,23 +257,12 @@ pub fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         2,
     );
     for s in r.tools.iter().chain(r.other.iter()) {
-        t.push(vec![
-            esc(&s.server),
-            esc(&s.tool),
-            s.calls.to_string(),
-            s.outcomes.success.to_string(),
-            s.outcomes.error.to_string(),
-            s.outcomes.denied.to_string(),
-            s.approvals.approve.to_string(),
-            s.approvals.deny.to_string(),
-            s.approvals.timeout.to_string(),
-            pct(s.approvals.deny_rate),
-            s.errors.total.to_string(),
-            opt_ms(s.latency_ms.p50),
-            opt_ms(s.latency_ms.p95),
-            opt_ms(s.latency_ms.p99),
-            opt_ms(s.latency_ms.max),
-        ]);
+        let mut row = vec![esc(&s.server), esc(&s.tool), s.calls.to_string()];
+        row.extend(decision_cells(&s.outcomes, &s.approvals));
+        row.push(pct(s.approvals.deny_rate));
+        row.push(s.errors.total.to_string());
+        row.extend(latency_cells(&s.latency_ms));
+        t.push(row);
     }
     t.write(out)?;
     if r.limits.pairs_overflow_events > 0 {
@@ -645,6 +623,16 @@ pub fn write_compliance(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     write_alerts(out, r)?;
     write_rejects(out, r)?;
     Ok(())
+}
+
+/// OK, ERROR, DENIED, APPROVE, DENY, TIMEOUT cells of a server or tool row.
+fn decision_cells(o: &Outcomes, a: &Approvals) -> [String; 6] {
+    [o.success, o.error, o.denied, a.approve, a.deny, a.timeout].map(|n| n.to_string())
+}
+
+/// P50MS, P95MS, P99MS, MAXMS cells.
+fn latency_cells(l: &Latency) -> [String; 4] {
+    [l.p50, l.p95, l.p99, l.max].map(opt_ms)
 }
 
 #[cfg(test)]
