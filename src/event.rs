@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
 
+/// A string field of an event. Ids, names and codes are short, so values of
+/// up to 24 bytes are stored inline: building an event from a line costs no
+/// allocation in the common case. Serialized as a plain string.
+pub type Text = compact_str::CompactString;
+
 /// Which log a line came from; decided by the file name, never by content.
 ///
 /// The declaration order is the tie-break order of the merge (SPEC §3:
@@ -193,13 +198,13 @@ pub struct Event {
     pub kind: Option<Kind>,
     /// Event time, ms since the epoch (UTC).
     pub ts: Millis,
-    pub request_id: Option<Box<str>>,
-    pub user_id: Option<Box<str>>,
-    pub agent_id: Option<Box<str>>,
-    pub conversation_id: Option<Box<str>>,
-    pub server_name: Option<Box<str>>,
-    pub tool_name: Option<Box<str>>,
-    pub token_id: Option<Box<str>>,
+    pub request_id: Option<Text>,
+    pub user_id: Option<Text>,
+    pub agent_id: Option<Text>,
+    pub conversation_id: Option<Text>,
+    pub server_name: Option<Text>,
+    pub tool_name: Option<Text>,
+    pub token_id: Option<Text>,
     // tool_call
     pub outcome: Option<Outcome>,
     pub duration_ms: Option<f64>,
@@ -210,10 +215,10 @@ pub struct Event {
     pub decided_by: Option<DecidedBy>,
     pub wait_ms: Option<f64>,
     // error
-    pub error_code: Option<Box<str>>,
-    pub error_type: Option<Box<str>>,
-    pub error_message: Option<Box<str>>,
-    pub phase: Option<Box<str>>,
+    pub error_code: Option<Text>,
+    pub error_type: Option<Text>,
+    pub error_message: Option<Text>,
+    pub phase: Option<Text>,
 }
 
 impl Event {

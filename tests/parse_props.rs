@@ -1,6 +1,7 @@
 //! Property tests: no input makes the parser or the line reader panic, no
-//! event comes out without a usable ts, and line framing agrees with a plain
-//! split however the input is chunked.
+//! event comes out without a usable ts, the parser's fast path gives exactly
+//! the serde path's answer (event or rejection reason) on every input, and
+//! line framing agrees with a plain split however the input is chunked.
 
 use std::io::Read;
 
@@ -85,8 +86,55 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A line as real logs write them: the fields the parser reads, in any
+/// order, with numbers, floats, escapes, nulls and nested values among them.
+fn audit_line() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        Just("\"2026-11-23T14:03:07.412Z\"".to_string()),
+        Just("\"2026-11-23 14:03:07\"".to_string()),
+        Just("1795442587".to_string()),
+        Just("1795442587412".to_string()),
+        Just("1795442587.5".to_string()),
+        Just("-12".to_string()),
+        Just("1e3".to_string()),
+        Just("0.25".to_string()),
+        Just("18446744073709551616".to_string()),
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("{\"name\":\"email_send\",\"args\":[1,2,{\"a\":null}]}".to_string()),
+        Just("[]".to_string()),
+        Just("\"said \\\"hi\\\"\"".to_string()),
+        Just("\"caf\u{e9} \u{2603}\"".to_string()),
+        Just("\"approve\"".to_string()),
+        Just("\"denied\"".to_string()),
+        "\"[a-z0-9_-]{0,30}\"",
+    ];
+    prop::collection::vec(
+        (
+            prop::sample::select(NAMES),
+            value,
+            prop::sample::select(vec!["", " ", "\t"]),
+        ),
+        1..12,
+    )
+    .prop_map(|kv| {
+        let body: Vec<String> = kv
+            .into_iter()
+            .map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}"))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    })
+}
+
 fn check(kind: Kind, line: &[u8], max: usize) {
-    match parser(max).parse(kind, line) {
+    let got = parser(max).parse(kind, line);
+    assert_eq!(
+        got,
+        parser(max).parse_with_serde(kind, line),
+        "fast and serde paths disagree on {:?}",
+        String::from_utf8_lossy(line)
+    );
+    match got {
         Ok(e) => {
             assert_eq!(e.kind, Some(kind));
             assert!(
@@ -154,6 +202,26 @@ proptest! {
         s.push_str(&close.repeat(depth));
         let line = if wrap { format!(r#"{{"ts":1795442587,"tool":{s}}}"#) } else { s };
         check(kind, line.as_bytes(), usize::MAX);
+    }
+
+    #[test]
+    fn pretty_printed_objects_parse_as_compact_ones(kind in kind(), kv in prop::collection::vec((prop::sample::select(NAMES), json()), 0..10)) {
+        let obj = Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let pretty = serde_json::to_string_pretty(&obj).expect("serializable");
+        check(kind, pretty.as_bytes(), 1 << 20);
+        prop_assert_eq!(
+            parser(1 << 20).parse(kind, pretty.as_bytes()),
+            parser(1 << 20).parse(kind, obj.to_string().as_bytes())
+        );
+    }
+
+    #[test]
+    fn audit_lines_with_one_byte_changed(kind in kind(), line in audit_line(), at in any::<prop::sample::Index>(), to in any::<u8>()) {
+        check(kind, line.as_bytes(), 1 << 20);
+        let mut bytes = line.into_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] = to;
+        check(kind, &bytes, 1 << 20);
     }
 
     #[test]

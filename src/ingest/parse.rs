@@ -1,24 +1,39 @@
 //! One JSON line → one [`Event`] (SPEC §1), or the reason it was rejected.
 //!
 //! This is the hottest code in the program: `scan` over history is bounded by
-//! it, so it works on bytes, walks the JSON object once with a hand-written
-//! serde `Visitor`, matches keys as borrowed `&str` (no allocation per key),
-//! skips every value it does not need with [`IgnoredAny`], and allocates only
-//! the final `Box<str>` of each field that wins. Alias priority (SPEC §1: the
-//! canonical name, else the first alias *in the table's order* with a usable
-//! value) is kept per field as a small rank, so the order of keys in the line
-//! does not matter.
+//! it. Two walks share one set of field rules ([`slot`], `Fields`):
 //!
-//! Deep nesting cannot overflow the stack: values the parser skips are
-//! walked iteratively by serde_json ([`IgnoredAny`]), and everything else is
-//! at most two levels deep. Nothing here panics on any input.
+//! - the fast path ([`fast`]): a strict, allocation-free walk over the flat
+//!   objects audit logs are made of. It decides a line only when it can decide
+//!   it exactly as serde_json would, and otherwise gives up;
+//! - the serde path: serde_json with a hand-written `Visitor` that matches
+//!   keys as borrowed `&str` and skips every value it does not need with
+//!   [`IgnoredAny`]. It has the last word on every line the fast path gives up
+//!   on (escapes, odd numbers, very deep nesting, anything that is not valid
+//!   JSON), so every rejection reason comes from it.
+//!
+//! [`Parser::parse_with_serde`] runs the serde path alone: property tests
+//! hold the two to the same answer on arbitrary input.
+//!
+//! Alias priority (SPEC §1: the canonical name, else the first alias *in the
+//! table's order* with a usable value) is kept per field as a small rank, so
+//! the order of keys in the line does not matter. String fields are built
+//! from the line only once their winner is known.
+//!
+//! Deep nesting cannot overflow the stack: both walks skip nested values
+//! iteratively, and everything else is at most two levels deep. Nothing here
+//! panics on any input.
+
+mod fast;
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::event::{ApprovalMode, DecidedBy, Decision, Event, Kind, Millis, Outcome, RejectReason};
+use crate::event::{
+    ApprovalMode, DecidedBy, Decision, Event, Kind, Millis, Outcome, RejectReason, Text,
+};
 
 /// 2000-01-01T00:00:00Z in ms: earlier timestamps are `bad_ts` (SPEC §1).
 pub const MIN_TS_MS: Millis = 946_684_800_000;
@@ -51,6 +66,28 @@ impl Parser {
     /// `bad_ts`: some did, but none is a timestamp in range (unparsable, before
     /// 2000-01-01, or more than 10 minutes after `now_ms`).
     pub fn parse(&self, kind: Kind, line: &[u8]) -> Result<Event, RejectReason> {
+        let text = self.prepare(line)?;
+        let mut fields = Fields::new();
+        if fast::walk(text, kind, self, &mut fields).is_err() {
+            // The fast path gave up somewhere in the line: start over with
+            // serde_json, which decides it (and any rejection reason).
+            fields = Fields::new();
+            self.walk_serde(text, kind, &mut fields)?;
+        }
+        fields.finish(kind)
+    }
+
+    /// [`parse`](Self::parse) through the serde path alone: the reference
+    /// the fast path is tested against. Same answer for every input.
+    pub fn parse_with_serde(&self, kind: Kind, line: &[u8]) -> Result<Event, RejectReason> {
+        let text = self.prepare(line)?;
+        let mut fields = Fields::new();
+        self.walk_serde(text, kind, &mut fields)?;
+        fields.finish(kind)
+    }
+
+    /// The checks before any JSON: length, BOM, blank, UTF-8.
+    fn prepare<'l>(&self, line: &'l [u8]) -> Result<&'l str, RejectReason> {
         if line.len() > self.max_line_bytes {
             return Err(RejectReason::TooLong);
         }
@@ -58,8 +95,16 @@ impl Parser {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(RejectReason::Empty);
         }
-        let text = std::str::from_utf8(line).map_err(|_| RejectReason::NotUtf8)?;
-        let mut fields = Fields::new();
+        std::str::from_utf8(line).map_err(|_| RejectReason::NotUtf8)
+    }
+
+    /// Walks `text` with serde_json, filling `fields`.
+    fn walk_serde<'de>(
+        &self,
+        text: &'de str,
+        kind: Kind,
+        fields: &mut Fields<'de>,
+    ) -> Result<(), RejectReason> {
         let mut de = serde_json::Deserializer::from_str(text);
         // The visitor fills `fields` in place: it is a few hundred bytes, and
         // moving it out through serde's return values showed up as memmove.
@@ -67,19 +112,15 @@ impl Parser {
             .deserialize_any(TopVisitor {
                 kind,
                 parser: self,
-                fields: &mut fields,
+                fields,
             })
             .map_err(|_| RejectReason::NotJson)?;
         de.end().map_err(|_| RejectReason::NotJson)?;
-        if !is_object {
-            return Err(RejectReason::NotObject);
+        if is_object {
+            Ok(())
+        } else {
+            Err(RejectReason::NotObject)
         }
-        let ts = match fields.ts {
-            Some((_, ts)) => ts,
-            None if fields.ts_unusable => return Err(RejectReason::BadTs),
-            None => return Err(RejectReason::MissingTs),
-        };
-        Ok(fields.into_event(kind, ts))
     }
 
     /// Whether `ms` is an acceptable event time (SPEC §1).
@@ -127,59 +168,93 @@ enum Slot {
     WaitMs,
 }
 
+/// The meaning of `key` in a line of `kind`'s log: SPEC §1's names, each
+/// alias ranked by its place in the table.
+///
+/// Every key of every line goes through here, so it dispatches on the
+/// length first (one jump) and then compares against the few names of that
+/// length. `token` may hold a secret and is never read (SPEC §1): it is no
+/// name here, so it is skipped like any unknown key.
 fn slot(kind: Kind, key: &str) -> Slot {
+    use Kind::{Approval as A, Error as E, ToolCall as T};
     use StrField as F;
-    let common = match key {
-        "ts" => Slot::Ts(0),
-        "timestamp" => Slot::Ts(1),
-        "time" => Slot::Ts(2),
-        "@timestamp" => Slot::Ts(3),
-        "loggedAt" => Slot::Ts(4),
-        "event_timestamp" => Slot::Ts(5),
-        "request_id" => Slot::Str(F::RequestId, 0),
-        "requestId" => Slot::Str(F::RequestId, 1),
-        "call_id" => Slot::Str(F::RequestId, 2),
-        "user_id" => Slot::Str(F::UserId, 0),
-        "user" => Slot::Str(F::UserId, 1),
-        "userId" => Slot::Str(F::UserId, 2),
-        "principal" => Slot::Str(F::UserId, 3),
-        "agent_id" => Slot::Str(F::AgentId, 0),
-        "agent" => Slot::Str(F::AgentId, 1),
-        "agentId" => Slot::Str(F::AgentId, 2),
-        "conversation_id" => Slot::Str(F::ConversationId, 0),
-        "session_id" => Slot::Str(F::ConversationId, 1),
-        "conversationId" => Slot::Str(F::ConversationId, 2),
-        "server_name" => Slot::Str(F::ServerName, 0),
-        "server" => Slot::Str(F::ServerName, 1),
-        "mcp_server_name" => Slot::Str(F::ServerName, 2),
-        "tool_name" => Slot::Str(F::ToolName, 0),
-        "tool" => Slot::Str(F::ToolName, 1),
-        "mcp_tool_name" => Slot::Str(F::ToolName, 2),
-        "token_id" => Slot::Str(F::TokenId, 0),
-        "token_fingerprint" => Slot::Str(F::TokenId, 1),
-        // `token` may hold a secret: never read (SPEC §1).
-        _ => Slot::Ignore,
-    };
-    if !matches!(common, Slot::Ignore) {
-        return common;
-    }
-    match (kind, key) {
-        (Kind::ToolCall, "outcome") => Slot::Outcome,
-        (Kind::ToolCall, "duration_ms") => Slot::Duration(0, 1.0),
-        (Kind::ToolCall, "latency_ms") => Slot::Duration(1, 1.0),
-        (Kind::ToolCall, "tool_latency_secs") => Slot::Duration(2, 1000.0),
-        (Kind::ToolCall, "args_bytes") => Slot::ArgsBytes,
-        (Kind::Approval, "approval_mode") => Slot::ApprovalMode,
-        (Kind::Approval, "decision") => Slot::Decision(0),
-        (Kind::Approval, "result") => Slot::Decision(1),
-        (Kind::Approval, "outcome") => Slot::Decision(2),
-        (Kind::Approval, "decided_by") => Slot::DecidedBy,
-        (Kind::Approval, "wait_ms") => Slot::WaitMs,
-        (Kind::Error, "error_code") => Slot::Str(F::ErrorCode, 0),
-        (Kind::Error, "error_type") => Slot::Str(F::ErrorType, 0),
-        (Kind::Error, "error_message") => Slot::Str(F::ErrorMessage, 0),
-        (Kind::Error, "error") => Slot::Str(F::ErrorMessage, 1),
-        (Kind::Error, "phase") => Slot::Str(F::Phase, 0),
+    match (key.len(), kind) {
+        (2, _) if key == "ts" => Slot::Ts(0),
+        (4, _) => match key {
+            "time" => Slot::Ts(2),
+            "user" => Slot::Str(F::UserId, 1),
+            "tool" => Slot::Str(F::ToolName, 1),
+            _ => Slot::Ignore,
+        },
+        (5, _) => match (key, kind) {
+            ("agent", _) => Slot::Str(F::AgentId, 1),
+            ("error", E) => Slot::Str(F::ErrorMessage, 1),
+            ("phase", E) => Slot::Str(F::Phase, 0),
+            _ => Slot::Ignore,
+        },
+        (6, _) => match (key, kind) {
+            ("userId", _) => Slot::Str(F::UserId, 2),
+            ("server", _) => Slot::Str(F::ServerName, 1),
+            ("result", A) => Slot::Decision(1),
+            _ => Slot::Ignore,
+        },
+        (7, _) => match (key, kind) {
+            ("user_id", _) => Slot::Str(F::UserId, 0),
+            ("call_id", _) => Slot::Str(F::RequestId, 2),
+            ("agentId", _) => Slot::Str(F::AgentId, 2),
+            ("outcome", T) => Slot::Outcome,
+            ("outcome", A) => Slot::Decision(2),
+            ("wait_ms", A) => Slot::WaitMs,
+            _ => Slot::Ignore,
+        },
+        (8, _) => match (key, kind) {
+            ("loggedAt", _) => Slot::Ts(4),
+            ("agent_id", _) => Slot::Str(F::AgentId, 0),
+            ("token_id", _) => Slot::Str(F::TokenId, 0),
+            ("decision", A) => Slot::Decision(0),
+            _ => Slot::Ignore,
+        },
+        (9, _) => match key {
+            "timestamp" => Slot::Ts(1),
+            "requestId" => Slot::Str(F::RequestId, 1),
+            "principal" => Slot::Str(F::UserId, 3),
+            "tool_name" => Slot::Str(F::ToolName, 0),
+            _ => Slot::Ignore,
+        },
+        (10, _) => match (key, kind) {
+            ("request_id", _) => Slot::Str(F::RequestId, 0),
+            ("@timestamp", _) => Slot::Ts(3),
+            ("session_id", _) => Slot::Str(F::ConversationId, 1),
+            ("latency_ms", T) => Slot::Duration(1, 1.0),
+            ("args_bytes", T) => Slot::ArgsBytes,
+            ("decided_by", A) => Slot::DecidedBy,
+            ("error_code", E) => Slot::Str(F::ErrorCode, 0),
+            ("error_type", E) => Slot::Str(F::ErrorType, 0),
+            _ => Slot::Ignore,
+        },
+        (11, _) => match (key, kind) {
+            ("server_name", _) => Slot::Str(F::ServerName, 0),
+            ("duration_ms", T) => Slot::Duration(0, 1.0),
+            _ => Slot::Ignore,
+        },
+        (13, _) => match (key, kind) {
+            ("mcp_tool_name", _) => Slot::Str(F::ToolName, 2),
+            ("approval_mode", A) => Slot::ApprovalMode,
+            ("error_message", E) => Slot::Str(F::ErrorMessage, 0),
+            _ => Slot::Ignore,
+        },
+        (14, _) if key == "conversationId" => Slot::Str(F::ConversationId, 2),
+        (15, _) => match key {
+            "conversation_id" => Slot::Str(F::ConversationId, 0),
+            "event_timestamp" => Slot::Ts(5),
+            "mcp_server_name" => Slot::Str(F::ServerName, 2),
+            _ => Slot::Ignore,
+        },
+        (17, _) => match (key, kind) {
+            ("token_fingerprint", _) => Slot::Str(F::TokenId, 1),
+            ("tool_latency_secs", T) => Slot::Duration(2, 1000.0),
+            _ => Slot::Ignore,
+        },
         _ => Slot::Ignore,
     }
 }
@@ -317,7 +392,14 @@ impl<'de> Fields<'de> {
         }
     }
 
-    fn into_event(self, kind: Kind, ts: Millis) -> Event {
+    /// The event, once the whole line is walked; or why the ts made it
+    /// unusable.
+    fn finish(self, kind: Kind) -> Result<Event, RejectReason> {
+        let ts = match self.ts {
+            Some((_, ts)) => ts,
+            None if self.ts_unusable => return Err(RejectReason::BadTs),
+            None => return Err(RejectReason::MissingTs),
+        };
         let [
             request_id,
             user_id,
@@ -330,8 +412,8 @@ impl<'de> Fields<'de> {
             error_type,
             error_message,
             phase,
-        ] = self.strs.map(|s| s.and_then(|(_, v)| boxed(v)));
-        Event {
+        ] = self.strs.map(|s| s.and_then(|(_, v)| text(v)));
+        Ok(Event {
             kind: Some(kind),
             ts,
             request_id,
@@ -352,19 +434,20 @@ impl<'de> Fields<'de> {
             error_type,
             error_message,
             phase,
-        }
+        })
     }
 }
 
-/// The final allocation of a string field: strings as they are, numbers as
-/// their decimal text.
-fn boxed(v: Scalar<'_>) -> Option<Box<str>> {
+/// A string field's final value: strings as they are, numbers as their
+/// decimal text (`Display`, as `to_string` writes them). Short values (most
+/// ids) are stored inline in the [`Text`], without an allocation.
+fn text(v: Scalar<'_>) -> Option<Text> {
     match v {
-        Scalar::Str(Cow::Borrowed(s)) => Some(s.into()),
-        Scalar::Str(Cow::Owned(s)) => Some(s.into_boxed_str()),
-        Scalar::U64(n) => Some(n.to_string().into_boxed_str()),
-        Scalar::I64(n) => Some(n.to_string().into_boxed_str()),
-        Scalar::F64(f) => Some(f.to_string().into_boxed_str()),
+        Scalar::Str(Cow::Borrowed(s)) => Some(Text::from(s)),
+        Scalar::Str(Cow::Owned(s)) => Some(Text::from(s)),
+        Scalar::U64(n) => Some(compact_str::format_compact!("{n}")),
+        Scalar::I64(n) => Some(compact_str::format_compact!("{n}")),
+        Scalar::F64(f) => Some(compact_str::format_compact!("{f}")),
         Scalar::Absent => None,
     }
 }
@@ -746,7 +829,7 @@ mod tests {
             .map(|e| e.ts)
     }
 
-    fn b(s: &str) -> Option<Box<str>> {
+    fn b(s: &str) -> Option<crate::event::Text> {
         Some(s.into())
     }
 

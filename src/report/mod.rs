@@ -241,8 +241,8 @@ fn token_requests(
                 continue;
             }
             if let Some(r) = ev.request_id {
-                if ids.len() < opts.caps.max_token_requests || ids.contains(&r) {
-                    ids.insert(r);
+                if ids.len() < opts.caps.max_token_requests || ids.contains(r.as_str()) {
+                    ids.insert(r.as_str().into());
                 } else {
                     complete = false;
                 }
