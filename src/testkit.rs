@@ -73,30 +73,7 @@ pub fn rfc3339_ms(ms: Millis) -> String {
 }
 
 fn push_rfc3339_ms(out: &mut String, ms: Millis) {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    );
-}
-
-/// Date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    crate::alert::push_ts(out, ms);
 }
 
 /// A JSON string literal.
@@ -903,19 +880,6 @@ pub fn write_bench_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formatter_matches_chrono() {
-        for ms in [
-            0,
-            EXAMPLE_DAY_MS,
-            951_782_400_123,
-            1_795_442_587_412,
-            4_102_444_799_999,
-        ] {
-            assert_eq!(rfc3339_ms(ms), crate::alert::format_ts(ms));
-        }
-    }
 
     #[test]
     fn example_day_is_2026_11_23() {

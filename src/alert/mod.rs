@@ -73,10 +73,50 @@ impl Alert {
 
 /// Formats event time as SPEC §4 wants it: `2026-11-23T14:03:59.000Z`.
 pub fn format_ts(ms: Millis) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => "1970-01-01T00:00:00.000Z".to_string(),
+    let mut s = String::with_capacity(24);
+    push_ts(&mut s, ms);
+    s
+}
+
+/// Appends [`format_ts`]'s text to `out`. Every alert formats a ts, so the
+/// years 0000–9999 are formatted by hand (chrono's formatter reads its
+/// pattern each time); anything else goes through chrono.
+pub fn push_ts(out: &mut String, ms: Millis) {
+    use std::fmt::Write as _;
+    const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    if !(MIN..=MAX).contains(&ms) {
+        let text = match chrono::DateTime::from_timestamp_millis(ms) {
+            Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => "1970-01-01T00:00:00.000Z".to_string(),
+        };
+        out.push_str(&text);
+        return;
     }
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    );
+}
+
+/// Date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The key object as canonical field names → values (sorted by name, which
@@ -120,6 +160,31 @@ pub fn strip_line(mut line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_ts_matches_chrono_across_the_range() {
+        let chrono_text = |ms: Millis| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        };
+        let mut ms: Millis = -62_167_219_200_000;
+        while ms < 253_402_300_799_999 {
+            assert_eq!(Some(format_ts(ms)), chrono_text(ms), "{ms}");
+            ms += 86_399_937_123; // every time of day, leap days, centuries
+        }
+        for ms in [
+            0,
+            -1,
+            951_782_400_123, // 2000-02-29
+            1_795_442_587_412,
+            253_402_300_799_999,
+            253_402_300_800_000, // year 10000: chrono's text
+            -62_167_219_200_001, // year -1
+        ] {
+            assert_eq!(Some(format_ts(ms)), chrono_text(ms), "{ms}");
+        }
+        assert_eq!(format_ts(Millis::MAX), "1970-01-01T00:00:00.000Z");
+    }
 
     #[test]
     fn id_is_sha256_of_rule_key_line() {

@@ -51,9 +51,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds `n` to a rule's counter. Runs for every suppressed hit, so the
+    /// rule's name is allocated only the first time.
     pub(crate) fn bump(map: &mut BTreeMap<String, u64>, rule: RuleName, n: u64) {
-        if n > 0 {
-            *map.entry(rule.as_str().to_string()).or_default() += n;
+        if n == 0 {
+            return;
+        }
+        match map.get_mut(rule.as_str()) {
+            Some(v) => *v += n,
+            None => {
+                map.insert(rule.as_str().to_string(), n);
+            }
         }
     }
 }

@@ -175,6 +175,7 @@ enum Slot {
 /// length first (one jump) and then compares against the few names of that
 /// length. `token` may hold a secret and is never read (SPEC §1): it is no
 /// name here, so it is skipped like any unknown key.
+#[inline]
 fn slot(kind: Kind, key: &str) -> Slot {
     use Kind::{Approval as A, Error as E, ToolCall as T};
     use StrField as F;
@@ -330,6 +331,7 @@ impl<'de> Fields<'de> {
 
     /// Whether a value for `slot` could still change the result; when not,
     /// the value is skipped without being decoded.
+    #[inline]
     fn wants(&self, slot: Slot) -> bool {
         match slot {
             Slot::Ignore => false,
@@ -346,6 +348,7 @@ impl<'de> Fields<'de> {
     }
 
     /// Offers a candidate; it is kept only if usable.
+    #[inline]
     fn offer(&mut self, slot: Slot, value: Scalar<'de>, parser: &Parser) {
         match slot {
             Slot::Ignore => {}

@@ -95,8 +95,8 @@ fn judge(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>, p: Pending) 
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }
-    state_key(&p.call, &r.key, cx.key);
-    let (entry, touch) = st.cooldowns.touch(cx.key, call_ts, None, r.max_keys);
+    let key = state_key(&p.call, &r.key, cx.key);
+    let (entry, touch) = st.cooldowns.touch(key, call_ts, None, r.max_keys);
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }

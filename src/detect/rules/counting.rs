@@ -30,8 +30,8 @@ pub(crate) fn process(
 ) {
     let t = cx.ev.ts;
     let idle = idle_of(r);
-    state_key(cx.ev, &r.key, cx.key);
-    let (entry, touch) = st.keys.touch(cx.key, t, idle, r.max_keys);
+    let key = state_key(cx.ev, &r.key, cx.key);
+    let (entry, touch) = st.keys.touch(key, t, idle, r.max_keys);
     let ks = &mut entry.value;
     ks.window.add(t, 1, 0, r.window);
     let (count, _) = ks.window.sums(t, r.window);

@@ -14,8 +14,8 @@ pub struct State {
 
 pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     let t = cx.ev.ts;
-    state_key(cx.ev, &r.key, cx.key);
-    let (entry, touch) = st.keys.touch(cx.key, t, idle_of(r), r.max_keys);
+    let key = state_key(cx.ev, &r.key, cx.key);
+    let (entry, touch) = st.keys.touch(key, t, idle_of(r), r.max_keys);
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }

@@ -38,8 +38,8 @@ pub(crate) fn process(
         Some(Decision::Timeout) => (1, u32::from(timeout_is_denial)),
         None => (0, 0),
     };
-    state_key(cx.ev, &r.key, cx.key);
-    let (entry, touch) = st.keys.touch(cx.key, t, idle, r.max_keys);
+    let key = state_key(cx.ev, &r.key, cx.key);
+    let (entry, touch) = st.keys.touch(key, t, idle, r.max_keys);
     if touch.evicted {
         Stats::bump(&mut cx.stats.evictions, r.name, 1);
     }

@@ -38,8 +38,8 @@ impl NewTool {
         if named {
             return;
         }
-        state_key(cx.ev, &r.key, cx.key);
-        let (_, touch) = st.seen.touch(cx.key, cx.ev.ts, None, r.max_keys);
+        let key = state_key(cx.ev, &r.key, cx.key);
+        let (_, touch) = st.seen.touch(key, cx.ev.ts, None, r.max_keys);
         if touch.evicted {
             Stats::bump(&mut cx.stats.evictions, r.name, 1);
         }

@@ -65,8 +65,8 @@ impl Hours {
         if !self.unusual[usize::from(hour)] {
             return;
         }
-        state_key(cx.ev, &r.key, cx.key);
-        let (entry, touch) = st.keys.touch(cx.key, t, idle_of(r), r.max_keys);
+        let key = state_key(cx.ev, &r.key, cx.key);
+        let (entry, touch) = st.keys.touch(key, t, idle_of(r), r.max_keys);
         if touch.evicted {
             Stats::bump(&mut cx.stats.evictions, r.name, 1);
         }
@@ -77,7 +77,7 @@ impl Hours {
                 .timezone
                 .timestamp_millis_opt(t)
                 .single()
-                .map(|d| d.format("%H:%M").to_string())
+                .map(|d| format!("{:02}:{:02}", d.hour(), d.minute()))
                 .unwrap_or_else(|| format!("{hour:02}:??"));
             let message = format!(
                 "{} called {} on server {} at {local} {} (unusual hours {})",

@@ -87,16 +87,19 @@ struct Cursor<'de> {
 }
 
 impl<'de> Cursor<'de> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn bump(&mut self) -> Step<u8> {
         let c = self.peek().ok_or(Fallback)?;
         self.i += 1;
         Ok(c)
     }
 
+    #[inline]
     fn eat(&mut self, want: u8) -> Step {
         if self.bump()? == want {
             Ok(())
@@ -106,6 +109,7 @@ impl<'de> Cursor<'de> {
     }
 
     /// JSON's four whitespace bytes.
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
@@ -113,6 +117,7 @@ impl<'de> Cursor<'de> {
     }
 
     /// `"key"`, whitespace, `:`, whitespace.
+    #[inline]
     fn key(&mut self) -> Step<&'de str> {
         self.eat(b'"')?;
         let key = self.string()?;
@@ -125,6 +130,7 @@ impl<'de> Cursor<'de> {
     /// The rest of a string whose opening quote is consumed: its text,
     /// borrowed from the line. Gives up at a backslash or at a control
     /// character (which JSON does not allow unescaped).
+    #[inline]
     fn string(&mut self) -> Step<&'de str> {
         let start = self.i;
         let b = self.b;
@@ -151,6 +157,7 @@ impl<'de> Cursor<'de> {
 
     /// One value. With `want`, the value as the parser uses it; without,
     /// it is only checked and stepped over (`Absent`).
+    #[inline]
     fn value(&mut self, want: bool) -> Step<Scalar<'de>> {
         match self.peek().ok_or(Fallback)? {
             b'"' => {
@@ -170,6 +177,7 @@ impl<'de> Cursor<'de> {
         }
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> Step<Scalar<'de>> {
         if self
             .b
@@ -185,6 +193,7 @@ impl<'de> Cursor<'de> {
 
     /// A number by JSON's grammar:
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    #[inline]
     fn number(&mut self, want: bool) -> Step<Scalar<'de>> {
         let start = self.i;
         let negative = self.peek() == Some(b'-');
@@ -226,12 +235,14 @@ impl<'de> Cursor<'de> {
         ScalarSeed.deserialize(&mut de).map_err(|_| Fallback)
     }
 
+    #[inline]
     fn digits(&mut self) {
         while let Some(b'0'..=b'9') = self.peek() {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn some_digits(&mut self) -> Step {
         let start = self.i;
         self.digits();
