@@ -135,10 +135,13 @@ impl<'de> Cursor<'de> {
         let start = self.i;
         let b = self.b;
         let mut i = start;
-        // Eight bytes at a time while none of them can end the string.
+        // Eight bytes at a time, straight to the first byte that can end
+        // the string; the last few bytes of the line one at a time.
         while let Some(chunk) = b.get(i..i + 8) {
             let word = u64::from_le_bytes(chunk.try_into().map_err(|_| Fallback)?);
-            if stops_string(word) {
+            let stops = string_stops(word);
+            if stops != 0 {
+                i += (stops.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
@@ -318,17 +321,19 @@ impl<'de> Cursor<'de> {
     }
 }
 
-/// Whether any of the eight bytes of `word` is `"`, `\` or a control
-/// character (< 0x20): the bytes that end a plain string or make the fast
-/// path give up. Bytes ≥ 0x80 (UTF-8) never match.
-fn stops_string(word: u64) -> bool {
+/// The bytes of `word` (little-endian) that are `"`, `\\` or a control
+/// character (< 0x20), as their high bits: the bytes that end a plain string
+/// or make the fast path give up. Bytes ≥ 0x80 (UTF-8) never match. Only the
+/// lowest marked byte is exact (a borrow can mark bytes above a real match),
+/// which is all the caller uses.
+fn string_stops(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let quote = has_zero(word ^ (ONES * u64::from(b'"')));
     let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control != 0
+    quote | backslash | control
 }
 
 #[cfg(test)]
@@ -389,22 +394,47 @@ mod tests {
         assert!(decides(&deep_enough));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn string_stops_agrees_with_a_byte_scan(bytes in proptest::prelude::any::<[u8; 8]>()) {
+            let want = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let got = match string_stops(u64::from_le_bytes(bytes)) {
+                0 => None,
+                m => Some((m.trailing_zeros() / 8) as usize),
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
-    fn stops_string_finds_each_stopping_byte_in_any_position() {
+    fn string_stops_marks_the_first_stopping_byte_exactly() {
+        let first = |bytes: [u8; 8]| match string_stops(u64::from_le_bytes(bytes)) {
+            0 => None,
+            m => Some(m.trailing_zeros() / 8),
+        };
         for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
             for at in 0..8 {
                 let mut bytes = *b"abcdefgh";
                 bytes[at] = stop;
-                assert!(stops_string(u64::from_le_bytes(bytes)), "{stop:#x} at {at}");
+                assert_eq!(first(bytes), Some(at as u32), "{stop:#x} at {at}");
+                // Any stopping bytes after it do not move the first.
+                for later in at + 1..8 {
+                    let mut more = bytes;
+                    more[later] = b'"';
+                    assert_eq!(first(more), Some(at as u32), "{stop:#x} at {at}, quote at {later}");
+                }
             }
         }
         for plain in [
             *b"abcdefgh",
             *b"        ",
             *b"\x7f~}|{ !#",
+            *b"!!!!!!!!",
+            *b"]]]]]]]]",
             [0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98],
+            [0x21, 0x20, 0x23, 0x5b, 0x5d, 0xff, 0x80, 0xa0],
         ] {
-            assert!(!stops_string(u64::from_le_bytes(plain)), "{plain:?}");
+            assert_eq!(first(plain), None, "{plain:?}");
         }
     }
 }
