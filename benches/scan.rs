@@ -5,7 +5,9 @@
 //! (b) `scan`: the full scan path — framing, parsing, the ts merge and the
 //!     engine with all seven rules on (fine-grained policy loaded);
 //! and, to show where (a) and (b) part, `merge` ((b) without the engine)
-//! and `engine` (the engine alone, over events parsed beforehand).
+//! and `engine` (the engine alone, over events parsed beforehand); and
+//! `serde_baseline`, the point of reference: a minimal serde_json
+//! reader of the same lines.
 //! The goal is (b) ≥ 0.8 × (a) and ≥ 1,000,000 lines/s on one core.
 //!
 //! `cargo bench --bench scan`; `MCPWATCH_BENCH_LINES` changes the size.
@@ -66,6 +68,22 @@ fn distinct_data(n: usize) -> PathBuf {
     root
 }
 
+/// What a minimal serde_json reader of these lines deserializes.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct BaselineLine<'a> {
+    ts: &'a str,
+    request_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    agent_id: Option<&'a str>,
+    conversation_id: Option<&'a str>,
+    server_name: Option<&'a str>,
+    tool_name: Option<&'a str>,
+    outcome: Option<&'a str>,
+    duration_ms: Option<f64>,
+    args_bytes: Option<u64>,
+}
+
 fn parser() -> Parser {
     Parser {
         max_line_bytes: 1 << 20,
@@ -89,6 +107,23 @@ fn bench(c: &mut Criterion) {
             while let Some((_, line)) = r.next_line().unwrap() {
                 if let Ok(bytes) = line
                     && p.parse(Kind::ToolCall, bytes).is_ok()
+                {
+                    ok += 1;
+                }
+            }
+            assert_eq!(ok as usize, n);
+        })
+    });
+    // The point of reference: a minimal single-threaded serde_json
+    // line parser (borrowed fields of a derived struct, no event built), so
+    // the figures above can be read against this machine's speed.
+    g.bench_function("serde_baseline", |b| {
+        b.iter(|| {
+            let mut r = LineReader::new(open_log(&log).unwrap(), 1 << 20);
+            let mut ok = 0u64;
+            while let Some((_, line)) = r.next_line().unwrap() {
+                if let Ok(bytes) = line
+                    && serde_json::from_slice::<BaselineLine<'_>>(bytes).is_ok()
                 {
                     ok += 1;
                 }

@@ -491,7 +491,10 @@ pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'
         let v = ev.key_value(*f);
         // Values are short: a branch-free pass (vectorized) beats memchr2's
         // setup and an early-exit loop here.
-        if !v.bytes().fold(false, |seen, b| seen | (b == b'\\') | (b == 0x1f)) {
+        if !v
+            .bytes()
+            .fold(false, |seen, b| seen | (b == b'\\') | (b == 0x1f))
+        {
             buf.push_str(v);
             continue;
         }

@@ -421,7 +421,11 @@ mod tests {
                 for later in at + 1..8 {
                     let mut more = bytes;
                     more[later] = b'"';
-                    assert_eq!(first(more), Some(at as u32), "{stop:#x} at {at}, quote at {later}");
+                    assert_eq!(
+                        first(more),
+                        Some(at as u32),
+                        "{stop:#x} at {at}, quote at {later}"
+                    );
                 }
             }
         }
