@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwatch::config::{Sources, load};
 use mcpwatch::detect::{Engine, LineRef};
-use mcpwatch::event::Kind;
-use mcpwatch::ingest::input::discover;
+use mcpwatch::event::{Event, Kind};
+use mcpwatch::ingest::input::{InputFile, discover};
 use mcpwatch::ingest::lines::{LineReader, open_log};
 use mcpwatch::ingest::merge::{TimeRange, merge_files};
 use mcpwatch::ingest::parse::Parser;
@@ -84,6 +84,31 @@ struct BaselineLine<'a> {
     args_bytes: Option<u64>,
 }
 
+/// How many lines of `log` (framed as `scan` frames them) `accept` takes.
+fn count_lines(log: &Path, mut accept: impl FnMut(&[u8]) -> bool) -> usize {
+    let mut r = LineReader::new(open_log(log).unwrap(), 1 << 20);
+    let mut ok = 0;
+    while let Some((_, line)) = r.next_line().unwrap() {
+        if line.is_ok_and(&mut accept) {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+/// Every event of `files`, merged as `scan` merges them.
+fn merge_all(files: &[InputFile], on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
+    merge_files(
+        files,
+        &parser(),
+        TimeRange::default(),
+        None,
+        &mut |_| {},
+        on_event,
+    )
+    .unwrap();
+}
+
 fn parser() -> Parser {
     Parser {
         max_line_bytes: 1 << 20,
@@ -100,35 +125,18 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
     g.bench_function("parse", |b| {
-        b.iter(|| {
-            let p = parser();
-            let mut r = LineReader::new(open_log(&log).unwrap(), p.max_line_bytes);
-            let mut ok = 0u64;
-            while let Some((_, line)) = r.next_line().unwrap() {
-                if let Ok(bytes) = line
-                    && p.parse(Kind::ToolCall, bytes).is_ok()
-                {
-                    ok += 1;
-                }
-            }
-            assert_eq!(ok as usize, n);
-        })
+        let p = parser();
+        b.iter(|| assert_eq!(count_lines(&log, |l| p.parse(Kind::ToolCall, l).is_ok()), n))
     });
     // The point of reference: a minimal single-threaded serde_json
     // line parser (borrowed fields of a derived struct, no event built), so
     // the figures above can be read against this machine's speed.
     g.bench_function("serde_baseline", |b| {
         b.iter(|| {
-            let mut r = LineReader::new(open_log(&log).unwrap(), 1 << 20);
-            let mut ok = 0u64;
-            while let Some((_, line)) = r.next_line().unwrap() {
-                if let Ok(bytes) = line
-                    && serde_json::from_slice::<BaselineLine<'_>>(bytes).is_ok()
-                {
-                    ok += 1;
-                }
-            }
-            assert_eq!(ok as usize, n);
+            let ok = count_lines(&log, |l| {
+                serde_json::from_slice::<BaselineLine<'_>>(l).is_ok()
+            });
+            assert_eq!(ok, n)
         })
     });
     let config = load(&Sources {
@@ -144,30 +152,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("merge", |b| {
         b.iter(|| {
             let mut count = 0u64;
-            merge_files(
-                &files,
-                &parser(),
-                TimeRange::default(),
-                None,
-                &mut |_| {},
-                &mut |ev, _| count += ev.ts as u64 & 1,
-            )
-            .unwrap();
+            merge_all(&files, &mut |ev, _| count += ev.ts as u64 & 1);
             count
         })
     });
     // The engine alone, over events parsed beforehand: what (b) adds to
     // the merge.
     let mut parsed = Vec::with_capacity(n);
-    merge_files(
-        &files,
-        &parser(),
-        TimeRange::default(),
-        None,
-        &mut |_| {},
-        &mut |ev, line| parsed.push((ev.clone(), line.line, line.raw.to_vec())),
-    )
-    .unwrap();
+    merge_all(&files, &mut |ev, line| {
+        parsed.push((ev.clone(), line.line, line.raw.to_vec()))
+    });
     let name: std::sync::Arc<str> = "tool-usage.log".into();
     g.bench_function("engine", |b| {
         b.iter(|| {
@@ -193,19 +187,11 @@ fn bench(c: &mut Criterion) {
             let mut engine = Engine::new(&config);
             let mut alerts = Vec::new();
             let mut count = 0u64;
-            merge_files(
-                &files,
-                &parser(),
-                TimeRange::default(),
-                None,
-                &mut |_| {},
-                &mut |ev, line| {
-                    engine.process(ev, line, &mut alerts);
-                    count += alerts.len() as u64;
-                    alerts.clear();
-                },
-            )
-            .unwrap();
+            merge_all(&files, &mut |ev, line| {
+                engine.process(ev, line, &mut alerts);
+                count += alerts.len() as u64;
+                alerts.clear();
+            });
             count
         })
     });
