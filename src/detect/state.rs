@@ -609,11 +609,12 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
         /// Touches (counting per key), expiries, caps and checkpoint round
-        /// trips in any order leave the map as the model: same keys, same
+        /// trips in any order, with event time going back now and then,
+        /// leave the map as the model: same keys, same
         /// LRU order, same values, same eviction and insertion reports.
         #[test]
         fn keyed_state_behaves_as_an_lru_list(
-            ops in proptest::collection::vec((0u8..4, 0u8..12, 0i64..50), 1..200),
+            ops in proptest::collection::vec((0u8..4, 0u8..12, -20i64..50), 1..200),
             max in 1usize..8,
         ) {
             let mut s: KeyedState<u32> = KeyedState::new();
@@ -679,6 +680,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn expire_after_the_front_key_moved_back_finds_the_new_front() {
+        // a is the front and not idle; then b arrives late (older ts) and a
+        // is touched again: b is the front now, and idle at 112.
+        let mut s: KeyedState<u32> = KeyedState::new();
+        s.touch("a", 100, None, 10);
+        assert_eq!(s.expire(100, 30), 0);
+        s.touch("b", 80, None, 10);
+        s.touch("a", 105, None, 10);
+        assert_eq!(s.expire(112, 30), 1);
+        assert!(!s.contains("b"));
+        // Likewise when the front key goes.
+        let mut s: KeyedState<u32> = KeyedState::new();
+        s.touch("a", 100, None, 1);
+        assert_eq!(s.expire(100, 30), 0);
+        s.touch("b", 60, None, 1); // evicts a
+        assert_eq!(s.expire(100, 30), 1);
+        assert!(s.is_empty());
     }
 
     #[test]
