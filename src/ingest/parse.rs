@@ -135,7 +135,7 @@ impl Parser {
 type Rank = u8;
 
 /// The string identity fields, indexing [`Fields::strs`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum StrField {
     RequestId,
     UserId,
@@ -153,7 +153,7 @@ enum StrField {
 const STR_FIELDS: usize = 11;
 
 /// What a key means for this kind of log.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Slot {
     Ignore,
     Ts(Rank),
@@ -1367,6 +1367,93 @@ mod tests {
             ts_of_line("\u{feff} {\"ts\":1795442587} "),
             Ok(1_795_442_587_000)
         );
+    }
+
+    /// SPEC §1's table, name by name: what each key means in each log. The
+    /// dispatch in `slot` is by length, so this holds it to the table.
+    #[test]
+    fn every_name_of_spec_section_1_means_what_the_table_says() {
+        use Kind::{Approval as A, Error as E, ToolCall as T};
+        use StrField as F;
+        let all = [T, A, E];
+        let common: &[(&str, Slot)] = &[
+            ("ts", Slot::Ts(0)),
+            ("timestamp", Slot::Ts(1)),
+            ("time", Slot::Ts(2)),
+            ("@timestamp", Slot::Ts(3)),
+            ("loggedAt", Slot::Ts(4)),
+            ("event_timestamp", Slot::Ts(5)),
+            ("request_id", Slot::Str(F::RequestId, 0)),
+            ("requestId", Slot::Str(F::RequestId, 1)),
+            ("call_id", Slot::Str(F::RequestId, 2)),
+            ("user_id", Slot::Str(F::UserId, 0)),
+            ("user", Slot::Str(F::UserId, 1)),
+            ("userId", Slot::Str(F::UserId, 2)),
+            ("principal", Slot::Str(F::UserId, 3)),
+            ("agent_id", Slot::Str(F::AgentId, 0)),
+            ("agent", Slot::Str(F::AgentId, 1)),
+            ("agentId", Slot::Str(F::AgentId, 2)),
+            ("conversation_id", Slot::Str(F::ConversationId, 0)),
+            ("session_id", Slot::Str(F::ConversationId, 1)),
+            ("conversationId", Slot::Str(F::ConversationId, 2)),
+            ("server_name", Slot::Str(F::ServerName, 0)),
+            ("server", Slot::Str(F::ServerName, 1)),
+            ("mcp_server_name", Slot::Str(F::ServerName, 2)),
+            ("tool_name", Slot::Str(F::ToolName, 0)),
+            ("tool", Slot::Str(F::ToolName, 1)),
+            ("mcp_tool_name", Slot::Str(F::ToolName, 2)),
+            ("token_id", Slot::Str(F::TokenId, 0)),
+            ("token_fingerprint", Slot::Str(F::TokenId, 1)),
+        ];
+        for (name, want) in common {
+            for kind in all {
+                assert_eq!(slot(kind, name), *want, "{name} in {kind:?}");
+            }
+        }
+        let specific: &[(Kind, &str, Slot)] = &[
+            (T, "outcome", Slot::Outcome),
+            (T, "duration_ms", Slot::Duration(0, 1.0)),
+            (T, "latency_ms", Slot::Duration(1, 1.0)),
+            (T, "tool_latency_secs", Slot::Duration(2, 1000.0)),
+            (T, "args_bytes", Slot::ArgsBytes),
+            (A, "approval_mode", Slot::ApprovalMode),
+            (A, "decision", Slot::Decision(0)),
+            (A, "result", Slot::Decision(1)),
+            (A, "outcome", Slot::Decision(2)),
+            (A, "decided_by", Slot::DecidedBy),
+            (A, "wait_ms", Slot::WaitMs),
+            (E, "error_code", Slot::Str(F::ErrorCode, 0)),
+            (E, "error_type", Slot::Str(F::ErrorType, 0)),
+            (E, "error_message", Slot::Str(F::ErrorMessage, 0)),
+            (E, "error", Slot::Str(F::ErrorMessage, 1)),
+            (E, "phase", Slot::Str(F::Phase, 0)),
+        ];
+        for (kind, name, want) in specific {
+            assert_eq!(slot(*kind, name), *want, "{name} in {kind:?}");
+            for other in all.into_iter().filter(|k| k != kind) {
+                // A kind-specific name means nothing in the other logs,
+                // unless it is one of theirs too (`outcome`).
+                if !specific.iter().any(|(k, n, _)| *k == other && n == name) {
+                    assert_eq!(slot(other, name), Slot::Ignore, "{name} in {other:?}");
+                }
+            }
+        }
+        // The secret-bearing `token`, near misses and case are ignored.
+        for name in [
+            "token",
+            "",
+            "t",
+            "TS",
+            "Ts",
+            "user_ids",
+            "tool_nam",
+            "ts ",
+            "approval_modes",
+        ] {
+            for kind in all {
+                assert_eq!(slot(kind, name), Slot::Ignore, "{name:?} in {kind:?}");
+            }
+        }
     }
 
     #[test]
