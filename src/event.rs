@@ -223,6 +223,7 @@ pub struct Event {
 
 impl Event {
     /// The value of a canonical identity field, if present.
+    #[inline]
     pub fn field(&self, f: Field) -> Option<&str> {
         match f {
             Field::RequestId => self.request_id.as_deref(),
@@ -236,6 +237,7 @@ impl Event {
     }
 
     /// The value of a key field, `"unknown"` when missing (SPEC §3).
+    #[inline]
     pub fn key_value(&self, f: Field) -> &str {
         self.field(f).unwrap_or("unknown")
     }

@@ -82,7 +82,6 @@ pub fn format_ts(ms: Millis) -> String {
 /// years 0000–9999 are formatted by hand (chrono's formatter reads its
 /// pattern each time); anything else goes through chrono.
 pub fn push_ts(out: &mut String, ms: Millis) {
-    use std::fmt::Write as _;
     const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
     if !(MIN..=MAX).contains(&ms) {
@@ -96,14 +95,24 @@ pub fn push_ts(out: &mut String, ms: Millis) {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    );
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, v) in [
+        (0, 4, y),
+        (5, 2, m),
+        (8, 2, d),
+        (11, 2, rem / 3_600_000),
+        (14, 2, rem / 60_000 % 60),
+        (17, 2, rem / 1000 % 60),
+        (20, 3, rem % 1000),
+    ] {
+        let mut v = v;
+        for b in text[at..at + width].iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    // Only ASCII digits were written into an ASCII template.
+    out.push_str(std::str::from_utf8(&text).unwrap_or("1970-01-01T00:00:00.000Z"));
 }
 
 /// Date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
@@ -132,12 +141,23 @@ pub fn key_map(fields: &[(Field, &str)]) -> BTreeMap<String, String> {
 /// `<key>` the key object as compact JSON, keys sorted, and `<line>` the
 /// firing line without BOM and line ending.
 pub fn alert_id(rule: &str, key: &BTreeMap<String, String>, line: &[u8]) -> String {
+    /// Feeds what serde_json writes straight to the hash (no key string).
+    struct Feed<'a>(&'a mut Sha256);
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
     let line = strip_line(line);
-    let key_json = serde_json::to_string(key).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
     h.update(b"\n");
-    h.update(key_json.as_bytes());
+    // A map of strings always serializes; writing to a hash cannot fail.
+    let _ = serde_json::to_writer(Feed(&mut h), key);
     h.update(b"\n");
     h.update(line);
     hex::encode(h.finalize())

@@ -32,6 +32,11 @@ use crate::event::{Event, Field, Millis, Text};
 /// Stale entries are swept once they outnumber the live keys, so `order`
 /// holds at most about twice as many entries as there are keys.
 ///
+/// A map that is never expired (the new-tool seen set, say) needs the order
+/// only once it is full, so `order` is built from the stamps the first time
+/// it is needed ([`KeyedState::expire`], an eviction) and kept from then on:
+/// until then a touch only stamps its slot.
+///
 /// Keys up to 24 bytes are stored inline. Serialized as a map from key to
 /// [`Entry`] in LRU order, front first.
 #[derive(Clone)]
@@ -41,8 +46,10 @@ pub struct KeyedState<V> {
     /// Live keys and free places (reused before the `Vec` grows).
     slots: Vec<Option<Node<V>>>,
     free: Vec<u32>,
-    /// Touches, oldest first: `(slot, stamp)`.
+    /// Touches, oldest first: `(slot, stamp)`; kept only once `ordered`.
     order: VecDeque<(u32, u64)>,
+    /// Whether `order` is kept (see above).
+    ordered: bool,
     /// Stamp of the latest touch (stamps only grow, so a reused slot never
     /// matches an old entry of `order`).
     clock: u64,
@@ -58,6 +65,33 @@ struct Node<V> {
     /// Stamp of this key's latest touch.
     stamp: u64,
     entry: Entry<V>,
+}
+
+/// `stored == key`. Most keys are short ids or id pairs, which a few
+/// (overlapping) word loads per side compare without a call to `memcmp`.
+#[inline]
+fn same_key(stored: &Text, key: &str) -> bool {
+    let (a, b) = (stored.as_bytes(), key.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    if !(8..=32).contains(&n) {
+        return a == b;
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// The most keys one map can hold, whatever `max_keys` says (slots are
@@ -94,6 +128,7 @@ impl<V> Default for KeyedState<V> {
             slots: Vec::new(),
             free: Vec::new(),
             order: VecDeque::new(),
+            ordered: false,
             clock: 0,
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
@@ -188,21 +223,22 @@ impl<V> KeyedState<V> {
         n
     }
 
-    /// Entries from least to most recently seen.
+    /// Entries from least to most recently seen (by their stamps, which is
+    /// what `order` records, whether or not it is kept yet).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
-        self.order.iter().filter_map(|&(i, stamp)| {
-            let node = self.slots.get(i as usize)?.as_ref()?;
-            (node.stamp == stamp).then_some((node.key.as_str(), &node.entry))
-        })
+        let mut live: Vec<&Node<V>> = self.slots.iter().flatten().collect();
+        live.sort_unstable_by_key(|n| n.stamp);
+        live.into_iter().map(|n| (n.key.as_str(), &n.entry))
     }
 
+    #[inline]
     fn find(&self, hash: u64, key: &str) -> Option<u32> {
         let slots = &self.slots;
         self.index
             .find(hash, |&i| {
                 slots[i as usize]
                     .as_ref()
-                    .is_some_and(|n| n.hash == hash && n.key == key)
+                    .is_some_and(|n| n.hash == hash && same_key(&n.key, key))
             })
             .copied()
     }
@@ -210,6 +246,9 @@ impl<V> KeyedState<V> {
     /// The slot of the least recently touched key, dropping stale entries
     /// of `order` on the way.
     fn front(&mut self) -> Option<u32> {
+        if !self.ordered {
+            self.build_order();
+        }
         while let Some(&(i, stamp)) = self.order.front() {
             if self.slots[i as usize]
                 .as_ref()
@@ -223,6 +262,7 @@ impl<V> KeyedState<V> {
     }
 
     /// Moves slot `i` (live) to the back of the LRU order.
+    #[inline]
     fn restamp(&mut self, i: u32) {
         self.clock += 1;
         if let Some(node) = self.slots[i as usize].as_mut() {
@@ -231,13 +271,34 @@ impl<V> KeyedState<V> {
         self.push_order(i);
     }
 
+    /// Starts keeping `order`: every live slot by stamp.
+    #[cold]
+    fn build_order(&mut self) {
+        let mut live: Vec<(u32, u64)> = (self.slots.iter().enumerate())
+            .filter_map(|(i, n)| Some((i as u32, n.as_ref()?.stamp)))
+            .collect();
+        live.sort_unstable_by_key(|&(_, stamp)| stamp);
+        self.order = live.into();
+        self.ordered = true;
+    }
+
+    #[inline]
     fn push_order(&mut self, i: u32) {
+        if !self.ordered {
+            return;
+        }
         self.order.push_back((i, self.clock));
         if self.order.len() > 2 * self.len + ORDER_SLACK {
-            let slots = &self.slots;
-            self.order
-                .retain(|&(i, stamp)| slots[i as usize].as_ref().is_some_and(|n| n.stamp == stamp));
+            self.sweep_order();
         }
+    }
+
+    /// Drops the stale entries of `order`.
+    #[cold]
+    fn sweep_order(&mut self) {
+        let slots = &self.slots;
+        self.order
+            .retain(|&(i, stamp)| slots[i as usize].as_ref().is_some_and(|n| n.stamp == stamp));
     }
 
     /// Adds a key known to be absent, most recently touched; returns its slot.
@@ -278,10 +339,13 @@ impl<V> KeyedState<V> {
     }
 
     fn remove_slot(&mut self, i: u32) {
-        let Some(node) = self.slots[i as usize].take() else {
+        // Read the hash and drop the node in place (taking it out would
+        // copy the whole node first).
+        let Some(hash) = self.slots[i as usize].as_ref().map(|n| n.hash) else {
             return;
         };
-        if let Ok(found) = self.index.find_entry(node.hash, |&j| j == i) {
+        self.slots[i as usize] = None;
+        if let Ok(found) = self.index.find_entry(hash, |&j| j == i) {
             found.remove();
         }
         self.free.push(i);
@@ -489,12 +553,7 @@ pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'
             buf.push('\u{1f}');
         }
         let v = ev.key_value(*f);
-        // Values are short: a branch-free pass (vectorized) beats memchr2's
-        // setup and an early-exit loop here.
-        if !v
-            .bytes()
-            .fold(false, |seen, b| seen | (b == b'\\') | (b == 0x1f))
-        {
+        if !needs_escape(v.as_bytes()) {
             buf.push_str(v);
             continue;
         }
@@ -507,6 +566,50 @@ pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'
         }
     }
     buf
+}
+
+/// Whether `bytes` holds `\\` or U+001F, eight bytes at a time: values are
+/// short, so this is a few word loads (overlapping at the end) rather than
+/// a loop over bytes.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero iff some byte of `word` is `\\` or U+001F.
+    fn special(word: u64) -> u64 {
+        let has = |b: u8| {
+            let x = word ^ (ONES * u64::from(b));
+            x.wrapping_sub(ONES) & !x & HIGH
+        };
+        has(b'\\') | has(0x1f)
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&bytes[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let n = bytes.len();
+    if n >= 8 {
+        let mut found = 0;
+        let mut at = 0;
+        while at + 8 <= n {
+            found |= special(word(at));
+            at += 8;
+        }
+        // The last eight bytes (overlapping what was checked).
+        found |= special(word(n - 8));
+        found != 0
+    } else if n >= 4 {
+        // Two overlapping halves; the zero bytes above each match nothing.
+        special(half(0) | (half(n - 4) << 32)) != 0
+    } else {
+        bytes.iter().any(|&b| b == b'\\' || b == 0x1f)
+    }
 }
 
 #[cfg(test)]
@@ -612,10 +715,13 @@ mod tests {
         /// trips in any order, with event time going back now and then,
         /// leave the map as the model: same keys, same
         /// LRU order, same values, same eviction and insertion reports.
+        /// Without `expiring`, the map is never expired (as the seen set),
+        /// so its order is built only when the cap first evicts.
         #[test]
         fn keyed_state_behaves_as_an_lru_list(
             ops in proptest::collection::vec((0u8..4, 0u8..12, -20i64..50), 1..200),
             max in 1usize..8,
+            expiring in proptest::bool::ANY,
         ) {
             let mut s: KeyedState<u32> = KeyedState::new();
             let mut m = Model::default();
@@ -624,13 +730,13 @@ mod tests {
                 t += dt;
                 let key = format!("k{key}");
                 match op {
-                    0 | 1 => {
+                    2 if expiring => proptest::prop_assert_eq!(s.expire(t, 30), m.expire(t, 30)),
+                    0..=2 => {
                         let (e, touch) = s.touch(&key, t, Some(60), max);
                         e.value += 1;
                         let want = m.touch(&key, t, Some(60), max);
                         proptest::prop_assert_eq!((e.value, touch), want);
                     }
-                    2 => proptest::prop_assert_eq!(s.expire(t, 30), m.expire(t, 30)),
                     _ => {
                         let bytes = postcard::to_stdvec(&s).expect("serializes");
                         s = postcard::from_bytes(&bytes).expect("deserializes");
@@ -682,6 +788,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn same_key_is_string_equality(
+            a in "[ab]{0,40}",
+            b in "[ab]{0,40}",
+        ) {
+            proptest::prop_assert_eq!(same_key(&Text::from(a.as_str()), &b), a == b);
+        }
+    }
+
+    #[test]
+    fn a_map_never_expired_evicts_in_lru_order() {
+        // No expiry ever runs, so the order is first built at the eviction.
+        let mut s: KeyedState<u32> = KeyedState::new();
+        for (k, t) in [("a", 1), ("b", 2), ("c", 3), ("a", 4)] {
+            s.touch(k, t, None, 3);
+        }
+        let (_, t) = s.touch("d", 5, None, 3);
+        assert!(t.evicted);
+        assert!(!s.contains("b"), "b was least recently touched");
+        s.touch("c", 6, None, 3);
+        s.touch("e", 7, None, 3);
+        assert!(!s.contains("a"));
+        let keys: Vec<&str> = s.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["d", "c", "e"]);
+    }
+
     #[test]
     fn expire_after_the_front_key_moved_back_finds_the_new_front() {
         // a is the front and not idle; then b arrives late (older ts) and a
@@ -718,6 +851,21 @@ mod tests {
         );
         let back: KeyedState<u32> = serde_json::from_str(&json).unwrap();
         assert_eq!(contents(&back), contents(&s));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn needs_escape_agrees_with_a_byte_scan(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just(0x1fu8),
+                proptest::strategy::Just(b'\\'),
+                proptest::prelude::any::<u8>(),
+            ],
+            0..40,
+        )) {
+            let want = bytes.iter().any(|&b| b == b'\\' || b == 0x1f);
+            proptest::prop_assert_eq!(needs_escape(&bytes), want);
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct State {
 pub(crate) struct Hours {
     r: RuleConfig,
     unusual: [bool; 24],
+    /// `hours` as messages print it (`0,1,2,3,4,5`), written once.
+    hours_text: String,
     /// (span index, local hour) of the last lookup.
     last: Cell<(i64, u8)>,
 }
@@ -38,6 +40,7 @@ impl Hours {
             }
         }
         Hours {
+            hours_text: hours_list(&r.hours),
             r,
             unusual,
             last: Cell::new((i64::MIN, 0)),
@@ -85,7 +88,7 @@ impl Hours {
                 ev.key_value(Field::ToolName),
                 ev.key_value(Field::ServerName),
                 r.timezone.name(),
-                hours_list(&r.hours),
+                self.hours_text,
             );
             AlertDraft {
                 value: Some(int(u64::from(hour))),
