@@ -223,11 +223,22 @@ impl<V> KeyedState<V> {
         n
     }
 
-    /// Entries from least to most recently seen (by their stamps, which is
-    /// what `order` records, whether or not it is kept yet).
+    /// Entries from least to most recently seen: `order`'s live entries
+    /// once it is kept, else the live slots sorted by stamp (the same
+    /// order: `order` records the stamps).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
-        let mut live: Vec<&Node<V>> = self.slots.iter().flatten().collect();
-        live.sort_unstable_by_key(|n| n.stamp);
+        let live: Vec<&Node<V>> = if self.ordered {
+            (self.order.iter())
+                .filter_map(|&(i, stamp)| {
+                    let node = self.slots.get(i as usize)?.as_ref()?;
+                    (node.stamp == stamp).then_some(node)
+                })
+                .collect()
+        } else {
+            let mut live: Vec<&Node<V>> = self.slots.iter().flatten().collect();
+            live.sort_unstable_by_key(|n| n.stamp);
+            live
+        };
         live.into_iter().map(|n| (n.key.as_str(), &n.entry))
     }
 
