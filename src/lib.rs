@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod rotate;
+mod swar;
 #[doc(hidden)]
 pub mod testkit;

@@ -111,8 +111,7 @@ pub fn push_ts(out: &mut String, ms: Millis) {
             v /= 10;
         }
     }
-    // Only ASCII digits were written into an ASCII template.
-    out.push_str(std::str::from_utf8(&text).unwrap_or("1970-01-01T00:00:00.000Z"));
+    out.extend(text.iter().map(|&b| char::from(b)));
 }
 
 /// Date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
 use crate::event::{Event, Field, Millis, Text};
+use crate::swar::{bytes_equal, load, load_half};
 
 /// A rule's per-key state, ordered by last touch (front = least recently
 /// seen), so both idle expiry and the `max_keys` cap take from the front.
@@ -76,22 +77,17 @@ fn same_key(stored: &Text, key: &str) -> bool {
         return false;
     }
     let n = a.len();
-    let word = |s: &[u8], at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
     if !(8..=32).contains(&n) {
         return a == b;
     }
     let mut at = 0;
     while at + 8 < n {
-        if word(a, at) != word(b, at) {
+        if load(a, at) != load(b, at) {
             return false;
         }
         at += 8;
     }
-    word(a, n - 8) == word(b, n - 8)
+    load(a, n - 8) == load(b, n - 8)
 }
 
 /// The most keys one map can hold, whatever `max_keys` says (slots are
@@ -584,40 +580,21 @@ pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'
 /// a loop over bytes.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Non-zero iff some byte of `word` is `\\` or U+001F.
-    fn special(word: u64) -> u64 {
-        let has = |b: u8| {
-            let x = word ^ (ONES * u64::from(b));
-            x.wrapping_sub(ONES) & !x & HIGH
-        };
-        has(b'\\') | has(0x1f)
-    }
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    let half = |at: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&bytes[at..at + 4]);
-        u64::from(u32::from_le_bytes(w))
-    };
+    let special = |word: u64| bytes_equal(word, b'\\') | bytes_equal(word, 0x1f);
     let n = bytes.len();
     if n >= 8 {
         let mut found = 0;
         let mut at = 0;
         while at + 8 <= n {
-            found |= special(word(at));
+            found |= special(load(bytes, at));
             at += 8;
         }
         // The last eight bytes (overlapping what was checked).
-        found |= special(word(n - 8));
+        found |= special(load(bytes, n - 8));
         found != 0
     } else if n >= 4 {
         // Two overlapping halves; the zero bytes above each match nothing.
-        special(half(0) | (half(n - 4) << 32)) != 0
+        special(load_half(bytes, 0) | (load_half(bytes, n - 4) << 32)) != 0
     } else {
         bytes.iter().any(|&b| b == b'\\' || b == 0x1f)
     }

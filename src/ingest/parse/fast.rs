@@ -327,13 +327,9 @@ impl<'de> Cursor<'de> {
 /// lowest marked byte is exact (a borrow can mark bytes above a real match),
 /// which is all the caller uses.
 fn string_stops(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    use crate::swar::{HIGH, ONES, bytes_equal};
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control
+    bytes_equal(word, b'"') | bytes_equal(word, b'\\') | control
 }
 
 #[cfg(test)]
