@@ -22,40 +22,52 @@ use crate::swar::{bytes_equal, load, load_half};
 /// seen), so both idle expiry and the `max_keys` cap take from the front.
 ///
 /// One touch per event per rule makes this the engine's hottest structure,
-/// and with many keys its cost is cache misses, so a touch writes only to
-/// memory it already has in hand: the key's slot, found with one hash
-/// (foldhash, randomly seeded: keys come from log lines) and one probe of a
-/// `HashTable` of slot indices, and the tail of `order`. The LRU order is
-/// kept lazily: every touch appends `(slot, stamp)` to `order` and stamps the
-/// slot, so an entry of `order` whose stamp is no longer its slot's is stale
-/// and skipped when met at the front. (A linked list would unlink every
-/// touched key from its neighbours: two more random accesses per touch.)
-/// Stale entries are swept once they outnumber the live keys, so `order`
-/// holds at most about twice as many entries as there are keys.
+/// and with thousands of keys its cost is cache misses, not instructions:
+/// every load of memory not touched lately stalls the event. So a touch
+/// loads only what it cannot avoid. The nodes live in the hash table itself
+/// (foldhash, randomly seeded: keys come from log lines), so finding a key
+/// is one probe of the control bytes and the node beside them.
+///
+/// The LRU order is a queue with one entry per touch, `order`: the entry of
+/// the touch stamped `s` sits at `s − first`, and holds the key's hash and
+/// last-seen time as of that touch. A touch of a known key marks the key's
+/// previous entry dead (a store, which does not stall) and appends a new
+/// one. So the front is read without visiting any node: dead entries are
+/// dropped, and a live entry's time is its key's last-seen time, so idle
+/// expiry visits a node only to remove it. (A linked list would unlink every
+/// touched key from its neighbours: two more random loads per touch.) Once
+/// dead entries outnumber live keys by far, the queue is compacted and the
+/// live nodes restamped, so it holds at most about four entries per key.
 ///
 /// A map that is never expired (the new-tool seen set, say) needs the order
-/// only once it is full, so `order` is built from the stamps the first time
-/// it is needed ([`KeyedState::expire`], an eviction) and kept from then on:
-/// until then a touch only stamps its slot.
+/// only once it is full, so until the order is first needed
+/// ([`KeyedState::expire`], an eviction) a touch only stamps its node, and
+/// the queue is then built from the stamps.
 ///
 /// Keys up to 24 bytes are stored inline. Serialized as a map from key to
 /// [`Entry`] in LRU order, front first.
 #[derive(Clone)]
 pub struct KeyedState<V> {
-    /// Slot of every key, by the key's hash.
-    index: HashTable<u32>,
-    /// Live keys and free places (reused before the `Vec` grows).
-    slots: Vec<Option<Node<V>>>,
-    free: Vec<u32>,
-    /// Touches, oldest first: `(slot, stamp)`; kept only once `ordered`.
-    order: VecDeque<(u32, u64)>,
+    /// The live keys.
+    table: HashTable<Node<V>>,
+    lru: Lru,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// The LRU queue of a [`KeyedState`] (apart from the table, so the queue
+/// can be worked while a table entry is held).
+#[derive(Clone)]
+struct Lru {
+    /// One entry per touch since the front's, oldest first (kept only once
+    /// `ordered`).
+    order: VecDeque<Touched>,
+    /// Stamp of `order[0]`.
+    first: u64,
     /// Whether `order` is kept (see above).
     ordered: bool,
-    /// Stamp of the latest touch (stamps only grow, so a reused slot never
-    /// matches an old entry of `order`).
+    /// Stamp of the latest touch; once `ordered`, `first + order.len() ==
+    /// clock + 1`.
     clock: u64,
-    len: usize,
-    hasher: foldhash::fast::RandomState,
 }
 
 #[derive(Clone)]
@@ -66,6 +78,17 @@ struct Node<V> {
     /// Stamp of this key's latest touch.
     stamp: u64,
     entry: Entry<V>,
+}
+
+/// One touch in the LRU queue.
+#[derive(Clone, Copy, Debug)]
+struct Touched {
+    /// Hash of the touched key (with the stamp, it finds the node).
+    hash: u64,
+    /// The key's last-seen time after this touch.
+    seen: Millis,
+    /// The key was touched again later (or removed): this entry is void.
+    dead: bool,
 }
 
 /// `stored == key`. Most keys are short ids or id pairs, which a few
@@ -90,14 +113,12 @@ fn same_key(stored: &Text, key: &str) -> bool {
     load(a, n - 8) == load(b, n - 8)
 }
 
-/// The most keys one map can hold, whatever `max_keys` says (slots are
-/// numbered by `u32`).
-const MAX_INDEXED: usize = u32::MAX as usize;
-
-/// Stale entries tolerated in `order` beyond one per live key before a
-/// sweep (so small maps do not sweep all the time). Tests sweep often.
+/// Dead entries tolerated in `order` beyond three per live key before it
+/// is compacted (compaction visits every live node, so it must be rare:
+/// a key touched many times within its idle time leaves many dead
+/// entries). Tests compact often.
 #[cfg(not(test))]
-const ORDER_SLACK: usize = 1024;
+const ORDER_SLACK: usize = 65_536;
 #[cfg(test)]
 const ORDER_SLACK: usize = 3;
 
@@ -120,13 +141,13 @@ pub struct Touch {
 impl<V> Default for KeyedState<V> {
     fn default() -> Self {
         KeyedState {
-            index: HashTable::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            order: VecDeque::new(),
-            ordered: false,
-            clock: 0,
-            len: 0,
+            table: HashTable::new(),
+            lru: Lru {
+                order: VecDeque::new(),
+                first: 1,
+                ordered: false,
+                clock: 0,
+            },
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -147,31 +168,40 @@ impl<V: Default> KeyedState<V> {
         idle: Option<Millis>,
         max_keys: usize,
     ) -> (&mut Entry<V>, Touch) {
+        let lru = &mut self.lru;
+        if lru.ordered && lru.order.len() > 4 * self.table.len() + ORDER_SLACK {
+            lru.compact(&mut self.table);
+        }
         let mut touch = Touch::default();
         let hash = self.hasher.hash_one(key);
-        let i = match self.find(hash, key) {
-            Some(i) => {
-                self.restamp(i);
-                i
+        let node = match (self.table).find_entry(hash, |n| n.hash == hash && same_key(&n.key, key))
+        {
+            Ok(found) => {
+                let node = found.into_mut();
+                lru.kill(node.stamp);
+                lru.clock += 1;
+                node.stamp = lru.clock;
+                node
             }
-            None => {
-                if self.len >= max_keys.clamp(1, MAX_INDEXED) {
-                    self.pop_front();
+            Err(absent) => {
+                let table = absent.into_table();
+                if table.len() >= max_keys.max(1) {
+                    lru.pop_front(table);
                     touch.evicted = true;
                 }
                 touch.inserted = true;
-                self.insert_back(
-                    key.into(),
+                lru.clock += 1;
+                let node = Node {
+                    key: key.into(),
                     hash,
-                    Entry {
+                    stamp: lru.clock,
+                    entry: Entry {
                         last_seen: t,
                         value: V::default(),
                     },
-                )
+                };
+                table.insert_unique(hash, node, |n| n.hash).into_mut()
             }
-        };
-        let Some(node) = self.slots[i as usize].as_mut() else {
-            unreachable!("slot {i} was filled or found just above")
         };
         let entry = &mut node.entry;
         if let Some(idle) = idle
@@ -180,187 +210,197 @@ impl<V: Default> KeyedState<V> {
             entry.value = V::default();
         }
         entry.last_seen = entry.last_seen.max(t);
+        lru.push(hash, entry.last_seen);
         (entry, touch)
     }
 }
 
 impl<V> KeyedState<V> {
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.table.is_empty()
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.find(self.hasher.hash_one(key), key).is_some()
+        let hash = self.hasher.hash_one(key);
+        (self.table)
+            .find(hash, |n| n.hash == hash && same_key(&n.key, key))
+            .is_some()
     }
 
+    /// The entry of `key`, to read or change its value (`last_seen` is the
+    /// map's: it orders the keys, so it must not be changed here).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Entry<V>> {
-        let i = self.find(self.hasher.hash_one(key), key)?;
-        self.slots[i as usize].as_mut().map(|n| &mut n.entry)
+        let hash = self.hasher.hash_one(key);
+        (self.table)
+            .find_mut(hash, |n| n.hash == hash && same_key(&n.key, key))
+            .map(|n| &mut n.entry)
     }
 
     /// Drops keys idle longer than `idle` at watermark `now` (memory only:
     /// `touch` already resets idle state exactly). Returns how many went.
     pub fn expire(&mut self, now: Millis, idle: Millis) -> usize {
         let mut n = 0;
-        while let Some(i) = self.front() {
-            let Some(node) = &self.slots[i as usize] else {
-                break;
-            };
-            if now.saturating_sub(node.entry.last_seen) <= idle {
+        while let Some(front) = self.lru.front(&mut self.table) {
+            if now.saturating_sub(front.seen) <= idle {
                 break;
             }
-            self.pop_front();
+            self.lru.pop_front(&mut self.table);
             n += 1;
         }
         n
     }
 
     /// Entries from least to most recently seen: `order`'s live entries
-    /// once it is kept, else the live slots sorted by stamp (the same
-    /// order: `order` records the stamps).
+    /// once it is kept, else the nodes sorted by stamp (the same order:
+    /// `order` follows the stamps).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
-        let live: Vec<&Node<V>> = if self.ordered {
-            (self.order.iter())
-                .filter_map(|&(i, stamp)| {
-                    let node = self.slots.get(i as usize)?.as_ref()?;
-                    (node.stamp == stamp).then_some(node)
-                })
+        let live: Vec<&Node<V>> = if self.lru.ordered {
+            (self.lru.order.iter().zip(self.lru.first..))
+                .filter(|(e, _)| !e.dead)
+                .filter_map(|(e, stamp)| self.table.find(e.hash, |n| n.stamp == stamp))
                 .collect()
         } else {
-            let mut live: Vec<&Node<V>> = self.slots.iter().flatten().collect();
+            let mut live: Vec<&Node<V>> = self.table.iter().collect();
             live.sort_unstable_by_key(|n| n.stamp);
             live
         };
         live.into_iter().map(|n| (n.key.as_str(), &n.entry))
     }
 
-    #[inline]
-    fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| {
-                slots[i as usize]
-                    .as_ref()
-                    .is_some_and(|n| n.hash == hash && same_key(&n.key, key))
-            })
-            .copied()
+    /// Removes a key, if present (a key twice in a checkpoint).
+    fn remove(&mut self, key: &str) {
+        let hash = self.hasher.hash_one(key);
+        if let Ok(found) =
+            (self.table).find_entry(hash, |n| n.hash == hash && same_key(&n.key, key))
+        {
+            self.lru.kill(found.get().stamp);
+            found.remove();
+        }
     }
 
-    /// The slot of the least recently touched key, dropping stale entries
-    /// of `order` on the way.
-    fn front(&mut self) -> Option<u32> {
-        if !self.ordered {
-            self.build_order();
+    /// Adds a key known to be absent, most recently touched.
+    fn insert_back(&mut self, key: Text, entry: Entry<V>) {
+        let hash = self.hasher.hash_one(key.as_str());
+        self.lru.clock += 1;
+        self.lru.push(hash, entry.last_seen);
+        let node = Node {
+            key,
+            hash,
+            stamp: self.lru.clock,
+            entry,
+        };
+        self.table.insert_unique(hash, node, |n| n.hash);
+    }
+}
+
+impl Lru {
+    /// Appends the touch just stamped `clock`.
+    #[inline]
+    fn push(&mut self, hash: u64, seen: Millis) {
+        if self.ordered {
+            self.order.push_back(Touched {
+                hash,
+                seen,
+                dead: false,
+            });
         }
-        while let Some(&(i, stamp)) = self.order.front() {
-            if self.slots[i as usize]
-                .as_ref()
-                .is_some_and(|n| n.stamp == stamp)
-            {
-                return Some(i);
+    }
+
+    /// Marks the entry of the touch stamped `stamp` dead.
+    #[inline]
+    fn kill(&mut self, stamp: u64) {
+        if !self.ordered {
+            return;
+        }
+        let at = usize::try_from(stamp.wrapping_sub(self.first)).ok();
+        if let Some(e) = at.and_then(|i| self.order.get_mut(i)) {
+            e.dead = true;
+        }
+    }
+
+    /// The live entry of the least recently touched key, dropping dead
+    /// entries on the way.
+    #[inline]
+    fn front<V>(&mut self, table: &mut HashTable<Node<V>>) -> Option<Touched> {
+        if !self.ordered {
+            self.build(table);
+        }
+        while let Some(&e) = self.order.front() {
+            if !e.dead {
+                return Some(e);
             }
             self.order.pop_front();
+            self.first += 1;
         }
         None
     }
 
-    /// Moves slot `i` (live) to the back of the LRU order.
-    #[inline]
-    fn restamp(&mut self, i: u32) {
-        self.clock += 1;
-        if let Some(node) = self.slots[i as usize].as_mut() {
-            node.stamp = self.clock;
+    /// Removes the least recently touched key.
+    fn pop_front<V>(&mut self, table: &mut HashTable<Node<V>>) {
+        let Some(e) = self.front(table) else {
+            return;
+        };
+        let stamp = self.first;
+        self.order.pop_front();
+        self.first += 1;
+        if let Ok(found) = table.find_entry(e.hash, |n| n.stamp == stamp) {
+            found.remove();
         }
-        self.push_order(i);
+        if table.is_empty() {
+            // Nothing live: every entry of `order` is dead.
+            self.order.clear();
+            self.first = self.clock + 1;
+        }
     }
 
-    /// Starts keeping `order`: every live slot by stamp.
+    /// Starts keeping `order`: every node by stamp, restamped so the
+    /// queue's positions are their stamps.
     #[cold]
-    fn build_order(&mut self) {
-        let mut live: Vec<(u32, u64)> = (self.slots.iter().enumerate())
-            .filter_map(|(i, n)| Some((i as u32, n.as_ref()?.stamp)))
+    fn build<V>(&mut self, table: &mut HashTable<Node<V>>) {
+        let mut live: Vec<(u64, u64, Millis)> = (table.iter())
+            .map(|n| (n.stamp, n.hash, n.entry.last_seen))
             .collect();
-        live.sort_unstable_by_key(|&(_, stamp)| stamp);
-        self.order = live.into();
+        live.sort_unstable_by_key(|&(stamp, _, _)| stamp);
+        // New stamps are above every old one, so no node is mistaken for
+        // another while they change.
+        self.first = self.clock + 1;
+        self.order = VecDeque::with_capacity(live.len());
+        for (&(old, hash, seen), stamp) in live.iter().zip(self.first..) {
+            if let Some(n) = table.find_mut(hash, |n| n.stamp == old) {
+                n.stamp = stamp;
+            }
+            self.order.push_back(Touched {
+                hash,
+                seen,
+                dead: false,
+            });
+        }
+        self.clock = self.first + live.len() as u64 - 1;
         self.ordered = true;
     }
 
-    #[inline]
-    fn push_order(&mut self, i: u32) {
-        if !self.ordered {
-            return;
-        }
-        self.order.push_back((i, self.clock));
-        if self.order.len() > 2 * self.len + ORDER_SLACK {
-            self.sweep_order();
-        }
-    }
-
-    /// Drops the stale entries of `order`.
+    /// Drops the dead entries of `order` and restamps the live nodes.
     #[cold]
-    fn sweep_order(&mut self) {
-        let slots = &self.slots;
-        self.order
-            .retain(|&(i, stamp)| slots[i as usize].as_ref().is_some_and(|n| n.stamp == stamp));
-    }
-
-    /// Adds a key known to be absent, most recently touched; returns its slot.
-    fn insert_back(&mut self, key: Text, hash: u64, entry: Entry<V>) -> u32 {
-        self.clock += 1;
-        let node = Node {
-            key,
-            hash,
-            stamp: self.clock,
-            entry,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(node);
-                i
+    fn compact<V>(&mut self, table: &mut HashTable<Node<V>>) {
+        let old = std::mem::take(&mut self.order);
+        self.order = VecDeque::with_capacity(2 * table.len());
+        // Live entries move towards the front: a node's new stamp is at
+        // most its old one, and every later node's old stamp is above it.
+        for (e, stamp) in old.into_iter().zip(self.first..) {
+            if e.dead {
+                continue;
             }
-            None => {
-                self.slots.push(Some(node));
-                (self.slots.len() - 1) as u32
+            let new = self.first + self.order.len() as u64;
+            if let Some(n) = table.find_mut(e.hash, |n| n.stamp == stamp) {
+                n.stamp = new;
             }
-        };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| {
-            slots[j as usize].as_ref().map_or(0, |n| n.hash)
-        });
-        self.len += 1;
-        self.push_order(i);
-        i
-    }
-
-    /// Removes the least recently touched key.
-    fn pop_front(&mut self) {
-        let Some(i) = self.front() else {
-            return;
-        };
-        self.order.pop_front();
-        self.remove_slot(i);
-    }
-
-    fn remove_slot(&mut self, i: u32) {
-        // Read the hash and drop the node in place (taking it out would
-        // copy the whole node first).
-        let Some(hash) = self.slots[i as usize].as_ref().map(|n| n.hash) else {
-            return;
-        };
-        self.slots[i as usize] = None;
-        if let Ok(found) = self.index.find_entry(hash, |&j| j == i) {
-            found.remove();
+            self.order.push_back(e);
         }
-        self.free.push(i);
-        self.len -= 1;
-        if self.len == 0 {
-            // Nothing live: every entry of `order` is stale.
-            self.order.clear();
-        }
+        self.clock = self.first + self.order.len() as u64 - 1;
     }
 }
 
@@ -393,14 +433,8 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedState<V> {
                 while let Some((key, entry)) = map.next_entry::<Text, Entry<V>>()? {
                     // A key twice (a hand-edited checkpoint): the later
                     // place in the order wins, as a re-touch would.
-                    let hash = st.hasher.hash_one(key.as_str());
-                    if let Some(i) = st.find(hash, &key) {
-                        st.remove_slot(i);
-                    }
-                    if st.len() >= MAX_INDEXED {
-                        st.pop_front();
-                    }
-                    st.insert_back(key, hash, entry);
+                    st.remove(&key);
+                    st.insert_back(key, entry);
                 }
                 Ok(st)
             }
@@ -801,6 +835,24 @@ mod tests {
         assert!(!s.contains("a"));
         let keys: Vec<&str> = s.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["d", "c", "e"]);
+    }
+
+    #[test]
+    fn retouching_one_key_keeps_the_queue_bounded() {
+        // Every touch of a known key leaves a dead entry; compaction keeps
+        // them to a few per live key (plus the slack, 3 under test).
+        let mut s: KeyedState<u32> = KeyedState::new();
+        s.touch("old", 0, Some(1_000_000), 10);
+        assert_eq!(s.expire(0, 1_000_000), 0);
+        for t in 1..10_000 {
+            s.touch("hot", t, Some(1_000_000), 10).0.value += 1;
+            assert!(s.lru.order.len() <= 4 * s.len() + ORDER_SLACK + 1);
+        }
+        let keys: Vec<(&str, u32)> = s.iter().map(|(k, e)| (k, e.value)).collect();
+        assert_eq!(keys, [("old", 0), ("hot", 9_999)]);
+        // The front is still the oldest key, found without a stale entry.
+        assert_eq!(s.expire(1_000_001, 1_000_000), 1);
+        assert!(!s.contains("old") && s.contains("hot"));
     }
 
     #[test]
