@@ -5,7 +5,9 @@
 //! (b) `scan`: the full scan path — framing, parsing, the ts merge and the
 //!     engine with all seven rules on (fine-grained policy loaded);
 //! and, to show where (a) and (b) part, `merge` ((b) without the engine)
-//! and `engine` (the engine alone, over events parsed beforehand); and
+//! and `engine` (the engine alone, over events parsed beforehand);
+//! `scan_pipelined`, (b) as `mcpwatch scan` runs it when it has two cores
+//! (reading and parsing on one thread, the engine on the other); and
 //! `serde_baseline`, the point of reference: a minimal serde_json
 //! reader of the same lines.
 //! The goal is (b) ≥ 0.8 × (a) and ≥ 1,000,000 lines/s on one core.
@@ -21,7 +23,7 @@ use mcpwatch::detect::{Engine, LineRef};
 use mcpwatch::event::{Event, Kind};
 use mcpwatch::ingest::input::{InputFile, discover};
 use mcpwatch::ingest::lines::{LineReader, open_log};
-use mcpwatch::ingest::merge::{TimeRange, merge_files};
+use mcpwatch::ingest::merge::{TimeRange, merge_files, merge_files_pipelined};
 use mcpwatch::ingest::parse::Parser;
 
 fn lines() -> usize {
@@ -166,6 +168,29 @@ fn bench(c: &mut Criterion) {
                 count += alerts.len() as u64;
                 alerts.clear();
             });
+            count
+        })
+    });
+    // (b) as `mcpwatch scan` runs it on a machine with two cores or more:
+    // reading and parsing on one thread, the engine on the other.
+    g.bench_function("scan_pipelined", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(&config);
+            let mut alerts = Vec::new();
+            let mut count = 0u64;
+            merge_files_pipelined(
+                &files,
+                &parser(),
+                TimeRange::default(),
+                None,
+                &mut |_| {},
+                &mut |ev, line| {
+                    engine.process(ev, line, &mut alerts);
+                    count += alerts.len() as u64;
+                    alerts.clear();
+                },
+            )
+            .unwrap();
             count
         })
     });

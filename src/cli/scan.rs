@@ -15,7 +15,7 @@ use crate::alert::Alert;
 use crate::detect::Engine;
 use crate::event::{Kind, Severity};
 use crate::ingest::input::discover;
-use crate::ingest::merge::{ReadStats, merge_files};
+use crate::ingest::merge::{ReadStats, merge_files, merge_files_pipelined};
 use crate::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
@@ -106,45 +106,61 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
     let mut batch = Vec::new();
     let mut write_err: Option<std::io::Error> = None;
     let mut tick = 0u32;
-    let stats = merge_files(
-        &files,
-        &parser,
-        range,
-        bar.as_ref().map(|_| counter.clone()),
-        &mut |r| {
-            let n = rejects_by_file.entry(r.file.to_string()).or_default();
-            *n += 1;
-            if *n <= REJECTS_SHOWN_PER_FILE {
-                eprintln!(
-                    "warning: {}:{}: line rejected ({})",
-                    r.file,
-                    r.line,
-                    r.reason.as_str()
-                );
-            } else if *n == REJECTS_SHOWN_PER_FILE + 1 {
-                eprintln!(
-                    "warning: {}: more rejected lines; only counted from here on",
-                    r.file
-                );
+    let mut on_reject = |r: crate::ingest::merge::Rejected<'_>| {
+        let n = rejects_by_file.entry(r.file.to_string()).or_default();
+        *n += 1;
+        if *n <= REJECTS_SHOWN_PER_FILE {
+            eprintln!(
+                "warning: {}:{}: line rejected ({})",
+                r.file,
+                r.line,
+                r.reason.as_str()
+            );
+        } else if *n == REJECTS_SHOWN_PER_FILE + 1 {
+            eprintln!(
+                "warning: {}: more rejected lines; only counted from here on",
+                r.file
+            );
+        }
+    };
+    let mut on_event = |ev: &crate::event::Event, line: crate::detect::LineRef<'_>| {
+        engine.process(ev, line, &mut batch);
+        for a in batch.drain(..) {
+            if let Err(e) = sink.push(&mut out, a)
+                && write_err.is_none()
+            {
+                write_err = Some(e);
             }
-        },
-        &mut |ev, line| {
-            engine.process(ev, line, &mut batch);
-            for a in batch.drain(..) {
-                if let Err(e) = sink.push(&mut out, a)
-                    && write_err.is_none()
-                {
-                    write_err = Some(e);
-                }
+        }
+        if let Some(b) = &bar {
+            tick = tick.wrapping_add(1);
+            if tick.is_multiple_of(4096) {
+                b.set_position(counter.load(Ordering::Relaxed));
             }
-            if let Some(b) = &bar {
-                tick = tick.wrapping_add(1);
-                if tick.is_multiple_of(4096) {
-                    b.set_position(counter.load(Ordering::Relaxed));
-                }
-            }
-        },
-    );
+        }
+    };
+    let bytes_read = bar.as_ref().map(|_| counter.clone());
+    // Detection overlaps reading and parsing when there is a core for each
+    // (the events and their order are the same either way).
+    let stats = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        merge_files_pipelined(
+            &files,
+            &parser,
+            range,
+            bytes_read,
+            &mut on_reject,
+            &mut on_event,
+        )
+    } else {
+        merge_files(
+            &files,
+            &parser,
+            range,
+            bytes_read,
+            &mut on_reject,
+            &mut on_event,
+        )
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -94,7 +94,7 @@ struct Touched {
 /// `stored == key`. Most keys are short ids or id pairs, which a few
 /// (overlapping) word loads per side compare without a call to `memcmp`.
 #[inline]
-fn same_key(stored: &Text, key: &str) -> bool {
+pub(crate) fn same_key(stored: &Text, key: &str) -> bool {
     let (a, b) = (stored.as_bytes(), key.as_bytes());
     if a.len() != b.len() {
         return false;
@@ -498,6 +498,16 @@ impl Window {
     /// Adds an event at `t` and drops what can no longer be inside any
     /// window ending at or after the newest event seen.
     pub fn add(&mut self, t: Millis, a: u32, b: u32, width: Millis) {
+        // The usual case: `t` is the newest ts and every slot is out of any
+        // window ending at or after it (a key's calls are minutes apart).
+        if self.live().last().is_none_or(|back| back.0 <= t - width) {
+            self.slots.clear();
+            self.slots.push((t, a, b));
+            self.head = 0;
+            self.total_a = u64::from(a);
+            self.total_b = u64::from(b);
+            return;
+        }
         let head = self.head;
         match self.slots.get_mut(head..).and_then(|l| l.last_mut()) {
             Some(back) if back.0 == t => {

@@ -11,15 +11,18 @@ mod new_tool_usage;
 mod rapid_tool_usage;
 mod unusual_hours;
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use serde::{Deserialize, Serialize};
 
 use super::Cx;
 use super::policy::{Policy, ToolClass};
 use crate::config::{Config, RuleConfig, RuleName};
-use crate::event::Kind;
+use crate::detect::state::same_key;
+use crate::event::{Kind, Text};
 
 pub use approval_bypass::BypassState;
 pub use new_tool_usage::NewToolState;
@@ -56,27 +59,32 @@ const CLASS_CACHE_MAX: usize = 65_536;
 
 /// The policy plus a per-tool-name cache of what the engine asks of it
 /// (class, named in a `tools` list): glob matching on every call would
-/// dominate the engine's cost. foldhash: tool names are short, and this
-/// lookup runs for every call.
+/// dominate the engine's cost. foldhash (randomly seeded: names come from
+/// log lines) and the state maps' short-key compare: this lookup runs for
+/// every call.
 #[derive(Debug)]
 struct PolicyCache {
     policy: Arc<Policy>,
-    cache: std::cell::RefCell<HashMap<Box<str>, (ToolClass, bool), foldhash::fast::RandomState>>,
+    /// (name, its hash, class, named).
+    cache: HashTable<(Text, u64, ToolClass, bool)>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl PolicyCache {
     /// (class, named) of a tool.
-    fn lookup(&self, tool: &str) -> (ToolClass, bool) {
-        if let Some(c) = self.cache.borrow().get(tool) {
-            return *c;
+    fn lookup(&mut self, tool: &str) -> (ToolClass, bool) {
+        let hash = self.hasher.hash_one(tool);
+        if let Some(&(_, _, class, named)) =
+            (self.cache).find(hash, |(name, h, _, _)| *h == hash && same_key(name, tool))
+        {
+            return (class, named);
         }
-        let c = (self.policy.classify(tool), self.policy.is_named(tool));
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() >= CLASS_CACHE_MAX {
-            cache.clear();
+        let (class, named) = (self.policy.classify(tool), self.policy.is_named(tool));
+        if self.cache.len() >= CLASS_CACHE_MAX {
+            self.cache.clear();
         }
-        cache.insert(tool.into(), c);
-        c
+        (self.cache).insert_unique(hash, (tool.into(), hash, class, named), |e| e.1);
+        (class, named)
     }
 }
 
@@ -99,7 +107,8 @@ impl Rules {
             timeout_is_denial: config.security.timeout_is_denial,
             policy: policy.map(|policy| PolicyCache {
                 policy,
-                cache: Default::default(),
+                cache: HashTable::new(),
+                hasher: Default::default(),
             }),
         }
     }
@@ -116,7 +125,7 @@ impl Rules {
         }
     }
 
-    pub(crate) fn process(&self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
+    pub(crate) fn process(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
         if let Some(r) = &self.bypass {
             approval_bypass::decide_due(r, &mut st.approval_bypass, cx);
         }
@@ -128,7 +137,7 @@ impl Rules {
                 if let Some(r) = &self.hours {
                     r.process(&mut st.unusual_hours, cx);
                 }
-                let (class, named) = match &self.policy {
+                let (class, named) = match &mut self.policy {
                     Some(p) => {
                         let (c, n) = p.lookup(cx.ev.tool_name.as_deref().unwrap_or("unknown"));
                         (Some(c), n)
