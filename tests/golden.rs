@@ -3,6 +3,10 @@
 //! `security-config.json` and `rules/` are picked up as an operator's would
 //! be) must print exactly `expected.ndjson`.
 //!
+//! `scan` reads and parses on a thread of its own when it has two cores;
+//! the cases also run with the binary pinned to one core (`taskset`), so
+//! both ways are held to the same output.
+//!
 //! To re-bless after an intended change: `MCPWATCH_BLESS=1 cargo test --test golden`,
 //! then review the diff of every `expected.ndjson` by eye.
 
@@ -21,13 +25,22 @@ fn cases() -> Vec<PathBuf> {
     v
 }
 
-fn scan(case: &Path) -> String {
-    let out = Command::cargo_bin("mcpwatch")
-        .unwrap()
+/// The binary's scan of `case`; `one_core`: pinned to CPU 0, where `scan`
+/// sees one core and runs on one thread.
+fn scan(case: &Path, one_core: bool) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("mcpwatch");
+    let mut cmd = if one_core {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg("0").arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let out = cmd
         .current_dir(case)
         .args(["scan", "audit", "--format", "ndjson"])
         .output()
-        .unwrap();
+        .expect("runs (taskset is util-linux's, on every Debian)");
     assert!(
         out.status.success(),
         "{}: scan failed: {}",
@@ -44,7 +57,7 @@ fn every_golden_case_prints_exactly_its_expected_alerts() {
     let bless = std::env::var_os("MCPWATCH_BLESS").is_some();
     let mut failures = Vec::new();
     for case in cases {
-        let got = scan(&case);
+        let got = scan(&case, false);
         let expected_path = case.join("expected.ndjson");
         if bless {
             std::fs::write(&expected_path, &got).unwrap();
@@ -59,4 +72,16 @@ fn every_golden_case_prints_exactly_its_expected_alerts() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_golden_case_prints_the_same_on_one_core() {
+    for case in cases() {
+        assert_eq!(
+            scan(&case, true),
+            scan(&case, false),
+            "{}: one thread and two differ",
+            case.display()
+        );
+    }
 }
