@@ -136,6 +136,30 @@ pub fn merge_files(
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
+    merge_with(
+        files,
+        parser,
+        range,
+        bytes_read,
+        on_reject,
+        &mut |ev, raw, file, line| on_event(ev, LineRef { file, line, raw }),
+    )
+}
+
+/// What [`merge_with`] hands each event to: the event and its raw line
+/// (the callee's to take: the merge needs neither once handed out), the
+/// file's name and the line number.
+type TakeEvent<'a> = dyn FnMut(&mut Event, &mut Vec<u8>, &Arc<str>, u64) + 'a;
+
+/// [`merge_files`], handing out each event and its raw line mutably.
+fn merge_with(
+    files: &[InputFile],
+    parser: &Parser,
+    range: TimeRange,
+    bytes_read: Option<Arc<AtomicU64>>,
+    on_reject: &mut dyn FnMut(Rejected<'_>),
+    on_event: &mut TakeEvent<'_>,
+) -> Result<ReadStats, InputError> {
     let mut stats = ReadStats::default();
     let mut sources = Vec::with_capacity(files.len());
     for f in files {
@@ -169,14 +193,7 @@ pub fn merge_files(
         loop {
             if s.has_head {
                 if range.contains(s.head.ts) {
-                    on_event(
-                        &s.head,
-                        LineRef {
-                            file: &s.file.name,
-                            line: s.line,
-                            raw: &s.raw,
-                        },
-                    );
+                    on_event(&mut s.head, &mut s.raw, &s.file.name, s.line);
                 } else {
                     stats.filtered += 1;
                 }
@@ -204,55 +221,59 @@ pub fn merge_files(
 }
 
 /// Events read ahead by [`merge_files_pipelined`]'s reader, handed over
-/// together (and handed back empty, to be refilled without allocating).
+/// together (and handed back spent, to be refilled without allocating).
 #[derive(Default)]
 struct Batch {
+    /// The events, taken from the merge (not copied).
     events: Vec<Event>,
-    /// Per event: index into `files`, line number, end of its raw line in
-    /// `raw` (it starts where the previous one ends).
-    lines: Vec<(usize, u64, usize)>,
-    raw: Vec<u8>,
+    /// Per event: its raw line (swapped with the merge's buffer, which
+    /// gets this batch's spent one to refill), index into `files`, line
+    /// number. Spent entries past `events.len()` keep their buffers.
+    lines: Vec<(Vec<u8>, usize, u64)>,
     /// Names of the files this batch's events come from.
     files: Vec<Arc<str>>,
 }
 
 impl Batch {
     /// Events per batch: enough to make the hand-over cost nothing per
-    /// event, few enough that a batch (~400 KB) stays in cache.
+    /// event, few enough that a batch (~700 KB) stays in cache.
     const EVENTS: usize = 1024;
 
-    fn push(&mut self, ev: &Event, line: LineRef<'_>) {
-        let file = match self.files.iter().rposition(|f| Arc::ptr_eq(f, line.file)) {
+    fn push(&mut self, ev: &mut Event, raw: &mut Vec<u8>, file: &Arc<str>, line: u64) {
+        let file = match self.files.iter().rposition(|f| Arc::ptr_eq(f, file)) {
             Some(i) => i,
             None => {
-                self.files.push(line.file.clone());
+                self.files.push(file.clone());
                 self.files.len() - 1
             }
         };
-        self.events.push(ev.clone());
-        self.raw.extend_from_slice(line.raw);
-        self.lines.push((file, line.line, self.raw.len()));
-    }
-
-    fn each(&self, on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
-        let mut start = 0;
-        for (ev, &(file, line, end)) in self.events.iter().zip(&self.lines) {
-            on_event(
-                ev,
-                LineRef {
-                    file: &self.files[file],
-                    line,
-                    raw: &self.raw[start..end],
-                },
-            );
-            start = end;
+        let n = self.events.len();
+        self.events.push(std::mem::take(ev));
+        match self.lines.get_mut(n) {
+            Some(slot) => {
+                std::mem::swap(&mut slot.0, raw);
+                (slot.1, slot.2) = (file, line);
+            }
+            None => self.lines.push((std::mem::take(raw), file, line)),
         }
     }
 
+    fn each(&self, on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
+        for (ev, (raw, file, line)) in self.events.iter().zip(&self.lines) {
+            on_event(
+                ev,
+                LineRef {
+                    file: &self.files[*file],
+                    line: *line,
+                    raw,
+                },
+            );
+        }
+    }
+
+    /// Drops the events; keeps every buffer for the next fill.
     fn clear(&mut self) {
         self.events.clear();
-        self.lines.clear();
-        self.raw.clear();
         self.files.clear();
     }
 }
@@ -280,17 +301,17 @@ pub fn merge_files_pipelined(
             .spawn_scoped(scope, move || {
                 let mut batch = Batch::default();
                 let mut open = true;
-                let stats = merge_files(
+                let stats = merge_with(
                     files,
                     parser,
                     range,
                     bytes_read,
                     on_reject,
-                    &mut |ev, line| {
+                    &mut |ev, raw, file, line| {
                         if !open {
                             return;
                         }
-                        batch.push(ev, line);
+                        batch.push(ev, raw, file, line);
                         if batch.events.len() >= Batch::EVENTS {
                             let next = spent_rx.try_recv().unwrap_or_default();
                             open = full_tx.send(std::mem::replace(&mut batch, next)).is_ok();
