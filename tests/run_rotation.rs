@@ -52,8 +52,18 @@ fn rotation_under_load_loses_no_event_and_duplicates_none() {
         p.append("tool-usage.log", &lines);
     }
     d.wait_metric(TOOL_EVENTS, seq as f64, 60);
-    // Let the rotator compress what is consumed.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Let the rotator compress what is consumed: every rotated generation
+    // becomes an archive once read and `rotate_wait` old (a loaded machine
+    // can take a while; the assertions below count archives).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !uncompressed(&p).is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        uncompressed(&p).is_empty(),
+        "rotated generations left uncompressed: {:?}",
+        uncompressed(&p)
+    );
     assert_eq!(
         d.metric(TOOL_EVENTS),
         seq as f64,
@@ -103,4 +113,13 @@ fn rotation_under_load_loses_no_event_and_duplicates_none() {
         err.contains(&format!("tool_call {seq}")),
         "scan over live log + archives: {err}"
     );
+}
+
+/// Rotated generations of the tool log not yet compressed.
+fn uncompressed(p: &Project) -> Vec<String> {
+    std::fs::read_dir(p.audit())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tool-usage.log.") && !n.ends_with(".zst"))
+        .collect()
 }
