@@ -232,12 +232,24 @@ struct Batch {
     lines: Vec<(Vec<u8>, usize, u64)>,
     /// Names of the files this batch's events come from.
     files: Vec<Arc<str>>,
+    /// Bytes of raw lines in this fill.
+    bytes: usize,
 }
 
 impl Batch {
     /// Events per batch: enough to make the hand-over cost nothing per
     /// event, few enough that a batch (~700 KB) stays in cache.
     const EVENTS: usize = 1024;
+    /// Raw bytes after which a batch goes early (long lines), so the
+    /// batches in flight hold a few MiB whatever the input.
+    const BYTES: usize = 1 << 20;
+    /// A spent line buffer larger than this is freed, not kept for reuse
+    /// (one very long line must not pin its size in every buffer).
+    const KEEP_BUFFER: usize = 64 << 10;
+
+    fn full(&self) -> bool {
+        self.events.len() >= Self::EVENTS || self.bytes >= Self::BYTES
+    }
 
     fn push(&mut self, ev: &mut Event, raw: &mut Vec<u8>, file: &Arc<str>, line: u64) {
         let file = match self.files.iter().rposition(|f| Arc::ptr_eq(f, file)) {
@@ -248,6 +260,7 @@ impl Batch {
             }
         };
         let n = self.events.len();
+        self.bytes += raw.len();
         self.events.push(std::mem::take(ev));
         match self.lines.get_mut(n) {
             Some(slot) => {
@@ -271,10 +284,17 @@ impl Batch {
         }
     }
 
-    /// Drops the events; keeps every buffer for the next fill.
+    /// Drops the events; keeps the line buffers (but very long ones) for
+    /// the next fill.
     fn clear(&mut self) {
         self.events.clear();
         self.files.clear();
+        self.bytes = 0;
+        for (raw, _, _) in &mut self.lines {
+            if raw.capacity() > Self::KEEP_BUFFER {
+                *raw = Vec::new();
+            }
+        }
     }
 }
 
@@ -312,7 +332,7 @@ pub fn merge_files_pipelined(
                             return;
                         }
                         batch.push(ev, raw, file, line);
-                        if batch.events.len() >= Batch::EVENTS {
+                        if batch.full() {
                             let next = spent_rx.try_recv().unwrap_or_default();
                             open = full_tx.send(std::mem::replace(&mut batch, next)).is_ok();
                         }
@@ -484,5 +504,53 @@ mod tests {
             assert_eq!(direct.1, piped.1);
             assert_eq!(direct.2, piped.2);
         }
+    }
+
+    #[test]
+    fn the_pipelined_merge_hands_out_long_lines_as_the_merge_does() {
+        // ~20 KB lines fill a batch by bytes long before 1,024 events.
+        let d = tempfile::tempdir().unwrap();
+        let pad = "x".repeat(20_000);
+        let mut text = String::new();
+        for i in 0..400 {
+            text.push_str(&format!(
+                "{{\"ts\":\"2026-11-23T10:{:02}:{:02}Z\",\"tool\":\"t{i}\",\"pad\":\"{pad}\"}}\n",
+                i / 60,
+                i % 60
+            ));
+        }
+        std::fs::write(d.path().join("tool-usage.log"), text).unwrap();
+        let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
+        let direct = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
+            merge_files(f, p, r, None, rej, ev)
+        });
+        let piped = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
+            merge_files_pipelined(f, p, r, None, rej, ev)
+        });
+        assert_eq!(direct.0.len(), 400);
+        const { assert!(400 * 20_000 > 4 * Batch::BYTES, "spans several batches") };
+        let lines = |seen: &Seen| -> Vec<(String, u64, Vec<u8>)> {
+            seen.0
+                .iter()
+                .map(|e| (e.1.clone(), e.2, e.3.clone()))
+                .collect()
+        };
+        assert_eq!(lines(&direct), lines(&piped));
+        assert_eq!(direct.2, piped.2);
+    }
+
+    #[test]
+    fn a_spent_batch_frees_very_long_line_buffers_and_keeps_the_rest() {
+        let file: Arc<str> = "tool-usage.log".into();
+        let mut b = Batch::default();
+        for len in [100, 100_000, 200] {
+            let mut raw = vec![b'x'; len];
+            b.push(&mut Event::default(), &mut raw, &file, 1);
+        }
+        assert!(!b.full() && b.bytes == 100_300);
+        b.clear();
+        let caps: Vec<usize> = b.lines.iter().map(|l| l.0.capacity()).collect();
+        assert!(caps[0] >= 100 && caps[1] == 0 && caps[2] >= 200, "{caps:?}");
+        assert_eq!((b.events.len(), b.bytes), (0, 0));
     }
 }
