@@ -44,7 +44,7 @@ impl TimeRange {
 /// A rejected line, as reported to the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected<'a> {
-    pub file: &'a str,
+    pub file: &'a Arc<str>,
     pub line: u64,
     pub reason: RejectReason,
 }
@@ -234,6 +234,9 @@ struct Batch {
     files: Vec<Arc<str>>,
     /// Bytes of raw lines in this fill.
     bytes: usize,
+    /// Lines rejected in this fill, in read order: (events before it,
+    /// index into `files`, line number, reason).
+    rejects: Vec<(usize, usize, u64, RejectReason)>,
 }
 
 impl Batch {
@@ -247,18 +250,32 @@ impl Batch {
     /// (one very long line must not pin its size in every buffer).
     const KEEP_BUFFER: usize = 64 << 10;
 
-    fn full(&self) -> bool {
-        self.events.len() >= Self::EVENTS || self.bytes >= Self::BYTES
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rejects.is_empty()
     }
 
-    fn push(&mut self, ev: &mut Event, raw: &mut Vec<u8>, file: &Arc<str>, line: u64) {
-        let file = match self.files.iter().rposition(|f| Arc::ptr_eq(f, file)) {
+    fn full(&self) -> bool {
+        self.events.len() + self.rejects.len() >= Self::EVENTS || self.bytes >= Self::BYTES
+    }
+
+    /// Index of `file` in `files`, added if new.
+    fn file(&mut self, file: &Arc<str>) -> usize {
+        match self.files.iter().rposition(|f| Arc::ptr_eq(f, file)) {
             Some(i) => i,
             None => {
                 self.files.push(file.clone());
                 self.files.len() - 1
             }
-        };
+        }
+    }
+
+    fn reject(&mut self, r: Rejected<'_>) {
+        let file = self.file(r.file);
+        (self.rejects).push((self.events.len(), file, r.line, r.reason));
+    }
+
+    fn push(&mut self, ev: &mut Event, raw: &mut Vec<u8>, file: &Arc<str>, line: u64) {
+        let file = self.file(file);
         let n = self.events.len();
         self.bytes += raw.len();
         self.events.push(std::mem::take(ev));
@@ -271,8 +288,25 @@ impl Batch {
         }
     }
 
-    fn each(&self, on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
-        for (ev, (raw, file, line)) in self.events.iter().zip(&self.lines) {
+    /// Hands out the batch's rejects and events in the order they were
+    /// read.
+    fn each(
+        &self,
+        on_reject: &mut dyn FnMut(Rejected<'_>),
+        on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+    ) {
+        let mut rejects = self.rejects.iter().peekable();
+        let mut reject_until = |n: usize, on_reject: &mut dyn FnMut(Rejected<'_>)| {
+            while let Some(&(_, file, line, reason)) = rejects.next_if(|r| r.0 <= n) {
+                on_reject(Rejected {
+                    file: &self.files[file],
+                    line,
+                    reason,
+                });
+            }
+        };
+        for (n, (ev, (raw, file, line))) in self.events.iter().zip(&self.lines).enumerate() {
+            reject_until(n, on_reject);
             on_event(
                 ev,
                 LineRef {
@@ -282,6 +316,7 @@ impl Batch {
                 },
             );
         }
+        reject_until(usize::MAX, on_reject);
     }
 
     /// Drops the events; keeps the line buffers (but very long ones) for
@@ -289,6 +324,7 @@ impl Batch {
     fn clear(&mut self) {
         self.events.clear();
         self.files.clear();
+        self.rejects.clear();
         self.bytes = 0;
         for (raw, _, _) in &mut self.lines {
             if raw.capacity() > Self::KEEP_BUFFER {
@@ -298,17 +334,43 @@ impl Batch {
     }
 }
 
+/// The reader thread's end of [`merge_files_pipelined`]: the batch being
+/// filled and the channels.
+struct Feed {
+    batch: Batch,
+    full: mpsc::SyncSender<Batch>,
+    spent: mpsc::Receiver<Batch>,
+    /// The calling thread still takes batches.
+    open: bool,
+}
+
+impl Feed {
+    /// Sends the batch once full (or `last`), taking a spent one back to
+    /// refill when there is one.
+    fn flush(&mut self, last: bool) {
+        let due = self.batch.full() || (last && !self.batch.is_empty());
+        if self.open && due {
+            let next = self.spent.try_recv().unwrap_or_default();
+            self.open = self
+                .full
+                .send(std::mem::replace(&mut self.batch, next))
+                .is_ok();
+        }
+    }
+}
+
 /// [`merge_files`] with reading, decompression, parsing and the merge on a
-/// thread of their own, so that `on_event` (detection, on the calling
-/// thread) overlaps them on a machine with more than one core. The same
-/// events in the same order with the same line references, and the same
-/// stats; `on_reject` runs on the reader thread.
+/// thread of their own, so that detection (`on_event`, on the calling
+/// thread) overlaps them on a machine with more than one core. Both
+/// callbacks run on the calling thread and see what [`merge_files`] hands
+/// out, in the same order: the same events with the same line references,
+/// the same rejects; and the stats are the same.
 pub fn merge_files_pipelined(
     files: &[InputFile],
     parser: &Parser,
     range: TimeRange,
     bytes_read: Option<Arc<AtomicU64>>,
-    on_reject: &mut (dyn FnMut(Rejected<'_>) + Send),
+    on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
     // Four batches in flight keep the reader busy while detection works
@@ -319,33 +381,34 @@ pub fn merge_files_pipelined(
         let reader = std::thread::Builder::new()
             .name("mcpwatch-read".into())
             .spawn_scoped(scope, move || {
-                let mut batch = Batch::default();
-                let mut open = true;
+                let feed = std::cell::RefCell::new(Feed {
+                    batch: Batch::default(),
+                    full: full_tx,
+                    spent: spent_rx,
+                    open: true,
+                });
                 let stats = merge_with(
                     files,
                     parser,
                     range,
                     bytes_read,
-                    on_reject,
+                    &mut |r| {
+                        let mut f = feed.borrow_mut();
+                        f.batch.reject(r);
+                        f.flush(false);
+                    },
                     &mut |ev, raw, file, line| {
-                        if !open {
-                            return;
-                        }
-                        batch.push(ev, raw, file, line);
-                        if batch.full() {
-                            let next = spent_rx.try_recv().unwrap_or_default();
-                            open = full_tx.send(std::mem::replace(&mut batch, next)).is_ok();
-                        }
+                        let mut f = feed.borrow_mut();
+                        f.batch.push(ev, raw, file, line);
+                        f.flush(false);
                     },
                 );
-                if open && !batch.events.is_empty() {
-                    let _ = full_tx.send(batch);
-                }
+                feed.borrow_mut().flush(true);
                 stats
             })
             .map_err(|e| InputError::Io("reader thread".into(), e))?;
         for mut batch in full_rx {
-            batch.each(on_event);
+            batch.each(on_reject, on_event);
             batch.clear();
             let _ = spent_tx.send(batch);
         }
@@ -415,10 +478,11 @@ mod tests {
     }
 
     /// Every event of `files` with its line reference, as `merge` hands
-    /// them out, plus the rejects and stats.
+    /// them out, plus the rejects (each with the number of events handed
+    /// out before it) and stats.
     type Seen = (
         Vec<(Event, String, u64, Vec<u8>)>,
-        Vec<(String, u64)>,
+        Vec<(String, u64, usize)>,
         ReadStats,
     );
 
@@ -429,7 +493,7 @@ mod tests {
             &[InputFile],
             &Parser,
             TimeRange,
-            &mut (dyn FnMut(Rejected<'_>) + Send),
+            &mut dyn FnMut(Rejected<'_>),
             &mut dyn FnMut(&Event, LineRef<'_>),
         ) -> Result<ReadStats, InputError>,
     ) -> Seen {
@@ -438,12 +502,17 @@ mod tests {
             now_ms: i64::MAX / 2,
         };
         let (mut seen, mut rejects) = (Vec::new(), Vec::new());
+        // Events handed out so far, so each reject records where it came.
+        let handed = std::cell::Cell::new(0);
         let stats = merge(
             files,
             &parser,
             range,
-            &mut |r| rejects.push((r.file.to_string(), r.line)),
-            &mut |ev, l| seen.push((ev.clone(), l.file.to_string(), l.line, l.raw.to_vec())),
+            &mut |r| rejects.push((r.file.to_string(), r.line, handed.get())),
+            &mut |ev, l| {
+                handed.set(handed.get() + 1);
+                seen.push((ev.clone(), l.file.to_string(), l.line, l.raw.to_vec()))
+            },
         )
         .unwrap();
         (seen, rejects, stats)
