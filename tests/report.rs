@@ -808,3 +808,30 @@ fn rejected_lines_take_the_time_of_their_neighbours_in_the_file() {
     assert_eq!(all.rejected.total, 4);
     assert_eq!(all.rejected.by_reason["bad_ts"], 1);
 }
+
+#[test]
+fn cli_report_on_one_core_equals_the_report_on_two() {
+    // On two cores the report reads and parses on a thread of its own;
+    // pinned to one (taskset), on the calling thread. Rejected lines are
+    // attributed to days by the events around them, so their order among
+    // the events matters: the fixture has some.
+    let (_d, audit) = audit_copy();
+    let args = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z"];
+    let two = report_json(&audit, "2026-11-21T08:00:00Z", &args);
+    let bin = assert_cmd::cargo::cargo_bin("mcpwatch");
+    let mut one = Command::new("taskset");
+    one.current_dir(audit.parent().unwrap())
+        .env("MCPWATCH_NOW", "2026-11-21T08:00:00Z")
+        .env_remove("RUST_LOG")
+        .arg("-c")
+        .arg("0")
+        .arg(&bin)
+        .arg("report")
+        .arg("--dir")
+        .arg(&audit)
+        .args(["--format", "json"])
+        .args(args);
+    let one = json_of(&mut one);
+    assert!(two["rejected"]["total"].as_u64().unwrap() > 0, "{}", two["rejected"]);
+    assert_eq!(one, two);
+}
