@@ -816,7 +816,12 @@ fn cli_report_on_one_core_equals_the_report_on_two() {
     // attributed to days by the events around them, so their order among
     // the events matters: the fixture has some.
     let (_d, audit) = audit_copy();
-    let args = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z"];
+    let args = [
+        "--since",
+        "2026-11-01T00:00:00Z",
+        "--until",
+        "2026-12-01T00:00:00Z",
+    ];
     let two = report_json(&audit, "2026-11-21T08:00:00Z", &args);
     let bin = assert_cmd::cargo::cargo_bin("mcpwatch");
     let mut one = Command::new("taskset");
@@ -832,6 +837,10 @@ fn cli_report_on_one_core_equals_the_report_on_two() {
         .args(["--format", "json"])
         .args(args);
     let one = json_of(&mut one);
-    assert!(two["rejected"]["total"].as_u64().unwrap() > 0, "{}", two["rejected"]);
+    assert!(
+        two["rejected"]["total"].as_u64().unwrap() > 0,
+        "{}",
+        two["rejected"]
+    );
     assert_eq!(one, two);
 }
