@@ -21,9 +21,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwatch::config::{Sources, load};
 use mcpwatch::detect::{Engine, LineRef};
 use mcpwatch::event::{Event, Kind};
-use mcpwatch::ingest::input::{InputFile, discover};
+use mcpwatch::ingest::input::{InputError, InputFile, discover};
 use mcpwatch::ingest::lines::{LineReader, open_log};
-use mcpwatch::ingest::merge::{TimeRange, merge_files, merge_files_pipelined};
+use mcpwatch::ingest::merge::{ReadStats, Rejected, TimeRange, merge_files, merge_files_pipelined};
 use mcpwatch::ingest::parse::Parser;
 
 fn lines() -> usize {
@@ -98,9 +98,19 @@ fn count_lines(log: &Path, mut accept: impl FnMut(&[u8]) -> bool) -> usize {
     ok
 }
 
-/// Every event of `files`, merged as `scan` merges them.
-fn merge_all(files: &[InputFile], on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
-    merge_files(
+/// `merge_files` or `merge_files_pipelined`.
+type Merge = fn(
+    &[InputFile],
+    &Parser,
+    TimeRange,
+    Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    &mut dyn FnMut(Rejected<'_>),
+    &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError>;
+
+/// Every event of `files`, merged by `merge` as `scan` merges them.
+fn merge_all(merge: Merge, files: &[InputFile], on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
+    merge(
         files,
         &parser(),
         TimeRange::default(),
@@ -154,52 +164,36 @@ fn bench(c: &mut Criterion) {
     g.bench_function("merge", |b| {
         b.iter(|| {
             let mut count = 0u64;
-            merge_all(&files, &mut |ev, _| count += ev.ts as u64 & 1);
+            merge_all(merge_files, &files, &mut |ev, _| count += ev.ts as u64 & 1);
             count
         })
     });
-    g.bench_function("scan", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(&config);
-            let mut alerts = Vec::new();
-            let mut count = 0u64;
-            merge_all(&files, &mut |ev, line| {
-                engine.process(ev, line, &mut alerts);
-                count += alerts.len() as u64;
-                alerts.clear();
-            });
-            count
-        })
-    });
-    // (b) as `mcpwatch scan` runs it on a machine with two cores or more:
-    // reading and parsing on one thread, the engine on the other.
-    g.bench_function("scan_pipelined", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(&config);
-            let mut alerts = Vec::new();
-            let mut count = 0u64;
-            merge_files_pipelined(
-                &files,
-                &parser(),
-                TimeRange::default(),
-                None,
-                &mut |_| {},
-                &mut |ev, line| {
+    // (b), and (b) as `mcpwatch scan` runs it on a machine with two cores
+    // or more: reading and parsing on one thread, the engine on the other.
+    for (name, merge) in [
+        ("scan", merge_files as Merge),
+        ("scan_pipelined", merge_files_pipelined),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut engine = Engine::new(&config);
+                let mut alerts = Vec::new();
+                let mut count = 0u64;
+                merge_all(merge, &files, &mut |ev, line| {
                     engine.process(ev, line, &mut alerts);
                     count += alerts.len() as u64;
                     alerts.clear();
-                },
-            )
-            .unwrap();
-            count
-        })
-    });
+                });
+                count
+            })
+        });
+    }
     // The engine alone, over events parsed beforehand: what (b) adds to
     // the merge. Measured last: holding a million parsed events (half a
     // gigabyte of small allocations) and freeing them leaves the allocator
     // in a state that slowed the stages measured after it by ~20 %.
     let mut parsed = Vec::with_capacity(n);
-    merge_all(&files, &mut |ev, line| {
+    merge_all(merge_files, &files, &mut |ev, line| {
         parsed.push((ev.clone(), line.line, line.raw.to_vec()))
     });
     let name: std::sync::Arc<str> = "tool-usage.log".into();

@@ -15,7 +15,7 @@ use crate::alert::Alert;
 use crate::detect::Engine;
 use crate::event::{Kind, Severity};
 use crate::ingest::input::discover;
-use crate::ingest::merge::{ReadStats, merge_files, merge_files_pipelined};
+use crate::ingest::merge::{ReadStats, merge_files_auto};
 use crate::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
@@ -140,27 +140,15 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
         }
     };
     let bytes_read = bar.as_ref().map(|_| counter.clone());
-    // Detection overlaps reading and parsing when there is a core for each
-    // (the events and their order are the same either way).
-    let stats = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
-        merge_files_pipelined(
-            &files,
-            &parser,
-            range,
-            bytes_read,
-            &mut on_reject,
-            &mut on_event,
-        )
-    } else {
-        merge_files(
-            &files,
-            &parser,
-            range,
-            bytes_read,
-            &mut on_reject,
-            &mut on_event,
-        )
-    };
+    // Detection overlaps reading and parsing when there is a core for each.
+    let stats = merge_files_auto(
+        &files,
+        &parser,
+        range,
+        bytes_read,
+        &mut on_reject,
+        &mut on_event,
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

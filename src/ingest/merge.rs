@@ -418,6 +418,25 @@ pub fn merge_files_pipelined(
     })
 }
 
+/// [`merge_files_pipelined`] when there is a core for the reader thread,
+/// else [`merge_files`]: the same callbacks see the same events and rejects
+/// in the same order either way (`scan` and `report` read through this).
+pub fn merge_files_auto(
+    files: &[InputFile],
+    parser: &Parser,
+    range: TimeRange,
+    bytes_read: Option<Arc<AtomicU64>>,
+    on_reject: &mut dyn FnMut(Rejected<'_>),
+    on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError> {
+    let merge = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        merge_files_pipelined
+    } else {
+        merge_files
+    };
+    merge(files, parser, range, bytes_read, on_reject, on_event)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

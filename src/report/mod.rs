@@ -31,7 +31,7 @@ use crate::detect::policy::{Policy, ToolClass};
 use crate::event::{Kind, Millis};
 use crate::ingest::input::{InputError, InputFile, discover, rotation_of};
 use crate::ingest::lines::{LineReader, open_log};
-use crate::ingest::merge::{TimeRange, merge_files, merge_files_pipelined};
+use crate::ingest::merge::{TimeRange, merge_files_auto};
 use crate::ingest::parse::Parser;
 
 /// Decides whether a tool is disabled. The policy of `security-config.json`
@@ -188,14 +188,8 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
     }
 
     let col = std::cell::RefCell::new(col);
-    // Reading and parsing on a thread of their own when there is a core
-    // for it (the same events and rejects in the same order either way).
-    let merge = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
-        merge_files_pipelined
-    } else {
-        merge_files
-    };
-    merge(
+    // Reading and parsing on a thread of their own when there is a core.
+    merge_files_auto(
         &current,
         &opts.parser,
         TimeRange::default(),
