@@ -8,14 +8,17 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 
 use super::input::{InputError, InputFile};
 use super::lines::{LineReader, open_log};
 use super::parse::Parser;
 use crate::detect::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
+
+mod parallel;
+pub use parallel::merge_files_pipelined;
 
 /// What a read saw, for summaries and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,41 +139,9 @@ pub fn merge_files(
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
-    merge_with(
-        files,
-        parser,
-        range,
-        bytes_read,
-        on_reject,
-        &mut |ev, raw, file, line| on_event(ev, LineRef { file, line, raw }),
-    )
-}
-
-/// What [`merge_with`] hands each event to: the event and its raw line
-/// (the callee's to take: the merge needs neither once handed out), the
-/// file's name and the line number.
-type TakeEvent<'a> = dyn FnMut(&mut Event, &mut Vec<u8>, &Arc<str>, u64) + 'a;
-
-/// [`merge_files`], handing out each event and its raw line mutably.
-fn merge_with(
-    files: &[InputFile],
-    parser: &Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
-    on_reject: &mut dyn FnMut(Rejected<'_>),
-    on_event: &mut TakeEvent<'_>,
-) -> Result<ReadStats, InputError> {
     let mut stats = ReadStats::default();
     let mut sources = Vec::with_capacity(files.len());
-    for f in files {
-        let raw = open_log(&f.path).map_err(|e| InputError::Io(f.path.display().to_string(), e))?;
-        let raw: Box<dyn Read + Send> = match &bytes_read {
-            Some(c) => Box::new(Counting {
-                inner: raw,
-                counter: c.clone(),
-            }),
-            None => raw,
-        };
+    for (f, raw) in files.iter().zip(open_all(files, bytes_read)?) {
         sources.push(Source {
             file: f.clone(),
             reader: LineReader::new(raw, parser.max_line_bytes),
@@ -181,241 +152,127 @@ fn merge_with(
             events: 0,
         });
     }
-    let mut heap = BinaryHeap::with_capacity(sources.len());
-    for (i, s) in sources.iter_mut().enumerate() {
-        s.advance(parser, &mut stats, on_reject)?;
-        if s.has_head {
-            heap.push(Reverse((s.head.ts, i)));
+    let mut direct = Direct {
+        sources: &mut sources,
+        parser,
+        stats: &mut stats,
+        on_reject,
+        on_event,
+    };
+    let filtered = merge_heads(&mut direct, files.len(), range)?;
+    stats.filtered = filtered;
+    for s in &sources {
+        stats.count_events(s.file.kind, s.events);
+    }
+    Ok(stats)
+}
+
+impl ReadStats {
+    /// Adds a file's accepted events (once per file: a map entry per line
+    /// showed in profiles).
+    fn count_events(&mut self, kind: Kind, n: u64) {
+        if n > 0 {
+            *self.events.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// Opens every file as a byte stream (counting the bytes read into
+/// `bytes_read`, when given), before anything is read.
+fn open_all(
+    files: &[InputFile],
+    bytes_read: Option<Arc<AtomicU64>>,
+) -> Result<Vec<Box<dyn Read + Send>>, InputError> {
+    let open = |f: &InputFile| -> Result<Box<dyn Read + Send>, InputError> {
+        let raw = open_log(&f.path).map_err(|e| InputError::Io(f.path.display().to_string(), e))?;
+        Ok(match &bytes_read {
+            Some(c) => Box::new(Counting {
+                inner: raw,
+                counter: c.clone(),
+            }),
+            None => raw,
+        })
+    };
+    files.iter().map(open).collect()
+}
+
+/// The sources of a merge as the ts merge sees them: each holds its next
+/// accepted event (its head) until it is done.
+trait Heads {
+    /// Moves source `i` on to its next accepted event, reporting the lines
+    /// rejected on the way; whether it has one.
+    fn advance(&mut self, i: usize) -> Result<bool, InputError>;
+    /// The ts of source `i`'s head.
+    fn ts(&self, i: usize) -> Millis;
+    /// Hands out source `i`'s head.
+    fn emit(&mut self, i: usize);
+}
+
+/// The merge of SPEC §3 over `n` sources: heads by (ts, source index),
+/// each source in its own order. Heads outside `range` are counted, not
+/// handed out; returns that count.
+fn merge_heads(h: &mut impl Heads, n: usize, range: TimeRange) -> Result<u64, InputError> {
+    let mut filtered = 0;
+    let mut heap = BinaryHeap::with_capacity(n);
+    for i in 0..n {
+        if h.advance(i)? {
+            heap.push(Reverse((h.ts(i), i)));
         }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
-        let s = &mut sources[i];
         loop {
-            if s.has_head {
-                if range.contains(s.head.ts) {
-                    on_event(&mut s.head, &mut s.raw, &s.file.name, s.line);
-                } else {
-                    stats.filtered += 1;
-                }
+            if range.contains(h.ts(i)) {
+                h.emit(i);
+            } else {
+                filtered += 1;
             }
-            s.advance(parser, &mut stats, on_reject)?;
-            if !s.has_head {
+            if !h.advance(i)? {
                 break;
             }
             // While this file's next event still goes before every other
             // file's (ties in file order), take it without the heap: what
             // a push and a pop would give, for one comparison.
-            let next = (s.head.ts, i);
+            let next = (h.ts(i), i);
             if heap.peek().is_some_and(|Reverse(other)| *other < next) {
                 heap.push(Reverse(next));
                 break;
             }
         }
     }
-    for s in &sources {
-        if s.events > 0 {
-            *stats.events.entry(s.file.kind).or_default() += s.events;
-        }
-    }
-    Ok(stats)
+    Ok(filtered)
 }
 
-/// Events read ahead by [`merge_files_pipelined`]'s reader, handed over
-/// together (and handed back spent, to be refilled without allocating).
-#[derive(Default)]
-struct Batch {
-    /// The events, taken from the merge (not copied).
-    events: Vec<Event>,
-    /// Per event: its raw line (swapped with the merge's buffer, which
-    /// gets this batch's spent one to refill), index into `files`, line
-    /// number. Spent entries past `events.len()` keep their buffers.
-    lines: Vec<(Vec<u8>, usize, u64)>,
-    /// Names of the files this batch's events come from.
-    files: Vec<Arc<str>>,
-    /// Bytes of raw lines in this fill.
-    bytes: usize,
-    /// Lines rejected in this fill, in read order: (events before it,
-    /// index into `files`, line number, reason).
-    rejects: Vec<(usize, usize, u64, RejectReason)>,
+/// [`merge_files`]'s sources: read and parsed on the calling thread.
+struct Direct<'a, 'c> {
+    sources: &'a mut [Source],
+    parser: &'a Parser,
+    stats: &'a mut ReadStats,
+    on_reject: &'a mut dyn FnMut(Rejected<'_>),
+    on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
 }
 
-impl Batch {
-    /// Events per batch: enough to make the hand-over cost nothing per
-    /// event, few enough that a batch (~700 KB) stays in cache.
-    const EVENTS: usize = 1024;
-    /// Raw bytes after which a batch goes early (long lines), so the
-    /// batches in flight hold a few MiB whatever the input.
-    const BYTES: usize = 1 << 20;
-    /// A spent line buffer larger than this is freed, not kept for reuse
-    /// (one very long line must not pin its size in every buffer).
-    const KEEP_BUFFER: usize = 64 << 10;
-
-    fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.rejects.is_empty()
+impl Heads for Direct<'_, '_> {
+    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+        let s = &mut self.sources[i];
+        s.advance(self.parser, self.stats, self.on_reject)?;
+        Ok(s.has_head)
     }
 
-    fn full(&self) -> bool {
-        self.events.len() + self.rejects.len() >= Self::EVENTS || self.bytes >= Self::BYTES
+    fn ts(&self, i: usize) -> Millis {
+        self.sources[i].head.ts
     }
 
-    /// Index of `file` in `files`, added if new.
-    fn file(&mut self, file: &Arc<str>) -> usize {
-        match self.files.iter().rposition(|f| Arc::ptr_eq(f, file)) {
-            Some(i) => i,
-            None => {
-                self.files.push(file.clone());
-                self.files.len() - 1
-            }
-        }
+    fn emit(&mut self, i: usize) {
+        let s = &self.sources[i];
+        (self.on_event)(
+            &s.head,
+            LineRef {
+                file: &s.file.name,
+                line: s.line,
+                raw: &s.raw,
+            },
+        );
     }
-
-    fn reject(&mut self, r: Rejected<'_>) {
-        let file = self.file(r.file);
-        (self.rejects).push((self.events.len(), file, r.line, r.reason));
-    }
-
-    fn push(&mut self, ev: &mut Event, raw: &mut Vec<u8>, file: &Arc<str>, line: u64) {
-        let file = self.file(file);
-        let n = self.events.len();
-        self.bytes += raw.len();
-        self.events.push(std::mem::take(ev));
-        match self.lines.get_mut(n) {
-            Some(slot) => {
-                std::mem::swap(&mut slot.0, raw);
-                (slot.1, slot.2) = (file, line);
-            }
-            None => self.lines.push((std::mem::take(raw), file, line)),
-        }
-    }
-
-    /// Hands out the batch's rejects and events in the order they were
-    /// read.
-    fn each(
-        &self,
-        on_reject: &mut dyn FnMut(Rejected<'_>),
-        on_event: &mut dyn FnMut(&Event, LineRef<'_>),
-    ) {
-        let mut rejects = self.rejects.iter().peekable();
-        let mut reject_until = |n: usize, on_reject: &mut dyn FnMut(Rejected<'_>)| {
-            while let Some(&(_, file, line, reason)) = rejects.next_if(|r| r.0 <= n) {
-                on_reject(Rejected {
-                    file: &self.files[file],
-                    line,
-                    reason,
-                });
-            }
-        };
-        for (n, (ev, (raw, file, line))) in self.events.iter().zip(&self.lines).enumerate() {
-            reject_until(n, on_reject);
-            on_event(
-                ev,
-                LineRef {
-                    file: &self.files[*file],
-                    line: *line,
-                    raw,
-                },
-            );
-        }
-        reject_until(usize::MAX, on_reject);
-    }
-
-    /// Drops the events; keeps the line buffers (but very long ones) for
-    /// the next fill.
-    fn clear(&mut self) {
-        self.events.clear();
-        self.files.clear();
-        self.rejects.clear();
-        self.bytes = 0;
-        for (raw, _, _) in &mut self.lines {
-            if raw.capacity() > Self::KEEP_BUFFER {
-                *raw = Vec::new();
-            }
-        }
-    }
-}
-
-/// The reader thread's end of [`merge_files_pipelined`]: the batch being
-/// filled and the channels.
-struct Feed {
-    batch: Batch,
-    full: mpsc::SyncSender<Batch>,
-    spent: mpsc::Receiver<Batch>,
-    /// The calling thread still takes batches.
-    open: bool,
-}
-
-impl Feed {
-    /// Sends the batch once full (or `last`), taking a spent one back to
-    /// refill when there is one.
-    fn flush(&mut self, last: bool) {
-        let due = self.batch.full() || (last && !self.batch.is_empty());
-        if self.open && due {
-            let next = self.spent.try_recv().unwrap_or_default();
-            self.open = self
-                .full
-                .send(std::mem::replace(&mut self.batch, next))
-                .is_ok();
-        }
-    }
-}
-
-/// [`merge_files`] with reading, decompression, parsing and the merge on a
-/// thread of their own, so that detection (`on_event`, on the calling
-/// thread) overlaps them on a machine with more than one core. Both
-/// callbacks run on the calling thread and see what [`merge_files`] hands
-/// out, in the same order: the same events with the same line references,
-/// the same rejects; and the stats are the same.
-pub fn merge_files_pipelined(
-    files: &[InputFile],
-    parser: &Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
-    on_reject: &mut dyn FnMut(Rejected<'_>),
-    on_event: &mut dyn FnMut(&Event, LineRef<'_>),
-) -> Result<ReadStats, InputError> {
-    // Four batches in flight keep the reader busy while detection works
-    // through one; spent batches come back to be refilled.
-    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(4);
-    let (spent_tx, spent_rx) = mpsc::channel::<Batch>();
-    std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new()
-            .name("mcpwatch-read".into())
-            .spawn_scoped(scope, move || {
-                let feed = std::cell::RefCell::new(Feed {
-                    batch: Batch::default(),
-                    full: full_tx,
-                    spent: spent_rx,
-                    open: true,
-                });
-                let stats = merge_with(
-                    files,
-                    parser,
-                    range,
-                    bytes_read,
-                    &mut |r| {
-                        let mut f = feed.borrow_mut();
-                        f.batch.reject(r);
-                        f.flush(false);
-                    },
-                    &mut |ev, raw, file, line| {
-                        let mut f = feed.borrow_mut();
-                        f.batch.push(ev, raw, file, line);
-                        f.flush(false);
-                    },
-                );
-                feed.borrow_mut().flush(true);
-                stats
-            })
-            .map_err(|e| InputError::Io("reader thread".into(), e))?;
-        for mut batch in full_rx {
-            batch.each(on_reject, on_event);
-            batch.clear();
-            let _ = spent_tx.send(batch);
-        }
-        reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 /// [`merge_files_pipelined`] when there is a core for the reader thread,
@@ -580,7 +437,7 @@ mod tests {
             let piped = read_all(&files, range, |f, p, r, rej, ev| {
                 merge_files_pipelined(f, p, r, None, rej, ev)
             });
-            assert!(direct.0.len() > 2 * Batch::EVENTS, "{}", direct.0.len());
+            assert!(direct.0.len() > 2 * 1024, "{}", direct.0.len());
             assert!(!direct.1.is_empty());
             assert_eq!(direct.0.len(), piped.0.len());
             for (a, b) in direct.0.iter().zip(&piped.0) {
@@ -616,7 +473,8 @@ mod tests {
             merge_files_pipelined(f, p, r, None, rej, ev)
         });
         assert_eq!(direct.0.len(), 400);
-        const { assert!(400 * 20_000 > 4 * Batch::BYTES, "spans several batches") };
+        let chunk = parallel::Sizes::for_files(1).bytes;
+        assert!(400 * 20_000 > 4 * chunk, "spans several chunks");
         let lines = |seen: &Seen| -> Vec<(String, u64, Vec<u8>)> {
             seen.0
                 .iter()
@@ -627,18 +485,125 @@ mod tests {
         assert_eq!(direct.2, piped.2);
     }
 
-    #[test]
-    fn a_spent_batch_frees_very_long_line_buffers_and_keeps_the_rest() {
-        let file: Arc<str> = "tool-usage.log".into();
-        let mut b = Batch::default();
-        for len in [100, 100_000, 200] {
-            let mut raw = vec![b'x'; len];
-            b.push(&mut Event::default(), &mut raw, &file, 1);
+    /// `n` numbered lines of `kind`'s log from second `start`, every
+    /// `step` seconds (overlapping other files'), a reject every 11th.
+    fn log_text(n: u64, start: u64, step: u64, tag: &str) -> String {
+        let mut text = String::new();
+        for i in 0..n {
+            if i % 11 == 4 {
+                text.push_str("{\"ts\":\"not a time\"}\n");
+                continue;
+            }
+            let s = start + i * step;
+            text.push_str(&format!(
+                "{{\"ts\":\"2026-11-23T{:02}:{:02}:{:02}Z\",\"request_id\":\"{tag}-{i}\",\"tool\":\"t\"}}\n",
+                s / 3600 % 24,
+                s / 60 % 60,
+                s % 60,
+            ));
         }
-        assert!(!b.full() && b.bytes == 100_300);
-        b.clear();
-        let caps: Vec<usize> = b.lines.iter().map(|l| l.0.capacity()).collect();
-        assert!(caps[0] >= 100 && caps[1] == 0 && caps[2] >= 200, "{caps:?}");
-        assert_eq!((b.events.len(), b.bytes), (0, 0));
+        text
+    }
+
+    #[test]
+    fn the_pipelined_merge_of_many_files_hands_out_what_the_merge_does() {
+        // Sixty generations with overlapping times, plus the other two
+        // logs: small chunks, many files in flight at once.
+        let d = tempfile::tempdir().unwrap();
+        for g in 1..=60u64 {
+            let text = log_text(90, 3600 + g * 30, 7, &format!("g{g}"));
+            std::fs::write(d.path().join(format!("tool-usage.log.{g}")), text).unwrap();
+        }
+        std::fs::write(
+            d.path().join("tool-usage.log"),
+            log_text(500, 3600, 3, "live"),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("approvals.log"), log_text(300, 3601, 5, "a")).unwrap();
+        std::fs::write(d.path().join("errors.log"), log_text(40, 3700, 60, "e")).unwrap();
+        let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
+        assert_eq!(files.len(), 63);
+        assert!(
+            parallel::Sizes::for_files(63).lines < 90,
+            "chunks smaller than a file"
+        );
+        let direct = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
+            merge_files(f, p, r, None, rej, ev)
+        });
+        let piped = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
+            merge_files_pipelined(f, p, r, None, rej, ev)
+        });
+        let ids = |seen: &Seen| -> Vec<(Option<String>, String, u64)> {
+            (seen.0.iter())
+                .map(|e| {
+                    (
+                        e.0.request_id.as_deref().map(str::to_string),
+                        e.1.clone(),
+                        e.2,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(direct.0.len(), 60 * 82 + 454 + 273 + 36);
+        assert_eq!(ids(&direct), ids(&piped));
+        assert_eq!(direct.1, piped.1);
+        assert_eq!(direct.2, piped.2);
+    }
+
+    #[test]
+    fn a_read_error_stops_the_pipelined_merge_where_it_stops_the_merge() {
+        // A zstd archive cut short: its lines up to the cut are handed
+        // out, then the read fails, with the same error either way.
+        let d = tempfile::tempdir().unwrap();
+        let text = log_text(5000, 0, 1, "z");
+        let packed = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        let cut = &packed[..packed.len() * 2 / 3];
+        std::fs::write(d.path().join("tool-usage.log.1.zst"), cut).unwrap();
+        std::fs::write(d.path().join("approvals.log"), log_text(50, 0, 60, "a")).unwrap();
+        let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
+        let parser = Parser {
+            max_line_bytes: 1 << 20,
+            now_ms: i64::MAX / 2,
+        };
+        let run = |pipelined: bool| {
+            let (mut seen, mut rejects) = (Vec::new(), 0);
+            let merge = if pipelined {
+                merge_files_pipelined
+            } else {
+                merge_files
+            };
+            let res = merge(
+                &files,
+                &parser,
+                TimeRange::default(),
+                None,
+                &mut |_| rejects += 1,
+                &mut |ev, l| seen.push((ev.request_id.clone(), l.line)),
+            );
+            let err = res.expect_err("the archive is cut short").to_string();
+            (seen, rejects, err)
+        };
+        let direct = run(false);
+        assert!(
+            direct.0.len() > 1000,
+            "{} events before the cut",
+            direct.0.len()
+        );
+        assert!(direct.2.contains("tool-usage.log.1.zst"), "{}", direct.2);
+        assert_eq!(direct, run(true));
+    }
+
+    #[test]
+    fn lines_in_flight_stay_bounded_whatever_the_number_of_files() {
+        for n in [1, 2, 3, 8, 63, 256, 1000] {
+            let s = parallel::Sizes::for_files(n);
+            let in_flight = n * s.lines * (s.ahead + 1);
+            assert!(s.ahead >= 2 && s.lines >= 16, "{n}: {s:?}");
+            assert!(
+                in_flight <= 12_288 || s.lines == 16,
+                "{n} files: {in_flight} lines"
+            );
+            assert!(n * s.bytes * (s.ahead + 1) <= 12 << 20 || s.bytes == 64 << 10);
+        }
     }
 }

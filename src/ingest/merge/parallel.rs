@@ -1,0 +1,489 @@
+//! [`merge_files_pipelined`]: the merge of [`merge_files`](super::merge_files)
+//! with parsing shared between two threads.
+//!
+//! Parsing is the main cost of a scan, and it is the one part that needs no
+//! order: a line parses the same whoever parses it. So a helper thread reads
+//! every file and frames its lines into chunks (a file's chunks in order,
+//! each its lines' bytes back to back), and the chunks are parsed by
+//! whichever thread gets to them first: the helper, after framing, parses
+//! the chunk furthest ahead; the calling thread, when it reaches a chunk no
+//! one has parsed yet, parses it itself. The calling thread alone merges
+//! and hands out events, so the callbacks (detection) run there and see
+//! exactly what `merge_files` hands out, in the same order.
+//!
+//! Work balances itself: while detection is the slower side, the helper
+//! parses everything ahead of it; while reading is, the calling thread
+//! parses every chunk it reaches before the helper does.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::{Heads, ReadStats, Rejected, TimeRange, merge_heads, open_all};
+use crate::detect::LineRef;
+use crate::event::{Event, Kind, Millis, RejectReason};
+use crate::ingest::input::{InputError, InputFile};
+use crate::ingest::lines::LineReader;
+use crate::ingest::parse::Parser;
+
+/// Lines of one file: framed by the helper, then parsed by either thread.
+#[derive(Default)]
+struct Chunk {
+    /// The lines' bytes, back to back (without their endings).
+    buf: Vec<u8>,
+    /// In line order: line number, and the line's bytes in `buf` or why
+    /// framing rejected it (too long).
+    lines: Vec<(u64, Framed)>,
+    /// What follows the last line.
+    end: End,
+    /// Once parsed: per line of `lines`, `None` for an event (the next of
+    /// `events`) or why it was rejected.
+    verdicts: Vec<Option<RejectReason>>,
+    events: Vec<Event>,
+}
+
+/// A framed line: where its bytes are in the chunk's `buf`, or why framing
+/// rejected it.
+type Framed = Result<(usize, usize), RejectReason>;
+
+/// What follows a chunk's last line.
+#[derive(Default)]
+enum End {
+    /// More lines (possibly none).
+    #[default]
+    More,
+    /// The end of the file.
+    Eof,
+    /// A read error, reported once the lines before it are handed out.
+    Err(io::Error),
+}
+
+impl Chunk {
+    /// Frames up to `lines` lines (or `bytes` bytes) of `reader` into this
+    /// (spent) chunk.
+    fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, lines: usize, bytes: usize) {
+        self.clear();
+        while self.lines.len() < lines && self.buf.len() < bytes {
+            match reader.next_line() {
+                Ok(Some((n, Ok(line)))) => {
+                    let at = self.buf.len();
+                    self.buf.extend_from_slice(line);
+                    self.lines.push((n, Ok((at, self.buf.len()))));
+                }
+                Ok(Some((n, Err(reason)))) => self.lines.push((n, Err(reason))),
+                Ok(None) => {
+                    self.end = End::Eof;
+                    return;
+                }
+                Err(e) => {
+                    self.end = End::Err(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Parses every framed line.
+    fn parse(&mut self, parser: &Parser, kind: Kind) {
+        self.verdicts.clear();
+        self.events.clear();
+        for (_, line) in &self.lines {
+            let parsed = (*line).and_then(|(a, b)| parser.parse(kind, &self.buf[a..b]));
+            self.verdicts.push(match parsed {
+                Ok(ev) => {
+                    self.events.push(ev);
+                    None
+                }
+                Err(reason) => Some(reason),
+            });
+        }
+    }
+
+    /// Empties the chunk for reuse, keeping its buffers (but a very long
+    /// line's: one such line must not pin its size in every chunk).
+    fn clear(&mut self) {
+        if self.buf.capacity() > Self::KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        self.lines.clear();
+        self.verdicts.clear();
+        self.events.clear();
+        self.end = End::More;
+    }
+
+    /// Spent chunks with a buffer larger than this drop it.
+    const KEEP_BUFFER: usize = 4 << 20;
+}
+
+/// How much is framed ahead, by the number of files merged: chunks of up to
+/// 1,024 lines (enough to make the hand-over cost nothing per line, few
+/// enough to stay in cache) and two to four per file ahead of the merge (so
+/// both threads find work). Many files (months of archives) get smaller
+/// chunks, so that the lines in flight (framed ahead, plus each file's
+/// current chunk) stay near 12k up to 256 files, and 48 a file beyond;
+/// long lines cut chunks short at 4 MiB over all files (64 KiB a file at
+/// least).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sizes {
+    /// Lines per chunk.
+    pub(super) lines: usize,
+    /// Bytes after which a chunk is cut short.
+    pub(super) bytes: usize,
+    /// Chunks per file framed ahead of the merge.
+    pub(super) ahead: usize,
+}
+
+impl Sizes {
+    pub(super) fn for_files(n: usize) -> Sizes {
+        let n = n.max(1);
+        Sizes {
+            lines: (4096 / n).clamp(16, 1024),
+            bytes: ((4 << 20) / n).clamp(64 << 10, 1 << 20),
+            ahead: (8 / n).clamp(2, 4),
+        }
+    }
+}
+
+/// A chunk in a file's queue.
+enum Slot {
+    /// Framed, parsed by no one yet.
+    Framed(Chunk),
+    /// Being parsed by the helper.
+    Parsing,
+    Parsed(Chunk),
+}
+
+/// What both threads share, under one lock (taken a few times per chunk).
+struct Shared {
+    state: Mutex<State>,
+    /// The calling thread waits here for a chunk; signalled when one is
+    /// framed or parsed, and when the helper stops.
+    ready: Condvar,
+    /// The helper waits here for work; signalled when a chunk is asked for,
+    /// and when the merge is over.
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per file: its chunks not yet taken by the merge, in order.
+    queues: Vec<VecDeque<Slot>>,
+    /// Per file: the sequence number of its queue's front.
+    first: Vec<u64>,
+    /// Files to frame one more chunk of, in the order asked.
+    wanted: VecDeque<usize>,
+    /// (file, sequence number) of framed chunks, newest last; entries of
+    /// chunks since taken are stale and skipped.
+    unparsed: Vec<(usize, u64)>,
+    /// Spent chunks, to refill without allocating.
+    spare: Vec<Chunk>,
+    /// The merge is over (done or failed): the helper stops.
+    closed: bool,
+    /// The helper has stopped (it panicked, if the merge was not over).
+    helper_gone: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic on the other thread is re-raised when it is joined; the
+        // state itself is never left half-changed.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A piece of the helper's work.
+enum Job {
+    /// Frame the next chunk of file `.0` into the spent chunk `.1`.
+    Frame(usize, Chunk),
+    /// Parse chunk `.1` of file `.0`.
+    Parse(usize, u64, Chunk),
+}
+
+/// The helper's work: frame what the merge asks for (cheap, and it
+/// unblocks the merge), else parse the framed chunk furthest ahead.
+fn helper(
+    shared: &Shared,
+    readers: &mut [LineReader<Box<dyn Read + Send>>],
+    kinds: &[Kind],
+    parser: &Parser,
+    sizes: Sizes,
+) {
+    /// Marks the helper gone however it leaves, so the merge never waits
+    /// on it in vain.
+    struct Gone<'a>(&'a Shared);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            self.0.lock().helper_gone = true;
+            self.0.ready.notify_all();
+        }
+    }
+    let _gone = Gone(shared);
+    let n = readers.len();
+    let mut ended = vec![false; n];
+    let mut framed = vec![0u64; readers.len()];
+    loop {
+        let job = {
+            let mut st = shared.lock();
+            loop {
+                if st.closed {
+                    return;
+                }
+                if let Some(i) = st.wanted.pop_front() {
+                    if ended[i] {
+                        continue;
+                    }
+                    let chunk = st.spare.pop().unwrap_or_default();
+                    break Job::Frame(i, chunk);
+                }
+                if let Some(job) = claim_newest(&mut st) {
+                    break job;
+                }
+                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        match job {
+            Job::Frame(i, mut chunk) => {
+                chunk.fill(&mut readers[i], sizes.lines, sizes.bytes);
+                ended[i] = !matches!(chunk.end, End::More);
+                let seq = framed[i];
+                framed[i] += 1;
+                let mut st = shared.lock();
+                st.queues[i].push_back(Slot::Framed(chunk));
+                st.unparsed.push((i, seq));
+                if st.unparsed.len() > 16 * (n + 4) {
+                    // Chunks the merge took and parsed itself.
+                    let State {
+                        unparsed, first, ..
+                    } = &mut *st;
+                    unparsed.retain(|&(i, seq)| seq >= first[i]);
+                }
+                drop(st);
+                shared.ready.notify_one();
+            }
+            Job::Parse(i, seq, mut chunk) => {
+                chunk.parse(parser, kinds[i]);
+                let mut st = shared.lock();
+                // The merge waits for a chunk being parsed, never takes it.
+                let at = (seq - st.first[i]) as usize;
+                st.queues[i][at] = Slot::Parsed(chunk);
+                drop(st);
+                shared.ready.notify_one();
+            }
+        }
+    }
+
+    /// The newest framed chunk no one parses yet, marked as being parsed.
+    fn claim_newest(st: &mut State) -> Option<Job> {
+        while let Some((i, seq)) = st.unparsed.pop() {
+            let Some(at) = seq.checked_sub(st.first[i]) else {
+                continue;
+            };
+            let slot = &mut st.queues[i][at as usize];
+            match std::mem::replace(slot, Slot::Parsing) {
+                Slot::Framed(chunk) => return Some(Job::Parse(i, seq, chunk)),
+                other => *slot = other,
+            }
+        }
+        None
+    }
+}
+
+/// The calling thread's side: each file's current chunk and place in it.
+struct Merge<'a, 'c> {
+    shared: &'a Shared,
+    files: &'a [InputFile],
+    parser: &'a Parser,
+    stats: &'a mut ReadStats,
+    on_reject: &'a mut dyn FnMut(Rejected<'_>),
+    on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
+    cursors: Vec<Cursor>,
+}
+
+#[derive(Default)]
+struct Cursor {
+    chunk: Option<Chunk>,
+    /// Next line of the chunk (the head's, while there is a head).
+    line: usize,
+    /// Next event of the chunk (the head, while there is a head).
+    event: usize,
+    /// The line and event above are this file's head.
+    has_head: bool,
+    /// Events accepted from this file.
+    events: u64,
+}
+
+impl Merge<'_, '_> {
+    /// The next chunk of file `i`, parsed (here, if no one has yet).
+    fn take(&mut self, i: usize) -> Result<Chunk, InputError> {
+        let mut st = self.shared.lock();
+        loop {
+            let front = st.queues[i].front();
+            if matches!(front, Some(Slot::Framed(_) | Slot::Parsed(_))) {
+                st.first[i] += 1;
+                st.wanted.push_back(i);
+                let slot = st.queues[i].pop_front();
+                drop(st);
+                self.shared.work.notify_one();
+                return Ok(match slot {
+                    Some(Slot::Parsed(chunk)) => chunk,
+                    Some(Slot::Framed(mut chunk)) => {
+                        chunk.parse(self.parser, self.files[i].kind);
+                        chunk
+                    }
+                    _ => unreachable!("the front was framed or parsed"),
+                });
+            }
+            if st.helper_gone {
+                return Err(InputError::Io(
+                    "reader thread".into(),
+                    io::Error::other("the reader thread stopped"),
+                ));
+            }
+            st = self
+                .shared
+                .ready
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn recycle(&self, mut chunk: Chunk) {
+        chunk.clear();
+        self.shared.lock().spare.push(chunk);
+    }
+}
+
+impl Heads for Merge<'_, '_> {
+    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+        let c = &mut self.cursors[i];
+        if c.has_head {
+            // Past the head, handed out or filtered.
+            c.has_head = false;
+            c.line += 1;
+            c.event += 1;
+        }
+        loop {
+            let c = &mut self.cursors[i];
+            if let Some(chunk) = &mut c.chunk {
+                while let Some(verdict) = chunk.verdicts.get(c.line) {
+                    let Some(reason) = *verdict else {
+                        c.events += 1;
+                        c.has_head = true;
+                        return Ok(true);
+                    };
+                    *self.stats.rejected.entry(reason).or_default() += 1;
+                    (self.on_reject)(Rejected {
+                        file: &self.files[i].name,
+                        line: chunk.lines[c.line].0,
+                        reason,
+                    });
+                    c.line += 1;
+                }
+                match std::mem::take(&mut chunk.end) {
+                    End::More => {}
+                    End::Eof => return Ok(false),
+                    End::Err(e) => {
+                        let path = self.files[i].path.display().to_string();
+                        return Err(InputError::Io(path, e));
+                    }
+                }
+            }
+            let next = self.take(i)?;
+            let c = &mut self.cursors[i];
+            (c.line, c.event) = (0, 0);
+            if let Some(spent) = c.chunk.replace(next) {
+                self.recycle(spent);
+            }
+        }
+    }
+
+    fn ts(&self, i: usize) -> Millis {
+        let c = &self.cursors[i];
+        let head = c.chunk.as_ref().and_then(|chunk| chunk.events.get(c.event));
+        head.map_or(0, |ev| ev.ts)
+    }
+
+    fn emit(&mut self, i: usize) {
+        let c = &self.cursors[i];
+        if let Some(chunk) = &c.chunk
+            && let (Some(ev), Some((line, Ok((a, b))))) =
+                (chunk.events.get(c.event), chunk.lines.get(c.line))
+        {
+            (self.on_event)(
+                ev,
+                LineRef {
+                    file: &self.files[i].name,
+                    line: *line,
+                    raw: &chunk.buf[*a..*b],
+                },
+            );
+        }
+    }
+}
+
+/// [`merge_files`](super::merge_files) with reading and framing on a thread
+/// of their own and parsing shared by both (see the module's comment), so
+/// that a machine with two cores reads, parses and detects at once. Both
+/// callbacks run on the calling thread and see what `merge_files` hands
+/// out, in the same order: the same events with the same line references,
+/// the same rejects; and the stats are the same.
+pub fn merge_files_pipelined(
+    files: &[InputFile],
+    parser: &Parser,
+    range: TimeRange,
+    bytes_read: Option<Arc<AtomicU64>>,
+    on_reject: &mut dyn FnMut(Rejected<'_>),
+    on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError> {
+    let mut readers: Vec<LineReader<Box<dyn Read + Send>>> = (open_all(files, bytes_read)?)
+        .into_iter()
+        .map(|raw| LineReader::new(raw, parser.max_line_bytes))
+        .collect();
+    let kinds: Vec<Kind> = files.iter().map(|f| f.kind).collect();
+    let sizes = Sizes::for_files(files.len());
+    let n = files.len();
+    let shared = Shared {
+        state: Mutex::new(State {
+            queues: (0..n).map(|_| VecDeque::new()).collect(),
+            first: vec![0; n],
+            // First chunk of every file (every file needs a head), then
+            // the rest of the read-ahead.
+            wanted: (0..sizes.ahead).flat_map(|_| 0..n).collect(),
+            ..State::default()
+        }),
+        ready: Condvar::new(),
+        work: Condvar::new(),
+    };
+    let mut stats = ReadStats::default();
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("mcpwatch-read".into())
+            .spawn_scoped(scope, || {
+                helper(&shared, &mut readers, &kinds, parser, sizes)
+            })
+            .map_err(|e| InputError::Io("reader thread".into(), e))?;
+        let mut merge = Merge {
+            shared: &shared,
+            files,
+            parser,
+            stats: &mut stats,
+            on_reject,
+            on_event,
+            cursors: (0..n).map(|_| Cursor::default()).collect(),
+        };
+        let merged = merge_heads(&mut merge, n, range);
+        let events: Vec<u64> = merge.cursors.iter().map(|c| c.events).collect();
+        shared.lock().closed = true;
+        shared.work.notify_all();
+        if let Err(panic) = helper.join() {
+            std::panic::resume_unwind(panic);
+        }
+        stats.filtered = merged?;
+        for (f, n) in files.iter().zip(events) {
+            stats.count_events(f.kind, n);
+        }
+        Ok(stats)
+    })
+}
