@@ -7,7 +7,8 @@
 //! and, to show where (a) and (b) part, `merge` ((b) without the engine)
 //! and `engine` (the engine alone, over events parsed beforehand);
 //! `scan_pipelined`, (b) as `mcpwatch scan` runs it when it has two cores
-//! (reading and parsing on one thread, the engine on the other); and
+//! (a helper thread reads and frames lines, both threads parse, the calling
+//! thread merges and runs the engine); and
 //! `serde_baseline`, the point of reference: a minimal serde_json
 //! reader of the same lines.
 //! The goal is (b) ≥ 0.8 × (a) and ≥ 1,000,000 lines/s on one core.
@@ -169,7 +170,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     // (b), and (b) as `mcpwatch scan` runs it on a machine with two cores
-    // or more: reading and parsing on one thread, the engine on the other.
+    // or more: reading on a helper thread, parsing on both, the merge and
+    // the engine on the calling thread.
     for (name, merge) in [
         ("scan", merge_files as Merge),
         ("scan_pipelined", merge_files_pipelined),

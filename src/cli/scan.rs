@@ -140,7 +140,8 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
         }
     };
     let bytes_read = bar.as_ref().map(|_| counter.clone());
-    // Detection overlaps reading and parsing when there is a core for each.
+    // With two cores, reading and parsing overlap detection (and parsing
+    // is shared by both).
     let stats = merge_files_auto(
         &files,
         &parser,

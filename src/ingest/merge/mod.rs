@@ -2,8 +2,11 @@
 //! files are merged by the ts of their next line, ties in file order
 //! (tool-usage, approvals, errors; within a kind, older generations first).
 //!
-//! `scan` and `report` drive [`merge_files`]; rejected lines are handed to a
-//! callback as they are met (with file and line) and never stop the read.
+//! `scan` and `report` drive [`merge_files_auto`]: [`merge_files`] on one
+//! core, [`merge_files_pipelined`] (parsing shared by two threads) on more,
+//! which hand out the same events and rejects in the same order. Rejected
+//! lines are handed to a callback as they are met (with file and line) and
+//! never stop the read.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -275,7 +278,7 @@ impl Heads for Direct<'_, '_> {
     }
 }
 
-/// [`merge_files_pipelined`] when there is a core for the reader thread,
+/// [`merge_files_pipelined`] when there is a core for its helper thread,
 /// else [`merge_files`]: the same callbacks see the same events and rejects
 /// in the same order either way (`scan` and `report` read through this).
 pub fn merge_files_auto(
