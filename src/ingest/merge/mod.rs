@@ -380,12 +380,28 @@ mod tests {
             max_line_bytes: 1 << 20,
             now_ms: i64::MAX / 2,
         };
+        read_all_with(&parser, files, range, merge)
+    }
+
+    /// [`read_all`] with the given parser.
+    fn read_all_with(
+        parser: &Parser,
+        files: &[InputFile],
+        range: TimeRange,
+        merge: impl FnOnce(
+            &[InputFile],
+            &Parser,
+            TimeRange,
+            &mut dyn FnMut(Rejected<'_>),
+            &mut dyn FnMut(&Event, LineRef<'_>),
+        ) -> Result<ReadStats, InputError>,
+    ) -> Seen {
         let (mut seen, mut rejects) = (Vec::new(), Vec::new());
         // Events handed out so far, so each reject records where it came.
         let handed = std::cell::Cell::new(0);
         let stats = merge(
             files,
-            &parser,
+            parser,
             range,
             &mut |r| rejects.push((r.file.to_string(), r.line, handed.get())),
             &mut |ev, l| {
@@ -607,6 +623,58 @@ mod tests {
                 "{n} files: {in_flight} lines"
             );
             assert!(n * s.bytes * (s.ahead + 1) <= 12 << 20 || s.bytes == 64 << 10);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Tiny chunks, cut by lines or bytes, one to three ahead, up to
+        /// five files of events, bad, empty and too-long lines: the
+        /// pipelined merge hands out what the merge does.
+        #[test]
+        fn the_pipelined_merge_in_tiny_chunks_hands_out_what_the_merge_does(
+            logs in proptest::collection::vec(
+                proptest::collection::vec((0u8..8, 0u32..40), 0..50), 1..=5),
+            lines in 1usize..5,
+            bytes in 1usize..400,
+            ahead in 1usize..4,
+        ) {
+            let names = ["tool-usage.log", "approvals.log", "errors.log", "tool-usage.log.1", "errors.log.1"];
+            let d = tempfile::tempdir().unwrap();
+            for (log, name) in logs.iter().zip(names) {
+                let mut text = String::new();
+                for (i, &(what, s)) in log.iter().enumerate() {
+                    match what {
+                        0 => text.push_str("not json"),
+                        1 => text.push_str(&format!("{{\"ts\":\"2026-11-23T10:00:00Z\",\"pad\":\"{}\"}}", "x".repeat(300))),
+                        2 => {}
+                        _ => text.push_str(&format!("{{\"ts\":\"2026-11-23T10:00:{s:02}Z\",\"request_id\":\"{name}-{i}\"}}")),
+                    }
+                    text.push('\n');
+                }
+                std::fs::write(d.path().join(name), text).unwrap();
+            }
+            let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
+            let parser = Parser { max_line_bytes: 200, now_ms: i64::MAX / 2 };
+            let range = TimeRange { since: Some(1_795_428_000_000 + 5_000), until: None };
+            let direct = read_all_with(&parser, &files, range, |f, p, r, rej, ev| {
+                merge_files(f, p, r, None, rej, ev)
+            });
+            let sizes = parallel::Sizes { lines, bytes, ahead };
+            let piped = read_all_with(&parser, &files, range, |files, parser, range, rej, ev| {
+                let read = parallel::Reading { files, parser, range, bytes_read: None };
+                parallel::merge_in_chunks(read, sizes, rej, ev)
+            });
+            type Line = (i64, Option<String>, String, u64, Vec<u8>);
+            let lines_of = |seen: &Seen| -> Vec<Line> {
+                (seen.0.iter())
+                    .map(|e| (e.0.ts, e.0.request_id.as_deref().map(str::to_string), e.1.clone(), e.2, e.3.clone()))
+                    .collect()
+            };
+            proptest::prop_assert_eq!(lines_of(&direct), lines_of(&piped));
+            proptest::prop_assert_eq!(&direct.1, &piped.1);
+            proptest::prop_assert_eq!(&direct.2, &piped.2);
         }
     }
 }

@@ -437,12 +437,43 @@ pub fn merge_files_pipelined(
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
+    let sizes = Sizes::for_files(files.len());
+    let read = Reading {
+        files,
+        parser,
+        range,
+        bytes_read,
+    };
+    merge_in_chunks(read, sizes, on_reject, on_event)
+}
+
+/// What to read, for [`merge_in_chunks`].
+pub(super) struct Reading<'a> {
+    pub(super) files: &'a [InputFile],
+    pub(super) parser: &'a Parser,
+    pub(super) range: TimeRange,
+    pub(super) bytes_read: Option<Arc<AtomicU64>>,
+}
+
+/// [`merge_files_pipelined`] with chunks of the given sizes (tests make
+/// them tiny, to cross many chunk boundaries).
+pub(super) fn merge_in_chunks(
+    read: Reading<'_>,
+    sizes: Sizes,
+    on_reject: &mut dyn FnMut(Rejected<'_>),
+    on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError> {
+    let Reading {
+        files,
+        parser,
+        range,
+        bytes_read,
+    } = read;
     let mut readers: Vec<LineReader<Box<dyn Read + Send>>> = (open_all(files, bytes_read)?)
         .into_iter()
         .map(|raw| LineReader::new(raw, parser.max_line_bytes))
         .collect();
     let kinds: Vec<Kind> = files.iter().map(|f| f.kind).collect();
-    let sizes = Sizes::for_files(files.len());
     let n = files.len();
     let shared = Shared {
         state: Mutex::new(State {
