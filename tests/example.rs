@@ -141,3 +141,48 @@ fn scan_reads_zst_archives_like_plain_files() {
     assert_eq!(ids(&a), ids(&b));
     assert!(b[0].evidence[0].file.ends_with(".zst"));
 }
+
+#[test]
+fn scan_and_report_read_more_archives_than_the_soft_open_files_limit() {
+    // 300 daily archives (a year of one log) with the soft limit at 64: the
+    // merge holds every file open, so the binary lifts the soft limit to the
+    // hard one rather than fail with "Too many open files".
+    let d = tempfile::tempdir().unwrap();
+    for day in 0..300i64 {
+        let t = 1_767_225_600_000 + day * 86_400_000; // 2026-01-01 + day
+        let mut text = String::new();
+        for i in 0..3 {
+            let ts = chrono::DateTime::from_timestamp_millis(t + i * 3_600_000 + 12 * 3_600_000)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            text.push_str(&format!(
+                "{{\"ts\":\"{ts}\",\"request_id\":\"r-{day}-{i}\",\"user_id\":\"u-1\",\"server_name\":\"s\",\"tool_name\":\"t\",\"outcome\":\"success\"}}\n"
+            ));
+        }
+        let day_name = chrono::DateTime::from_timestamp_millis(t + 86_400_000)
+            .unwrap()
+            .format("%Y%m%d-000000");
+        let z = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        std::fs::write(d.path().join(format!("tool-usage.log.{day_name}.zst")), z).unwrap();
+    }
+    let dir = d.path().to_str().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("mcpwatch");
+    let under_limit = |args: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("ulimit -Sn 64 && exec \"$0\" {args}")])
+            .arg(&bin)
+            .output()
+            .unwrap()
+    };
+    let scan = under_limit(&format!("scan --format json {dir}"));
+    let err = String::from_utf8_lossy(&scan.stderr);
+    assert!(scan.status.success(), "{err}");
+    assert!(err.contains("300 files, 900 events"), "{err}");
+    let report = under_limit(&format!(
+        "report --dir {dir} --since 2026-01-01T00:00:00Z --format json"
+    ));
+    let err = String::from_utf8_lossy(&report.stderr);
+    assert!(report.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(v["totals"]["tool_calls"], 900, "{v}");
+}

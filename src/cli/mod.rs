@@ -72,8 +72,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => run::run(&cli.common, a),
-        Command::Scan(a) => scan::run(&cli.common, a),
-        Command::Report(a) => report::run(&cli.common, a),
+        Command::Scan(a) => {
+            raise_open_files_limit();
+            scan::run(&cli.common, a)
+        }
+        Command::Report(a) => {
+            raise_open_files_limit();
+            report::run(&cli.common, a)
+        }
         Command::Check(a) => check::run(&cli.common, a),
         Command::Rotate(a) => rotate::run(&cli.common, a),
         Command::TestAlert(a) => test_alert::run(&cli.common, a),
@@ -83,6 +89,25 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mcpwatch: error: {e:#}");
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `scan` and `report` merge every file they read at once, so each holds
+/// one descriptor per file: months of size-rotated archives can be more
+/// than the usual soft limit of 1,024. Lifts the soft limit to the hard one
+/// (as Go programs do at start); a failure leaves the limit as it was.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct they
+    // are given, which lives for the call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
