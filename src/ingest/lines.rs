@@ -92,6 +92,12 @@ impl<R: Read> LineReader<R> {
         &self.inner
     }
 
+    /// The source, positioned past what has been buffered (to set a reader
+    /// aside and [`resume_at`](Self::resume_at) its offset later).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Starts counting from a known place, for a tailer that resumes a file
     /// at a checkpoint: `inner` must be positioned at `offset`, which is
     /// the start of line `line_no + 1`. No BOM is looked for after offset 0.
@@ -225,11 +231,64 @@ impl<R: Read> LineReader<R> {
 /// Opens a log file for reading: `.zst` archives are decompressed on the fly
 /// (all frames), anything else is read as it is.
 pub fn open_log(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
-    if path.extension().is_some_and(|e| e == "zst") {
-        Ok(Box::new(zstd::Decoder::new(file)?))
-    } else {
-        Ok(Box::new(file))
+    Ok(Box::new(LogStream::open(path)?))
+}
+
+/// A log or a `.zst` archive of one, read as a plain byte stream, that can
+/// be set aside to its file descriptor alone ([`into_file`]) and resumed
+/// later ([`resume`]): a merge of months of archives keeps every file open,
+/// and a file waiting for its turn then holds no buffer and no decoder.
+///
+/// [`into_file`]: LogStream::into_file
+/// [`resume`]: LogStream::resume
+pub enum LogStream {
+    Plain(File),
+    Zst(zstd::stream::read::Decoder<'static, io::BufReader<File>>),
+}
+
+impl LogStream {
+    /// Opens `path`, decompressing when it ends in `.zst`.
+    pub fn open(path: &Path) -> io::Result<LogStream> {
+        let zst = path.extension().is_some_and(|e| e == "zst");
+        LogStream::resume(File::open(path)?, zst, 0)
+    }
+
+    /// The stream of `file` from byte `offset` of its (decompressed)
+    /// content: a seek for a plain file; an archive is decompressed from
+    /// its start to there.
+    pub fn resume(mut file: File, zst: bool, offset: u64) -> io::Result<LogStream> {
+        use std::io::{Seek, SeekFrom};
+        if !zst {
+            file.seek(SeekFrom::Start(offset))?;
+            return Ok(LogStream::Plain(file));
+        }
+        file.seek(SeekFrom::Start(0))?;
+        let mut stream = LogStream::Zst(zstd::Decoder::new(file)?);
+        let skipped = io::copy(&mut (&mut stream).take(offset), &mut io::sink())?;
+        if skipped < offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the archive ends at byte {skipped}, before byte {offset} read earlier"),
+            ));
+        }
+        Ok(stream)
+    }
+
+    /// The file descriptor alone (buffers and decoder dropped).
+    pub fn into_file(self) -> File {
+        match self {
+            LogStream::Plain(f) => f,
+            LogStream::Zst(d) => d.finish().into_inner(),
+        }
+    }
+}
+
+impl Read for LogStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LogStream::Plain(f) => f.read(buf),
+            LogStream::Zst(d) => d.read(buf),
+        }
     }
 }
 
@@ -411,5 +470,38 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn a_log_stream_set_aside_resumes_where_it_stopped() {
+        let d = tempfile::tempdir().unwrap();
+        let text: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+        let plain = d.path().join("tool-usage.log");
+        let zst = d.path().join("tool-usage.log.1.zst");
+        std::fs::write(&plain, &text).unwrap();
+        std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+        for (path, is_zst) in [(&plain, false), (&zst, true)] {
+            let mut r = LineReader::new(LogStream::open(path).unwrap(), 1 << 20);
+            for _ in 0..3 {
+                r.next_line().unwrap();
+            }
+            let (offset, line) = (r.offset(), r.line_no());
+            let file = r.into_inner().into_file();
+            let stream = LogStream::resume(file, is_zst, offset).unwrap();
+            let mut r = LineReader::new(stream, 1 << 20).resume_at(offset, line);
+            let (n, l) = r.next_line().unwrap().unwrap();
+            assert_eq!((n, l.unwrap()), (4, &b"line 3"[..]), "{path:?}");
+            let mut rest = 1;
+            while r.next_line().unwrap().is_some() {
+                rest += 1;
+            }
+            assert_eq!(rest, 4997);
+        }
+        // An archive shorter than the place to resume at is an error.
+        let file = File::open(&zst).unwrap();
+        let err = LogStream::resume(file, true, text.len() as u64 + 1)
+            .err()
+            .expect("past the end");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -10,12 +10,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::input::{InputError, InputFile};
-use super::lines::{LineReader, open_log};
+use super::lines::{LineReader, LogStream};
 use super::parse::Parser;
 use crate::detect::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
@@ -55,24 +56,105 @@ pub struct Rejected<'a> {
     pub reason: RejectReason,
 }
 
-/// Counts bytes read from the underlying file (before decompression), for
-/// progress bars.
+/// Counts bytes read from the underlying stream, for progress bars.
 struct Counting<R> {
     inner: R,
-    counter: Arc<AtomicU64>,
+    counter: Option<Arc<AtomicU64>>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
 
+/// The lines of one file of a merge. The merge needs every file's first
+/// event at once, but reads most files only later (months of archives are
+/// read one day after the other), so a file is set aside once its first
+/// event is known ([`park`](Self::park)): only its descriptor is kept, not
+/// the read buffer (256 KiB) and zstd's decoder and window (up to a few
+/// MiB), and it resumes where it stopped when the merge comes back to it.
+struct FileLines {
+    state: LinesState,
+    zst: bool,
+    max_line_bytes: usize,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+type Reader = LineReader<Counting<LogStream>>;
+
+enum LinesState {
+    Open(Reader),
+    /// Set aside: the descriptor, and the offset and line number to resume
+    /// at.
+    Parked(File, u64, u64),
+    /// Read to its end (or failed): nothing held.
+    Done,
+}
+
+impl FileLines {
+    fn open(
+        f: &InputFile,
+        max_line_bytes: usize,
+        counter: Option<Arc<AtomicU64>>,
+    ) -> Result<FileLines, InputError> {
+        let file = File::open(&f.path).map_err(|e| io_error(f, e))?;
+        Ok(FileLines {
+            state: LinesState::Parked(file, 0, 0),
+            zst: f.zst,
+            max_line_bytes,
+            counter,
+        })
+    }
+
+    /// The reader, resumed first if set aside; `None` once read to the end.
+    fn reader(&mut self) -> std::io::Result<Option<&mut Reader>> {
+        if let LinesState::Parked(..) = self.state
+            && let LinesState::Parked(file, offset, line) =
+                std::mem::replace(&mut self.state, LinesState::Done)
+        {
+            let stream = Counting {
+                inner: LogStream::resume(file, self.zst, offset)?,
+                counter: self.counter.clone(),
+            };
+            let reader = LineReader::new(stream, self.max_line_bytes);
+            self.state = LinesState::Open(reader.resume_at(offset, line));
+        }
+        Ok(match &mut self.state {
+            LinesState::Open(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Sets the file aside after the lines read so far.
+    fn park(&mut self) {
+        if let LinesState::Open(_) = self.state
+            && let LinesState::Open(r) = std::mem::replace(&mut self.state, LinesState::Done)
+        {
+            let (offset, line) = (r.offset(), r.line_no());
+            self.state = LinesState::Parked(r.into_inner().inner.into_file(), offset, line);
+        }
+    }
+
+    /// Drops everything: the file is read to its end.
+    fn finish(&mut self) {
+        self.state = LinesState::Done;
+    }
+}
+
+fn io_error(f: &InputFile, e: std::io::Error) -> InputError {
+    InputError::Io(f.path.display().to_string(), e)
+}
+
 struct Source {
     file: InputFile,
-    reader: LineReader<Box<dyn Read + Send>>,
+    lines: FileLines,
+    /// The first advance is done: the file was set aside after it.
+    started: bool,
     /// The next event of this file, when there is one (`has_head`), with
     /// its raw line and number. Kept in place between lines: an event is
     /// a few hundred bytes, and moving it in and out of an `Option` per
@@ -96,11 +178,13 @@ impl Source {
     ) -> Result<(), InputError> {
         self.has_head = false;
         loop {
-            let next = self
-                .reader
-                .next_line()
-                .map_err(|e| InputError::Io(self.file.path.display().to_string(), e))?;
+            let reader = self.lines.reader().map_err(|e| io_error(&self.file, e))?;
+            let Some(reader) = reader else {
+                return Ok(());
+            };
+            let next = reader.next_line().map_err(|e| io_error(&self.file, e))?;
             let Some((line_no, res)) = next else {
+                self.lines.finish();
                 return Ok(());
             };
             let parsed = res.and_then(|bytes| {
@@ -144,10 +228,11 @@ pub fn merge_files(
 ) -> Result<ReadStats, InputError> {
     let mut stats = ReadStats::default();
     let mut sources = Vec::with_capacity(files.len());
-    for (f, raw) in files.iter().zip(open_all(files, bytes_read)?) {
+    for (f, lines) in files.iter().zip(open_all(files, parser, bytes_read)?) {
         sources.push(Source {
             file: f.clone(),
-            reader: LineReader::new(raw, parser.max_line_bytes),
+            lines,
+            started: false,
             head: Event::default(),
             raw: Vec::new(),
             line: 0,
@@ -180,23 +265,16 @@ impl ReadStats {
     }
 }
 
-/// Opens every file as a byte stream (counting the bytes read into
-/// `bytes_read`, when given), before anything is read.
+/// Opens every file (counting the bytes read into `bytes_read`, when
+/// given), before anything is read.
 fn open_all(
     files: &[InputFile],
+    parser: &Parser,
     bytes_read: Option<Arc<AtomicU64>>,
-) -> Result<Vec<Box<dyn Read + Send>>, InputError> {
-    let open = |f: &InputFile| -> Result<Box<dyn Read + Send>, InputError> {
-        let raw = open_log(&f.path).map_err(|e| InputError::Io(f.path.display().to_string(), e))?;
-        Ok(match &bytes_read {
-            Some(c) => Box::new(Counting {
-                inner: raw,
-                counter: c.clone(),
-            }),
-            None => raw,
-        })
-    };
-    files.iter().map(open).collect()
+) -> Result<Vec<FileLines>, InputError> {
+    (files.iter())
+        .map(|f| FileLines::open(f, parser.max_line_bytes, bytes_read.clone()))
+        .collect()
 }
 
 /// The sources of a merge as the ts merge sees them: each holds its next
@@ -258,6 +336,11 @@ impl Heads for Direct<'_, '_> {
     fn advance(&mut self, i: usize) -> Result<bool, InputError> {
         let s = &mut self.sources[i];
         s.advance(self.parser, self.stats, self.on_reject)?;
+        if !s.started {
+            // Its first event is known: set it aside until its turn.
+            s.started = true;
+            s.lines.park();
+        }
         Ok(s.has_head)
     }
 
@@ -526,12 +609,18 @@ mod tests {
 
     #[test]
     fn the_pipelined_merge_of_many_files_hands_out_what_the_merge_does() {
-        // Sixty generations with overlapping times, plus the other two
-        // logs: small chunks, many files in flight at once.
+        // Sixty generations with overlapping times (every third a zstd
+        // archive), plus the other two logs: small chunks, many files in
+        // flight at once, each set aside after its first chunk and resumed.
         let d = tempfile::tempdir().unwrap();
         for g in 1..=60u64 {
             let text = log_text(90, 3600 + g * 30, 7, &format!("g{g}"));
-            std::fs::write(d.path().join(format!("tool-usage.log.{g}")), text).unwrap();
+            if g % 3 == 0 {
+                let z = zstd::encode_all(text.as_bytes(), 3).unwrap();
+                std::fs::write(d.path().join(format!("tool-usage.log.{g}.zst")), z).unwrap();
+            } else {
+                std::fs::write(d.path().join(format!("tool-usage.log.{g}")), text).unwrap();
+            }
         }
         std::fs::write(
             d.path().join("tool-usage.log"),

@@ -16,15 +16,14 @@
 //! parses every chunk it reaches before the helper does.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Heads, ReadStats, Rejected, TimeRange, merge_heads, open_all};
+use super::{FileLines, Heads, ReadStats, Reader, Rejected, TimeRange, merge_heads, open_all};
 use crate::detect::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
 use crate::ingest::input::{InputError, InputFile};
-use crate::ingest::lines::LineReader;
 use crate::ingest::parse::Parser;
 
 /// Lines of one file: framed by the helper, then parsed by either thread.
@@ -60,10 +59,21 @@ enum End {
 }
 
 impl Chunk {
-    /// Frames up to `lines` lines (or `bytes` bytes) of `reader` into this
+    /// Frames up to `lines` lines (or `bytes` bytes) of `file` into this
     /// (spent) chunk.
-    fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, lines: usize, bytes: usize) {
+    fn fill(&mut self, file: &mut FileLines, lines: usize, bytes: usize) {
         self.clear();
+        self.end = match file.reader() {
+            Ok(Some(reader)) => self.frame(reader, lines, bytes),
+            Ok(None) => End::Eof,
+            Err(e) => End::Err(e),
+        };
+        if !matches!(self.end, End::More) {
+            file.finish();
+        }
+    }
+
+    fn frame(&mut self, reader: &mut Reader, lines: usize, bytes: usize) -> End {
         while self.lines.len() < lines && self.buf.len() < bytes {
             match reader.next_line() {
                 Ok(Some((n, Ok(line)))) => {
@@ -72,16 +82,11 @@ impl Chunk {
                     self.lines.push((n, Ok((at, self.buf.len()))));
                 }
                 Ok(Some((n, Err(reason)))) => self.lines.push((n, Err(reason))),
-                Ok(None) => {
-                    self.end = End::Eof;
-                    return;
-                }
-                Err(e) => {
-                    self.end = End::Err(e);
-                    return;
-                }
+                Ok(None) => return End::Eof,
+                Err(e) => return End::Err(e),
             }
         }
+        End::More
     }
 
     /// Parses every framed line.
@@ -205,7 +210,7 @@ enum Job {
 /// unblocks the merge), else parse the framed chunk furthest ahead.
 fn helper(
     shared: &Shared,
-    readers: &mut [LineReader<Box<dyn Read + Send>>],
+    readers: &mut [FileLines],
     kinds: &[Kind],
     parser: &Parser,
     sizes: Sizes,
@@ -249,6 +254,10 @@ fn helper(
                 ended[i] = !matches!(chunk.end, End::More);
                 let seq = framed[i];
                 framed[i] += 1;
+                if seq == 0 {
+                    // Set aside until the merge starts on this file.
+                    readers[i].park();
+                }
                 let mut st = shared.lock();
                 st.queues[i].push_back(Slot::Framed(chunk));
                 st.unparsed.push((i, seq));
@@ -299,6 +308,8 @@ struct Merge<'a, 'c> {
     on_reject: &'a mut dyn FnMut(Rejected<'_>),
     on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
     cursors: Vec<Cursor>,
+    /// [`Sizes::ahead`].
+    ahead: usize,
 }
 
 #[derive(Default)]
@@ -310,6 +321,11 @@ struct Cursor {
     event: usize,
     /// The line and event above are this file's head.
     has_head: bool,
+    /// The merge has gone past this file's first head: chunks are read
+    /// ahead of it.
+    started: bool,
+    /// Chunks asked for and not yet taken (framed or to be).
+    asked: usize,
     /// Events accepted from this file.
     events: u64,
 }
@@ -317,12 +333,24 @@ struct Cursor {
 impl Merge<'_, '_> {
     /// The next chunk of file `i`, parsed (here, if no one has yet).
     fn take(&mut self, i: usize) -> Result<Chunk, InputError> {
-        let mut st = self.shared.lock();
+        let shared = self.shared;
+        let mut st = shared.lock();
+        let c = &mut self.cursors[i];
+        if c.asked == 0 {
+            // A file not started yet whose first chunk held no event.
+            c.asked = 1;
+            st.wanted.push_back(i);
+            self.shared.work.notify_one();
+        }
         loop {
             let front = st.queues[i].front();
             if matches!(front, Some(Slot::Framed(_) | Slot::Parsed(_))) {
                 st.first[i] += 1;
-                st.wanted.push_back(i);
+                let c = &mut self.cursors[i];
+                c.asked -= 1;
+                if c.started {
+                    self.ask_ahead(&mut st, i);
+                }
                 let slot = st.queues[i].pop_front();
                 drop(st);
                 self.shared.work.notify_one();
@@ -349,6 +377,15 @@ impl Merge<'_, '_> {
         }
     }
 
+    /// Asks for chunks of file `i` until `ahead` are framed or asked for.
+    fn ask_ahead(&mut self, st: &mut State, i: usize) {
+        let c = &mut self.cursors[i];
+        while c.asked < self.ahead {
+            c.asked += 1;
+            st.wanted.push_back(i);
+        }
+    }
+
     fn recycle(&self, mut chunk: Chunk) {
         chunk.clear();
         self.shared.lock().spare.push(chunk);
@@ -357,6 +394,21 @@ impl Merge<'_, '_> {
 
 impl Heads for Merge<'_, '_> {
     fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+        let c = &mut self.cursors[i];
+        if c.has_head && !c.started {
+            // The merge has begun on this file: read ahead of it from now on
+            // (until then only its first chunk was framed, and the file set
+            // aside).
+            c.started = true;
+            let more = c.chunk.as_ref().is_some_and(|k| matches!(k.end, End::More));
+            if more {
+                let shared = self.shared;
+                let mut st = shared.lock();
+                self.ask_ahead(&mut st, i);
+                drop(st);
+                self.shared.work.notify_one();
+            }
+        }
         let c = &mut self.cursors[i];
         if c.has_head {
             // Past the head, handed out or filtered.
@@ -469,19 +521,16 @@ pub(super) fn merge_in_chunks(
         range,
         bytes_read,
     } = read;
-    let mut readers: Vec<LineReader<Box<dyn Read + Send>>> = (open_all(files, bytes_read)?)
-        .into_iter()
-        .map(|raw| LineReader::new(raw, parser.max_line_bytes))
-        .collect();
+    let mut readers = open_all(files, parser, bytes_read)?;
     let kinds: Vec<Kind> = files.iter().map(|f| f.kind).collect();
     let n = files.len();
     let shared = Shared {
         state: Mutex::new(State {
             queues: (0..n).map(|_| VecDeque::new()).collect(),
             first: vec![0; n],
-            // First chunk of every file (every file needs a head), then
-            // the rest of the read-ahead.
-            wanted: (0..sizes.ahead).flat_map(|_| 0..n).collect(),
+            // The first chunk of every file (the merge needs every head);
+            // more once the merge starts on a file.
+            wanted: (0..n).collect(),
             ..State::default()
         }),
         ready: Condvar::new(),
@@ -502,7 +551,13 @@ pub(super) fn merge_in_chunks(
             stats: &mut stats,
             on_reject,
             on_event,
-            cursors: (0..n).map(|_| Cursor::default()).collect(),
+            cursors: (0..n)
+                .map(|_| Cursor {
+                    asked: 1,
+                    ..Cursor::default()
+                })
+                .collect(),
+            ahead: sizes.ahead.max(1),
         };
         let merged = merge_heads(&mut merge, n, range);
         let events: Vec<u64> = merge.cursors.iter().map(|c| c.events).collect();
