@@ -186,3 +186,39 @@ fn scan_and_report_read_more_archives_than_the_soft_open_files_limit() {
     let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["totals"]["tool_calls"], 900, "{v}");
 }
+
+#[test]
+fn scan_reads_a_named_pipe_through() {
+    // A pipe cannot be set aside and sought back: it is read in one go.
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("tool-usage.log");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo");
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/example/.elevenlabs/audit/tool-usage.log"
+    );
+    let data = std::fs::read(src).unwrap();
+    let lines = data.iter().filter(|&&b| b == b'\n').count();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
+    };
+    let out = Command::cargo_bin("mcpwatch")
+        .unwrap()
+        .args(["scan", fifo.to_str().unwrap()])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("tool_call {lines}")),
+        "{lines} lines: {err}"
+    );
+}

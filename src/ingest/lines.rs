@@ -250,7 +250,17 @@ impl LogStream {
     /// Opens `path`, decompressing when it ends in `.zst`.
     pub fn open(path: &Path) -> io::Result<LogStream> {
         let zst = path.extension().is_some_and(|e| e == "zst");
-        LogStream::resume(File::open(path)?, zst, 0)
+        LogStream::new(File::open(path)?, zst)
+    }
+
+    /// The stream of `file` from where it stands (its start, when just
+    /// opened; a pipe, say, cannot be sought).
+    pub fn new(file: File, zst: bool) -> io::Result<LogStream> {
+        Ok(if zst {
+            LogStream::Zst(zstd::Decoder::new(file)?)
+        } else {
+            LogStream::Plain(file)
+        })
     }
 
     /// The stream of `file` from byte `offset` of its (decompressed)
@@ -263,7 +273,7 @@ impl LogStream {
             return Ok(LogStream::Plain(file));
         }
         file.seek(SeekFrom::Start(0))?;
-        let mut stream = LogStream::Zst(zstd::Decoder::new(file)?);
+        let mut stream = LogStream::new(file, true)?;
         let skipped = io::copy(&mut (&mut stream).take(offset), &mut io::sink())?;
         if skipped < offset {
             return Err(io::Error::new(

@@ -80,6 +80,8 @@ impl<R: Read> Read for Counting<R> {
 /// MiB), and it resumes where it stopped when the merge comes back to it.
 struct FileLines {
     state: LinesState,
+    /// A regular file (one that can be set aside and resumed).
+    regular: bool,
     zst: bool,
     max_line_bytes: usize,
     counter: Option<Arc<AtomicU64>>,
@@ -103,8 +105,11 @@ impl FileLines {
         counter: Option<Arc<AtomicU64>>,
     ) -> Result<FileLines, InputError> {
         let file = File::open(&f.path).map_err(|e| io_error(f, e))?;
+        // A pipe (say) cannot be rewound: it is read through, never parked.
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         Ok(FileLines {
             state: LinesState::Parked(file, 0, 0),
+            regular,
             zst: f.zst,
             max_line_bytes,
             counter,
@@ -117,8 +122,14 @@ impl FileLines {
             && let LinesState::Parked(file, offset, line) =
                 std::mem::replace(&mut self.state, LinesState::Done)
         {
+            let inner = if self.regular {
+                LogStream::resume(file, self.zst, offset)?
+            } else {
+                // Never set aside: this is its first read.
+                LogStream::new(file, self.zst)?
+            };
             let stream = Counting {
-                inner: LogStream::resume(file, self.zst, offset)?,
+                inner,
                 counter: self.counter.clone(),
             };
             let reader = LineReader::new(stream, self.max_line_bytes);
@@ -132,7 +143,8 @@ impl FileLines {
 
     /// Sets the file aside after the lines read so far.
     fn park(&mut self) {
-        if let LinesState::Open(_) = self.state
+        if self.regular
+            && let LinesState::Open(_) = self.state
             && let LinesState::Open(r) = std::mem::replace(&mut self.state, LinesState::Done)
         {
             let (offset, line) = (r.offset(), r.line_no());
