@@ -13,6 +13,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::event::RejectReason;
 
@@ -239,23 +241,43 @@ pub fn open_log(path: &Path) -> io::Result<Box<dyn Read + Send>> {
 /// later ([`resume`]): a merge of months of archives keeps every file open,
 /// and a file waiting for its turn then holds no buffer and no decoder.
 ///
+/// The bytes read from the file (before decompression) are added to an
+/// optional counter, for progress bars over on-disk sizes.
+///
 /// [`into_file`]: LogStream::into_file
 /// [`resume`]: LogStream::resume
 pub enum LogStream {
-    Plain(File),
-    Zst(zstd::stream::read::Decoder<'static, io::BufReader<File>>),
+    Plain(CountedFile),
+    Zst(zstd::stream::read::Decoder<'static, io::BufReader<CountedFile>>),
+}
+
+/// A file whose bytes read are added to a counter, when there is one.
+pub struct CountedFile {
+    file: File,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl Read for CountedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
 }
 
 impl LogStream {
     /// Opens `path`, decompressing when it ends in `.zst`.
     pub fn open(path: &Path) -> io::Result<LogStream> {
         let zst = path.extension().is_some_and(|e| e == "zst");
-        LogStream::new(File::open(path)?, zst)
+        LogStream::new(File::open(path)?, zst, None)
     }
 
     /// The stream of `file` from where it stands (its start, when just
     /// opened; a pipe, say, cannot be sought).
-    pub fn new(file: File, zst: bool) -> io::Result<LogStream> {
+    pub fn new(file: File, zst: bool, counter: Option<Arc<AtomicU64>>) -> io::Result<LogStream> {
+        let file = CountedFile { file, counter };
         Ok(if zst {
             LogStream::Zst(zstd::Decoder::new(file)?)
         } else {
@@ -265,15 +287,20 @@ impl LogStream {
 
     /// The stream of `file` from byte `offset` of its (decompressed)
     /// content: a seek for a plain file; an archive is decompressed from
-    /// its start to there.
-    pub fn resume(mut file: File, zst: bool, offset: u64) -> io::Result<LogStream> {
+    /// its start to there (those bytes are not counted again).
+    pub fn resume(
+        mut file: File,
+        zst: bool,
+        offset: u64,
+        counter: Option<Arc<AtomicU64>>,
+    ) -> io::Result<LogStream> {
         use std::io::{Seek, SeekFrom};
         if !zst {
             file.seek(SeekFrom::Start(offset))?;
-            return Ok(LogStream::Plain(file));
+            return LogStream::new(file, false, counter);
         }
         file.seek(SeekFrom::Start(0))?;
-        let mut stream = LogStream::new(file, true)?;
+        let mut stream = LogStream::new(file, true, None)?;
         let skipped = io::copy(&mut (&mut stream).take(offset), &mut io::sink())?;
         if skipped < offset {
             return Err(io::Error::new(
@@ -281,15 +308,27 @@ impl LogStream {
                 format!("the archive ends at byte {skipped}, before byte {offset} read earlier"),
             ));
         }
+        if let LogStream::Zst(d) = &mut stream {
+            d.get_mut().get_mut().counter = counter;
+        }
         Ok(stream)
     }
 
-    /// The file descriptor alone (buffers and decoder dropped).
-    pub fn into_file(self) -> File {
-        match self {
-            LogStream::Plain(f) => f,
+    /// The file descriptor alone (buffers and decoder dropped). `unread`
+    /// bytes of a plain file were read ahead and will be read again on
+    /// [`resume`](Self::resume): they are taken off the counter.
+    pub fn into_file(self, unread: usize) -> File {
+        let counted = match self {
+            LogStream::Plain(f) => {
+                if let Some(c) = &f.counter {
+                    // Counted when read: the counter holds at least these.
+                    c.fetch_sub(unread as u64, Ordering::Relaxed);
+                }
+                f
+            }
             LogStream::Zst(d) => d.finish().into_inner(),
-        }
+        };
+        counted.file
     }
 }
 
@@ -496,8 +535,9 @@ mod tests {
                 r.next_line().unwrap();
             }
             let (offset, line) = (r.offset(), r.line_no());
-            let file = r.into_inner().into_file();
-            let stream = LogStream::resume(file, is_zst, offset).unwrap();
+            let unread = r.buffered();
+            let file = r.into_inner().into_file(unread);
+            let stream = LogStream::resume(file, is_zst, offset, None).unwrap();
             let mut r = LineReader::new(stream, 1 << 20).resume_at(offset, line);
             let (n, l) = r.next_line().unwrap().unwrap();
             assert_eq!((n, l.unwrap()), (4, &b"line 3"[..]), "{path:?}");
@@ -509,7 +549,7 @@ mod tests {
         }
         // An archive shorter than the place to resume at is an error.
         let file = File::open(&zst).unwrap();
-        let err = LogStream::resume(file, true, text.len() as u64 + 1)
+        let err = LogStream::resume(file, true, text.len() as u64 + 1, None)
             .err()
             .expect("past the end");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);

@@ -11,9 +11,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
-use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use super::input::{InputError, InputFile};
 use super::lines::{LineReader, LogStream};
@@ -56,22 +55,6 @@ pub struct Rejected<'a> {
     pub reason: RejectReason,
 }
 
-/// Counts bytes read from the underlying stream, for progress bars.
-struct Counting<R> {
-    inner: R,
-    counter: Option<Arc<AtomicU64>>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(c) = &self.counter {
-            c.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        Ok(n)
-    }
-}
-
 /// The lines of one file of a merge. The merge needs every file's first
 /// event at once, but reads most files only later (months of archives are
 /// read one day after the other), so a file is set aside once its first
@@ -87,7 +70,7 @@ struct FileLines {
     counter: Option<Arc<AtomicU64>>,
 }
 
-type Reader = LineReader<Counting<LogStream>>;
+type Reader = LineReader<LogStream>;
 
 enum LinesState {
     Open(Reader),
@@ -122,15 +105,12 @@ impl FileLines {
             && let LinesState::Parked(file, offset, line) =
                 std::mem::replace(&mut self.state, LinesState::Done)
         {
-            let inner = if self.regular {
-                LogStream::resume(file, self.zst, offset)?
+            let counter = self.counter.clone();
+            let stream = if self.regular {
+                LogStream::resume(file, self.zst, offset, counter)?
             } else {
                 // Never set aside: this is its first read.
-                LogStream::new(file, self.zst)?
-            };
-            let stream = Counting {
-                inner,
-                counter: self.counter.clone(),
+                LogStream::new(file, self.zst, counter)?
             };
             let reader = LineReader::new(stream, self.max_line_bytes);
             self.state = LinesState::Open(reader.resume_at(offset, line));
@@ -147,8 +127,8 @@ impl FileLines {
             && let LinesState::Open(_) = self.state
             && let LinesState::Open(r) = std::mem::replace(&mut self.state, LinesState::Done)
         {
-            let (offset, line) = (r.offset(), r.line_no());
-            self.state = LinesState::Parked(r.into_inner().inner.into_file(), offset, line);
+            let (offset, line, unread) = (r.offset(), r.line_no(), r.buffered());
+            self.state = LinesState::Parked(r.into_inner().into_file(unread), offset, line);
         }
     }
 
@@ -724,6 +704,47 @@ mod tests {
                 "{n} files: {in_flight} lines"
             );
             assert!(n * s.bytes * (s.ahead + 1) <= 12 << 20 || s.bytes == 64 << 10);
+        }
+    }
+
+    #[test]
+    fn bytes_read_count_file_bytes_once_whichever_merge() {
+        // The progress bar's total is the files' sizes on disk: the count
+        // is of bytes before decompression, and a file set aside and
+        // resumed is not counted twice.
+        let d = tempfile::tempdir().unwrap();
+        let text = log_text(20_000, 0, 1, "z");
+        let z = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        std::fs::write(d.path().join("tool-usage.log.1.zst"), &z).unwrap();
+        std::fs::write(d.path().join("tool-usage.log"), &text).unwrap();
+        std::fs::write(d.path().join("errors.log"), log_text(3000, 5, 9, "e")).unwrap();
+        let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
+        let on_disk: u64 = (files.iter())
+            .map(|f| std::fs::metadata(&f.path).unwrap().len())
+            .sum();
+        let parser = Parser {
+            max_line_bytes: 1 << 20,
+            now_ms: i64::MAX / 2,
+        };
+        for pipelined in [false, true] {
+            let merge = if pipelined {
+                merge_files_pipelined
+            } else {
+                merge_files
+            };
+            let counter = Arc::new(AtomicU64::new(0));
+            let range = TimeRange::default();
+            merge(
+                &files,
+                &parser,
+                range,
+                Some(counter.clone()),
+                &mut |_| {},
+                &mut |_, _| {},
+            )
+            .unwrap();
+            let read = counter.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(read, on_disk, "pipelined: {pipelined}");
         }
     }
 
