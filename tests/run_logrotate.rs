@@ -9,6 +9,7 @@ mod support;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::daemon::{POLICY, Project, call_line};
 
@@ -71,12 +72,57 @@ fn write_burst(p: &Project, k: i64, seq: &mut u64) -> u64 {
     lines.len() as u64
 }
 
-/// Waits until the daemon has read `n` lines in this lifetime and written a
-/// checkpoint after that.
-fn settle(d: &support::daemon::Daemon, n: u64) {
+/// Waits until the daemon has read `n` lines in this lifetime and the
+/// checkpoint on disk covers them: every tool log the checkpoint follows is
+/// consumed to its end, and it follows the live log. (Counting checkpoint
+/// writes raced: the write covering the last lines could land before the
+/// count was first read, and none came after it.)
+fn settle(p: &Project, d: &support::daemon::Daemon, n: u64) {
     d.wait_metric(TOOL_EVENTS, n as f64, 30);
-    let c = d.metric(CHECKPOINTS);
-    d.wait_metric(CHECKPOINTS, c + 1.0, 10);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !checkpoint_covers_every_line(p) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint covering every line read ({} written); checkpoint: {}\n{}",
+            d.metric(CHECKPOINTS),
+            std::fs::read_to_string(p.state().join("checkpoint.json")).unwrap_or_default(),
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `checkpoint.json` has a position on the live tool log, and every
+/// tool log it has a position on (by inode) is consumed to its size.
+fn checkpoint_covers_every_line(p: &Project) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read_to_string(p.state().join("checkpoint.json")) else {
+        return false;
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let positions: Vec<(u64, u64)> = (doc["tail"]["files"].as_array().into_iter().flatten())
+        .filter_map(|f| Some((f["ino"].as_u64()?, f["offset"].as_u64()?)))
+        .collect();
+    let mut live_followed = false;
+    for e in std::fs::read_dir(p.audit()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("tool-usage.log") {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else {
+            return false;
+        };
+        for &(ino, offset) in positions.iter().filter(|(ino, _)| *ino == meta.ino()) {
+            if offset != meta.len() {
+                return false;
+            }
+            live_followed |= name == "tool-usage.log" && ino == meta.ino();
+        }
+    }
+    live_followed
 }
 
 #[test]
@@ -93,13 +139,13 @@ fn logrotate_copytruncate_and_create_with_kill_9_lose_and_duplicate_nothing() {
     }
     let d = p.start(&[]);
     let mut read = written;
-    settle(&d, read);
+    settle(&p, &d, read);
     rotate(&p, "  copytruncate");
     for k in 3..6 {
         written += write_burst(&p, k, &mut seq);
     }
     read = written;
-    settle(&d, read);
+    settle(&p, &d, read);
     lifetimes += d.metric(TOOL_EVENTS);
     d.kill9();
 
@@ -108,12 +154,12 @@ fn logrotate_copytruncate_and_create_with_kill_9_lose_and_duplicate_nothing() {
         written += write_burst(&p, k, &mut seq);
     }
     let d = p.start(&[]);
-    settle(&d, written - read);
+    settle(&p, &d, written - read);
     rotate(&p, "  create");
     for k in 8..10 {
         written += write_burst(&p, k, &mut seq);
     }
-    settle(&d, written - read);
+    settle(&p, &d, written - read);
     lifetimes += d.metric(TOOL_EVENTS);
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
