@@ -396,10 +396,7 @@ mod tests {
         )
         .unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
-        let parser = Parser {
-            max_line_bytes: 1 << 20,
-            now_ms: i64::MAX / 2,
-        };
+        let parser = test_parser();
         let mut seen = Vec::new();
         let mut rejects = Vec::new();
         let stats = merge_files(
@@ -431,6 +428,14 @@ mod tests {
         assert_eq!(stats.events.values().sum::<u64>(), 4);
     }
 
+    /// Lines up to 1 MiB, no event in the future.
+    fn test_parser() -> Parser {
+        Parser {
+            max_line_bytes: 1 << 20,
+            now_ms: i64::MAX / 2,
+        }
+    }
+
     /// Every event of `files` with its line reference, as `merge` hands
     /// them out, plus the rejects (each with the number of events handed
     /// out before it) and stats.
@@ -441,25 +446,6 @@ mod tests {
     );
 
     fn read_all(
-        files: &[InputFile],
-        range: TimeRange,
-        merge: impl FnOnce(
-            &[InputFile],
-            &Parser,
-            TimeRange,
-            &mut dyn FnMut(Rejected<'_>),
-            &mut dyn FnMut(&Event, LineRef<'_>),
-        ) -> Result<ReadStats, InputError>,
-    ) -> Seen {
-        let parser = Parser {
-            max_line_bytes: 1 << 20,
-            now_ms: i64::MAX / 2,
-        };
-        read_all_with(&parser, files, range, merge)
-    }
-
-    /// [`read_all`] with the given parser.
-    fn read_all_with(
         parser: &Parser,
         files: &[InputFile],
         range: TimeRange,
@@ -525,10 +511,10 @@ mod tests {
                 until: Some(1_795_428_000_000 + 1_800_000),
             },
         ] {
-            let direct = read_all(&files, range, |f, p, r, rej, ev| {
+            let direct = read_all(&test_parser(), &files, range, |f, p, r, rej, ev| {
                 merge_files(f, p, r, None, rej, ev)
             });
-            let piped = read_all(&files, range, |f, p, r, rej, ev| {
+            let piped = read_all(&test_parser(), &files, range, |f, p, r, rej, ev| {
                 merge_files_pipelined(f, p, r, None, rej, ev)
             });
             assert!(direct.0.len() > 2 * 1024, "{}", direct.0.len());
@@ -560,12 +546,18 @@ mod tests {
         }
         std::fs::write(d.path().join("tool-usage.log"), text).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
-        let direct = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
-            merge_files(f, p, r, None, rej, ev)
-        });
-        let piped = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
-            merge_files_pipelined(f, p, r, None, rej, ev)
-        });
+        let direct = read_all(
+            &test_parser(),
+            &files,
+            TimeRange::default(),
+            |f, p, r, rej, ev| merge_files(f, p, r, None, rej, ev),
+        );
+        let piped = read_all(
+            &test_parser(),
+            &files,
+            TimeRange::default(),
+            |f, p, r, rej, ev| merge_files_pipelined(f, p, r, None, rej, ev),
+        );
         assert_eq!(direct.0.len(), 400);
         let chunk = parallel::Sizes::for_files(1).bytes;
         assert!(400 * 20_000 > 4 * chunk, "spans several chunks");
@@ -627,12 +619,18 @@ mod tests {
             parallel::Sizes::for_files(63).lines < 90,
             "chunks smaller than a file"
         );
-        let direct = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
-            merge_files(f, p, r, None, rej, ev)
-        });
-        let piped = read_all(&files, TimeRange::default(), |f, p, r, rej, ev| {
-            merge_files_pipelined(f, p, r, None, rej, ev)
-        });
+        let direct = read_all(
+            &test_parser(),
+            &files,
+            TimeRange::default(),
+            |f, p, r, rej, ev| merge_files(f, p, r, None, rej, ev),
+        );
+        let piped = read_all(
+            &test_parser(),
+            &files,
+            TimeRange::default(),
+            |f, p, r, rej, ev| merge_files_pipelined(f, p, r, None, rej, ev),
+        );
         let ids = |seen: &Seen| -> Vec<(Option<String>, String, u64)> {
             (seen.0.iter())
                 .map(|e| {
@@ -661,10 +659,7 @@ mod tests {
         std::fs::write(d.path().join("tool-usage.log.1.zst"), cut).unwrap();
         std::fs::write(d.path().join("approvals.log"), log_text(50, 0, 60, "a")).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
-        let parser = Parser {
-            max_line_bytes: 1 << 20,
-            now_ms: i64::MAX / 2,
-        };
+        let parser = test_parser();
         let run = |pipelined: bool| {
             let (mut seen, mut rejects) = (Vec::new(), 0);
             let merge = if pipelined {
@@ -722,10 +717,7 @@ mod tests {
         let on_disk: u64 = (files.iter())
             .map(|f| std::fs::metadata(&f.path).unwrap().len())
             .sum();
-        let parser = Parser {
-            max_line_bytes: 1 << 20,
-            now_ms: i64::MAX / 2,
-        };
+        let parser = test_parser();
         for pipelined in [false, true] {
             let merge = if pipelined {
                 merge_files_pipelined
@@ -780,11 +772,11 @@ mod tests {
             let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
             let parser = Parser { max_line_bytes: 200, now_ms: i64::MAX / 2 };
             let range = TimeRange { since: Some(1_795_428_000_000 + 5_000), until: None };
-            let direct = read_all_with(&parser, &files, range, |f, p, r, rej, ev| {
+            let direct = read_all(&parser, &files, range, |f, p, r, rej, ev| {
                 merge_files(f, p, r, None, rej, ev)
             });
             let sizes = parallel::Sizes { lines, bytes, ahead };
-            let piped = read_all_with(&parser, &files, range, |files, parser, range, rej, ev| {
+            let piped = read_all(&parser, &files, range, |files, parser, range, rej, ev| {
                 let read = parallel::Reading { files, parser, range, bytes_read: None };
                 parallel::merge_in_chunks(read, sizes, rej, ev)
             });
