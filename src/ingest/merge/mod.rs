@@ -4,7 +4,9 @@
 //!
 //! `scan` and `report` drive [`merge_files_auto`]: [`merge_files`] on one
 //! core, [`merge_files_pipelined`] (parsing shared by two threads) on more,
-//! which hand out the same events and rejects in the same order. Rejected
+//! which hand out the same events and rejects in the same order. Both read
+//! each file a chunk of lines at a time (`chunk`); a line-by-line merge is
+//! kept as the reference the tests hold them to. Rejected
 //! lines are handed to a callback as they are met (with file and line) and
 //! never stop the read.
 
@@ -20,7 +22,9 @@ use super::parse::Parser;
 use crate::detect::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
 
+mod chunk;
 mod parallel;
+use chunk::{Next, Place, Sizes};
 pub use parallel::merge_files_pipelined;
 
 /// What a read saw, for summaries and metrics.
@@ -142,74 +146,9 @@ fn io_error(f: &InputFile, e: std::io::Error) -> InputError {
     InputError::Io(f.path.display().to_string(), e)
 }
 
-struct Source {
-    file: InputFile,
-    lines: FileLines,
-    /// The first advance is done: the file was set aside after it.
-    started: bool,
-    /// The next event of this file, when there is one (`has_head`), with
-    /// its raw line and number. Kept in place between lines: an event is
-    /// a few hundred bytes, and moving it in and out of an `Option` per
-    /// line showed in profiles.
-    head: Event,
-    raw: Vec<u8>,
-    line: u64,
-    has_head: bool,
-    /// Events accepted from this file (added to `ReadStats` at the end:
-    /// a map entry per line showed in profiles).
-    events: u64,
-}
-
-impl Source {
-    /// Reads ahead to the next accepted event, reporting rejects.
-    fn advance(
-        &mut self,
-        parser: &Parser,
-        stats: &mut ReadStats,
-        on_reject: &mut dyn FnMut(Rejected<'_>),
-    ) -> Result<(), InputError> {
-        self.has_head = false;
-        loop {
-            let reader = self.lines.reader().map_err(|e| io_error(&self.file, e))?;
-            let Some(reader) = reader else {
-                return Ok(());
-            };
-            let next = reader.next_line().map_err(|e| io_error(&self.file, e))?;
-            let Some((line_no, res)) = next else {
-                self.lines.finish();
-                return Ok(());
-            };
-            let parsed = res.and_then(|bytes| {
-                parser.parse(self.file.kind, bytes).inspect(|_| {
-                    // The previous line's buffer: no allocation per line.
-                    self.raw.clear();
-                    self.raw.extend_from_slice(bytes);
-                })
-            });
-            match parsed {
-                Ok(ev) => {
-                    self.events += 1;
-                    self.head = ev;
-                    self.line = line_no;
-                    self.has_head = true;
-                    return Ok(());
-                }
-                Err(reason) => {
-                    *stats.rejected.entry(reason).or_default() += 1;
-                    on_reject(Rejected {
-                        file: &self.file.name,
-                        line: line_no,
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-}
-
 /// Reads `files` merged by ts and calls `on_event` for each accepted event
-/// inside `range`, in processing order. `bytes_read`, when given, counts
-/// file bytes read (for a progress bar).
+/// inside `range`, in processing order, on the calling thread. `bytes_read`,
+/// when given, counts file bytes read (for a progress bar).
 pub fn merge_files(
     files: &[InputFile],
     parser: &Parser,
@@ -218,33 +157,92 @@ pub fn merge_files(
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
-    let mut stats = ReadStats::default();
-    let mut sources = Vec::with_capacity(files.len());
-    for (f, lines) in files.iter().zip(open_all(files, parser, bytes_read)?) {
-        sources.push(Source {
-            file: f.clone(),
-            lines,
-            started: false,
-            head: Event::default(),
-            raw: Vec::new(),
-            line: 0,
-            has_head: false,
-            events: 0,
-        });
-    }
-    let mut direct = Direct {
-        sources: &mut sources,
+    let read = Reading {
+        files,
         parser,
+        range,
+        bytes_read,
+    };
+    merge_chunked(read, Sizes::for_files(files.len()), on_reject, on_event)
+}
+
+/// What a merge reads: the files, how their lines parse, the events it
+/// hands out, and the counter of bytes read.
+struct Reading<'a> {
+    files: &'a [InputFile],
+    parser: &'a Parser,
+    range: TimeRange,
+    bytes_read: Option<Arc<AtomicU64>>,
+}
+
+/// [`merge_files`] with chunks of the given sizes (tests make them tiny).
+fn merge_chunked(
+    read: Reading<'_>,
+    sizes: Sizes,
+    on_reject: &mut dyn FnMut(Rejected<'_>),
+    on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError> {
+    let files = read.files;
+    let n = files.len();
+    let mut stats = ReadStats::default();
+    let mut chunked = Chunked {
+        files,
+        lines: open_all(files, read.parser, read.bytes_read)?,
+        places: (0..n).map(|_| Place::default()).collect(),
+        parser: read.parser,
+        sizes,
         stats: &mut stats,
         on_reject,
         on_event,
     };
-    let filtered = merge_heads(&mut direct, files.len(), range)?;
-    stats.filtered = filtered;
-    for s in &sources {
-        stats.count_events(s.file.kind, s.events);
-    }
+    let filtered = merge_heads(&mut chunked, n, read.range)?;
+    let events: Vec<u64> = chunked.places.iter().map(|p| p.events).collect();
+    stats.tally(files, filtered, events);
     Ok(stats)
+}
+
+/// [`merge_files`]'s sources: each file's current chunk, framed and parsed
+/// on the calling thread when the merge reaches its end.
+struct Chunked<'a, 'c> {
+    files: &'a [InputFile],
+    lines: Vec<FileLines>,
+    places: Vec<Place>,
+    parser: &'a Parser,
+    sizes: Sizes,
+    stats: &'a mut ReadStats,
+    on_reject: &'a mut dyn FnMut(Rejected<'_>),
+    on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
+}
+
+impl Heads for Chunked<'_, '_> {
+    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+        loop {
+            let place = &mut self.places[i];
+            match place.next(&self.files[i], self.stats, self.on_reject)? {
+                Next::Head => return Ok(true),
+                Next::Eof => return Ok(false),
+                Next::Chunk => {}
+            }
+            let first = place.chunk.is_none();
+            let mut chunk = place.chunk.take().unwrap_or_default();
+            let lines = &mut self.lines[i];
+            chunk.fill(lines, self.sizes.lines, self.sizes.bytes);
+            chunk.parse(self.parser, self.files[i].kind);
+            if first {
+                // Its first events are known: set it aside until its turn.
+                lines.park();
+            }
+            place.start(chunk);
+        }
+    }
+
+    fn ts(&self, i: usize) -> Millis {
+        self.places[i].ts()
+    }
+
+    fn emit(&mut self, i: usize) {
+        self.places[i].emit(&self.files[i], self.on_event);
+    }
 }
 
 impl ReadStats {
@@ -253,6 +251,15 @@ impl ReadStats {
     fn count_events(&mut self, kind: Kind, n: u64) {
         if n > 0 {
             *self.events.entry(kind).or_default() += n;
+        }
+    }
+
+    /// Adds what a merge counted: the events outside its range, and each
+    /// file's accepted events.
+    fn tally(&mut self, files: &[InputFile], filtered: u64, events: Vec<u64>) {
+        self.filtered = filtered;
+        for (f, n) in files.iter().zip(events) {
+            self.count_events(f.kind, n);
         }
     }
 }
@@ -315,44 +322,6 @@ fn merge_heads(h: &mut impl Heads, n: usize, range: TimeRange) -> Result<u64, In
     Ok(filtered)
 }
 
-/// [`merge_files`]'s sources: read and parsed on the calling thread.
-struct Direct<'a, 'c> {
-    sources: &'a mut [Source],
-    parser: &'a Parser,
-    stats: &'a mut ReadStats,
-    on_reject: &'a mut dyn FnMut(Rejected<'_>),
-    on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
-}
-
-impl Heads for Direct<'_, '_> {
-    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
-        let s = &mut self.sources[i];
-        s.advance(self.parser, self.stats, self.on_reject)?;
-        if !s.started {
-            // Its first event is known: set it aside until its turn.
-            s.started = true;
-            s.lines.park();
-        }
-        Ok(s.has_head)
-    }
-
-    fn ts(&self, i: usize) -> Millis {
-        self.sources[i].head.ts
-    }
-
-    fn emit(&mut self, i: usize) {
-        let s = &self.sources[i];
-        (self.on_event)(
-            &s.head,
-            LineRef {
-                file: &s.file.name,
-                line: s.line,
-                raw: &s.raw,
-            },
-        );
-    }
-}
-
 /// [`merge_files_pipelined`] when there is a core for its helper thread,
 /// else [`merge_files`]: the same callbacks see the same events and rejects
 /// in the same order either way (`scan` and `report` read through this).
@@ -370,6 +339,155 @@ pub fn merge_files_auto(
         merge_files
     };
     merge(files, parser, range, bytes_read, on_reject, on_event)
+}
+
+/// The line-by-line merge: each file's next event parsed when the merge
+/// needs it. The simplest merge, kept as the reference the chunked merges
+/// are tested against.
+#[cfg(test)]
+mod reference {
+    use super::*;
+
+    /// [`merge_files`](super::merge_files), a line at a time.
+    pub(super) fn merge_lines(
+        files: &[InputFile],
+        parser: &Parser,
+        range: TimeRange,
+        bytes_read: Option<Arc<AtomicU64>>,
+        on_reject: &mut dyn FnMut(Rejected<'_>),
+        on_event: &mut dyn FnMut(&Event, LineRef<'_>),
+    ) -> Result<ReadStats, InputError> {
+        let mut stats = ReadStats::default();
+        let mut sources = Vec::with_capacity(files.len());
+        for (f, lines) in files.iter().zip(open_all(files, parser, bytes_read)?) {
+            sources.push(Source {
+                file: f.clone(),
+                lines,
+                started: false,
+                head: Event::default(),
+                raw: Vec::new(),
+                line: 0,
+                has_head: false,
+                events: 0,
+            });
+        }
+        let mut direct = Direct {
+            sources: &mut sources,
+            parser,
+            stats: &mut stats,
+            on_reject,
+            on_event,
+        };
+        let filtered = merge_heads(&mut direct, files.len(), range)?;
+        stats.filtered = filtered;
+        for s in &sources {
+            stats.count_events(s.file.kind, s.events);
+        }
+        Ok(stats)
+    }
+
+    struct Source {
+        file: InputFile,
+        lines: FileLines,
+        /// The first advance is done: the file was set aside after it.
+        started: bool,
+        /// The next event of this file, when there is one (`has_head`), with
+        /// its raw line and number. Kept in place between lines: an event is
+        /// a few hundred bytes, and moving it in and out of an `Option` per
+        /// line showed in profiles.
+        head: Event,
+        raw: Vec<u8>,
+        line: u64,
+        has_head: bool,
+        /// Events accepted from this file (added to `ReadStats` at the end:
+        /// a map entry per line showed in profiles).
+        events: u64,
+    }
+
+    impl Source {
+        /// Reads ahead to the next accepted event, reporting rejects.
+        fn advance(
+            &mut self,
+            parser: &Parser,
+            stats: &mut ReadStats,
+            on_reject: &mut dyn FnMut(Rejected<'_>),
+        ) -> Result<(), InputError> {
+            self.has_head = false;
+            loop {
+                let reader = self.lines.reader().map_err(|e| io_error(&self.file, e))?;
+                let Some(reader) = reader else {
+                    return Ok(());
+                };
+                let next = reader.next_line().map_err(|e| io_error(&self.file, e))?;
+                let Some((line_no, res)) = next else {
+                    self.lines.finish();
+                    return Ok(());
+                };
+                let parsed = res.and_then(|bytes| {
+                    parser.parse(self.file.kind, bytes).inspect(|_| {
+                        // The previous line's buffer: no allocation per line.
+                        self.raw.clear();
+                        self.raw.extend_from_slice(bytes);
+                    })
+                });
+                match parsed {
+                    Ok(ev) => {
+                        self.events += 1;
+                        self.head = ev;
+                        self.line = line_no;
+                        self.has_head = true;
+                        return Ok(());
+                    }
+                    Err(reason) => {
+                        *stats.rejected.entry(reason).or_default() += 1;
+                        on_reject(Rejected {
+                            file: &self.file.name,
+                            line: line_no,
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`merge_lines`]'s sources.
+    struct Direct<'a, 'c> {
+        sources: &'a mut [Source],
+        parser: &'a Parser,
+        stats: &'a mut ReadStats,
+        on_reject: &'a mut dyn FnMut(Rejected<'_>),
+        on_event: &'a mut (dyn FnMut(&Event, LineRef<'_>) + 'c),
+    }
+
+    impl Heads for Direct<'_, '_> {
+        fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+            let s = &mut self.sources[i];
+            s.advance(self.parser, self.stats, self.on_reject)?;
+            if !s.started {
+                // Its first event is known: set it aside until its turn.
+                s.started = true;
+                s.lines.park();
+            }
+            Ok(s.has_head)
+        }
+
+        fn ts(&self, i: usize) -> Millis {
+            self.sources[i].head.ts
+        }
+
+        fn emit(&mut self, i: usize) {
+            let s = &self.sources[i];
+            (self.on_event)(
+                &s.head,
+                LineRef {
+                    file: &s.file.name,
+                    line: s.line,
+                    raw: &s.raw,
+                },
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -474,8 +592,41 @@ mod tests {
         (seen, rejects, stats)
     }
 
+    /// A merge as `scan` calls it.
+    type MergeFn = fn(
+        &[InputFile],
+        &Parser,
+        TimeRange,
+        Option<Arc<AtomicU64>>,
+        &mut dyn FnMut(Rejected<'_>),
+        &mut dyn FnMut(&Event, LineRef<'_>),
+    ) -> Result<ReadStats, InputError>;
+
+    /// Every merge, the line-by-line reference first.
+    const MERGES: [(&str, MergeFn); 3] = [
+        ("reference", reference::merge_lines),
+        ("chunked", merge_files),
+        ("pipelined", merge_files_pipelined),
+    ];
+
+    /// What each merge of [`MERGES`] hands out, in that order.
+    fn read_each(
+        parser: &Parser,
+        files: &[InputFile],
+        range: TimeRange,
+    ) -> Vec<(&'static str, Seen)> {
+        (MERGES.iter())
+            .map(|&(name, merge)| {
+                let seen = read_all(parser, files, range, |f, p, r, rej, ev| {
+                    merge(f, p, r, None, rej, ev)
+                });
+                (name, seen)
+            })
+            .collect()
+    }
+
     #[test]
-    fn the_pipelined_merge_hands_out_what_the_merge_does() {
+    fn every_merge_hands_out_what_the_line_by_line_merge_does() {
         // Three files, several batches' worth of events, rejects, ties and
         // a time range: the same events, lines, rejects and stats.
         let d = tempfile::tempdir().unwrap();
@@ -511,28 +662,27 @@ mod tests {
                 until: Some(1_795_428_000_000 + 1_800_000),
             },
         ] {
-            let direct = read_all(&test_parser(), &files, range, |f, p, r, rej, ev| {
-                merge_files(f, p, r, None, rej, ev)
-            });
-            let piped = read_all(&test_parser(), &files, range, |f, p, r, rej, ev| {
-                merge_files_pipelined(f, p, r, None, rej, ev)
-            });
-            assert!(direct.0.len() > 2 * 1024, "{}", direct.0.len());
-            assert!(!direct.1.is_empty());
-            assert_eq!(direct.0.len(), piped.0.len());
-            for (a, b) in direct.0.iter().zip(&piped.0) {
-                assert_eq!(
-                    (&a.0.ts, &a.0.request_id, &a.1, a.2, &a.3),
-                    (&b.0.ts, &b.0.request_id, &b.1, b.2, &b.3)
-                );
+            let all = read_each(&test_parser(), &files, range);
+            let reference = &all[0].1;
+            assert!(reference.0.len() > 2 * 1024, "{}", reference.0.len());
+            assert!(!reference.1.is_empty());
+            for (name, seen) in &all[1..] {
+                assert_eq!(reference.0.len(), seen.0.len(), "{name}");
+                for (a, b) in reference.0.iter().zip(&seen.0) {
+                    assert_eq!(
+                        (&a.0.ts, &a.0.request_id, &a.1, a.2, &a.3),
+                        (&b.0.ts, &b.0.request_id, &b.1, b.2, &b.3),
+                        "{name}"
+                    );
+                }
+                assert_eq!(reference.1, seen.1, "{name}");
+                assert_eq!(reference.2, seen.2, "{name}");
             }
-            assert_eq!(direct.1, piped.1);
-            assert_eq!(direct.2, piped.2);
         }
     }
 
     #[test]
-    fn the_pipelined_merge_hands_out_long_lines_as_the_merge_does() {
+    fn every_merge_hands_out_long_lines_as_the_line_by_line_merge_does() {
         // ~20 KB lines fill a batch by bytes long before 1,024 events.
         let d = tempfile::tempdir().unwrap();
         let pad = "x".repeat(20_000);
@@ -546,20 +696,10 @@ mod tests {
         }
         std::fs::write(d.path().join("tool-usage.log"), text).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
-        let direct = read_all(
-            &test_parser(),
-            &files,
-            TimeRange::default(),
-            |f, p, r, rej, ev| merge_files(f, p, r, None, rej, ev),
-        );
-        let piped = read_all(
-            &test_parser(),
-            &files,
-            TimeRange::default(),
-            |f, p, r, rej, ev| merge_files_pipelined(f, p, r, None, rej, ev),
-        );
-        assert_eq!(direct.0.len(), 400);
-        let chunk = parallel::Sizes::for_files(1).bytes;
+        let all = read_each(&test_parser(), &files, TimeRange::default());
+        let reference = &all[0].1;
+        assert_eq!(reference.0.len(), 400);
+        let chunk = Sizes::for_files(1).bytes;
         assert!(400 * 20_000 > 4 * chunk, "spans several chunks");
         let lines = |seen: &Seen| -> Vec<(String, u64, Vec<u8>)> {
             seen.0
@@ -567,8 +707,10 @@ mod tests {
                 .map(|e| (e.1.clone(), e.2, e.3.clone()))
                 .collect()
         };
-        assert_eq!(lines(&direct), lines(&piped));
-        assert_eq!(direct.2, piped.2);
+        for (name, seen) in &all[1..] {
+            assert_eq!(lines(reference), lines(seen), "{name}");
+            assert_eq!(reference.2, seen.2, "{name}");
+        }
     }
 
     /// `n` numbered lines of `kind`'s log from second `start`, every
@@ -592,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pipelined_merge_of_many_files_hands_out_what_the_merge_does() {
+    fn every_merge_of_many_files_hands_out_what_the_line_by_line_merge_does() {
         // Sixty generations with overlapping times (every third a zstd
         // archive), plus the other two logs: small chunks, many files in
         // flight at once, each set aside after its first chunk and resumed.
@@ -616,21 +758,10 @@ mod tests {
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
         assert_eq!(files.len(), 63);
         assert!(
-            parallel::Sizes::for_files(63).lines < 90,
+            Sizes::for_files(63).lines < 90,
             "chunks smaller than a file"
         );
-        let direct = read_all(
-            &test_parser(),
-            &files,
-            TimeRange::default(),
-            |f, p, r, rej, ev| merge_files(f, p, r, None, rej, ev),
-        );
-        let piped = read_all(
-            &test_parser(),
-            &files,
-            TimeRange::default(),
-            |f, p, r, rej, ev| merge_files_pipelined(f, p, r, None, rej, ev),
-        );
+        let all = read_each(&test_parser(), &files, TimeRange::default());
         let ids = |seen: &Seen| -> Vec<(Option<String>, String, u64)> {
             (seen.0.iter())
                 .map(|e| {
@@ -642,14 +773,17 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(direct.0.len(), 60 * 82 + 454 + 273 + 36);
-        assert_eq!(ids(&direct), ids(&piped));
-        assert_eq!(direct.1, piped.1);
-        assert_eq!(direct.2, piped.2);
+        let reference = &all[0].1;
+        assert_eq!(reference.0.len(), 60 * 82 + 454 + 273 + 36);
+        for (name, seen) in &all[1..] {
+            assert_eq!(ids(reference), ids(seen), "{name}");
+            assert_eq!(reference.1, seen.1, "{name}");
+            assert_eq!(reference.2, seen.2, "{name}");
+        }
     }
 
     #[test]
-    fn a_read_error_stops_the_pipelined_merge_where_it_stops_the_merge() {
+    fn a_read_error_stops_every_merge_where_it_stops_the_line_by_line_merge() {
         // A zstd archive cut short: its lines up to the cut are handed
         // out, then the read fails, with the same error either way.
         let d = tempfile::tempdir().unwrap();
@@ -660,13 +794,8 @@ mod tests {
         std::fs::write(d.path().join("approvals.log"), log_text(50, 0, 60, "a")).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
         let parser = test_parser();
-        let run = |pipelined: bool| {
+        let run = |merge: MergeFn| {
             let (mut seen, mut rejects) = (Vec::new(), 0);
-            let merge = if pipelined {
-                merge_files_pipelined
-            } else {
-                merge_files
-            };
             let res = merge(
                 &files,
                 &parser,
@@ -678,20 +807,26 @@ mod tests {
             let err = res.expect_err("the archive is cut short").to_string();
             (seen, rejects, err)
         };
-        let direct = run(false);
+        let reference = run(MERGES[0].1);
         assert!(
-            direct.0.len() > 1000,
+            reference.0.len() > 1000,
             "{} events before the cut",
-            direct.0.len()
+            reference.0.len()
         );
-        assert!(direct.2.contains("tool-usage.log.1.zst"), "{}", direct.2);
-        assert_eq!(direct, run(true));
+        assert!(
+            reference.2.contains("tool-usage.log.1.zst"),
+            "{}",
+            reference.2
+        );
+        for (name, merge) in &MERGES[1..] {
+            assert_eq!(reference, run(*merge), "{name}");
+        }
     }
 
     #[test]
     fn lines_in_flight_stay_bounded_whatever_the_number_of_files() {
         for n in [1, 2, 3, 8, 63, 256, 1000] {
-            let s = parallel::Sizes::for_files(n);
+            let s = Sizes::for_files(n);
             let in_flight = n * s.lines * (s.ahead + 1);
             assert!(s.ahead >= 2 && s.lines >= 16, "{n}: {s:?}");
             assert!(
@@ -718,12 +853,7 @@ mod tests {
             .map(|f| std::fs::metadata(&f.path).unwrap().len())
             .sum();
         let parser = test_parser();
-        for pipelined in [false, true] {
-            let merge = if pipelined {
-                merge_files_pipelined
-            } else {
-                merge_files
-            };
+        for (name, merge) in MERGES {
             let counter = Arc::new(AtomicU64::new(0));
             let range = TimeRange::default();
             merge(
@@ -736,7 +866,7 @@ mod tests {
             )
             .unwrap();
             let read = counter.load(std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(read, on_disk, "pipelined: {pipelined}");
+            assert_eq!(read, on_disk, "{name}");
         }
     }
 
@@ -744,10 +874,10 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
         /// Tiny chunks, cut by lines or bytes, one to three ahead, up to
-        /// five files of events, bad, empty and too-long lines: the
-        /// pipelined merge hands out what the merge does.
+        /// five files of events, bad, empty and too-long lines: both
+        /// chunked merges hand out what the line-by-line merge does.
         #[test]
-        fn the_pipelined_merge_in_tiny_chunks_hands_out_what_the_merge_does(
+        fn the_merges_in_tiny_chunks_hand_out_what_the_line_by_line_merge_does(
             logs in proptest::collection::vec(
                 proptest::collection::vec((0u8..8, 0u32..40), 0..50), 1..=5),
             lines in 1usize..5,
@@ -772,12 +902,16 @@ mod tests {
             let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
             let parser = Parser { max_line_bytes: 200, now_ms: i64::MAX / 2 };
             let range = TimeRange { since: Some(1_795_428_000_000 + 5_000), until: None };
-            let direct = read_all(&parser, &files, range, |f, p, r, rej, ev| {
-                merge_files(f, p, r, None, rej, ev)
+            let reference = read_all(&parser, &files, range, |f, p, r, rej, ev| {
+                reference::merge_lines(f, p, r, None, rej, ev)
             });
-            let sizes = parallel::Sizes { lines, bytes, ahead };
+            let sizes = Sizes { lines, bytes, ahead };
+            let chunked = read_all(&parser, &files, range, |files, parser, range, rej, ev| {
+                let read = Reading { files, parser, range, bytes_read: None };
+                merge_chunked(read, sizes, rej, ev)
+            });
             let piped = read_all(&parser, &files, range, |files, parser, range, rej, ev| {
-                let read = parallel::Reading { files, parser, range, bytes_read: None };
+                let read = Reading { files, parser, range, bytes_read: None };
                 parallel::merge_in_chunks(read, sizes, rej, ev)
             });
             type Line = (i64, Option<String>, String, u64, Vec<u8>);
@@ -786,9 +920,11 @@ mod tests {
                     .map(|e| (e.0.ts, e.0.request_id.as_deref().map(str::to_string), e.1.clone(), e.2, e.3.clone()))
                     .collect()
             };
-            proptest::prop_assert_eq!(lines_of(&direct), lines_of(&piped));
-            proptest::prop_assert_eq!(&direct.1, &piped.1);
-            proptest::prop_assert_eq!(&direct.2, &piped.2);
+            for seen in [&chunked, &piped] {
+                proptest::prop_assert_eq!(lines_of(&reference), lines_of(seen));
+                proptest::prop_assert_eq!(&reference.1, &seen.1);
+                proptest::prop_assert_eq!(&reference.2, &seen.2);
+            }
         }
     }
 }

@@ -20,136 +20,12 @@ use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{FileLines, Heads, ReadStats, Reader, Rejected, TimeRange, merge_heads, open_all};
+use super::chunk::{Chunk, End, Next, Place, Sizes};
+use super::{FileLines, Heads, ReadStats, Reading, Rejected, TimeRange, merge_heads, open_all};
 use crate::detect::LineRef;
-use crate::event::{Event, Kind, Millis, RejectReason};
+use crate::event::{Event, Kind, Millis};
 use crate::ingest::input::{InputError, InputFile};
 use crate::ingest::parse::Parser;
-
-/// Lines of one file: framed by the helper, then parsed by either thread.
-#[derive(Default)]
-struct Chunk {
-    /// The lines' bytes, back to back (without their endings).
-    buf: Vec<u8>,
-    /// In line order: line number, and the line's bytes in `buf` or why
-    /// framing rejected it (too long).
-    lines: Vec<(u64, Framed)>,
-    /// What follows the last line.
-    end: End,
-    /// Once parsed: per line of `lines`, `None` for an event (the next of
-    /// `events`) or why it was rejected.
-    verdicts: Vec<Option<RejectReason>>,
-    events: Vec<Event>,
-}
-
-/// A framed line: where its bytes are in the chunk's `buf`, or why framing
-/// rejected it.
-type Framed = Result<(usize, usize), RejectReason>;
-
-/// What follows a chunk's last line.
-#[derive(Default)]
-enum End {
-    /// More lines (possibly none).
-    #[default]
-    More,
-    /// The end of the file.
-    Eof,
-    /// A read error, reported once the lines before it are handed out.
-    Err(io::Error),
-}
-
-impl Chunk {
-    /// Frames up to `lines` lines (or `bytes` bytes) of `file` into this
-    /// (spent) chunk.
-    fn fill(&mut self, file: &mut FileLines, lines: usize, bytes: usize) {
-        self.clear();
-        self.end = match file.reader() {
-            Ok(Some(reader)) => self.frame(reader, lines, bytes),
-            Ok(None) => End::Eof,
-            Err(e) => End::Err(e),
-        };
-        if !matches!(self.end, End::More) {
-            file.finish();
-        }
-    }
-
-    fn frame(&mut self, reader: &mut Reader, lines: usize, bytes: usize) -> End {
-        while self.lines.len() < lines && self.buf.len() < bytes {
-            match reader.next_line() {
-                Ok(Some((n, Ok(line)))) => {
-                    let at = self.buf.len();
-                    self.buf.extend_from_slice(line);
-                    self.lines.push((n, Ok((at, self.buf.len()))));
-                }
-                Ok(Some((n, Err(reason)))) => self.lines.push((n, Err(reason))),
-                Ok(None) => return End::Eof,
-                Err(e) => return End::Err(e),
-            }
-        }
-        End::More
-    }
-
-    /// Parses every framed line.
-    fn parse(&mut self, parser: &Parser, kind: Kind) {
-        self.verdicts.clear();
-        self.events.clear();
-        for (_, line) in &self.lines {
-            let parsed = (*line).and_then(|(a, b)| parser.parse(kind, &self.buf[a..b]));
-            self.verdicts.push(match parsed {
-                Ok(ev) => {
-                    self.events.push(ev);
-                    None
-                }
-                Err(reason) => Some(reason),
-            });
-        }
-    }
-
-    /// Empties the chunk for reuse, keeping its buffers (but a very long
-    /// line's: one such line must not pin its size in every chunk).
-    fn clear(&mut self) {
-        if self.buf.capacity() > Self::KEEP_BUFFER {
-            self.buf = Vec::new();
-        }
-        self.buf.clear();
-        self.lines.clear();
-        self.verdicts.clear();
-        self.events.clear();
-        self.end = End::More;
-    }
-
-    /// Spent chunks with a buffer larger than this drop it.
-    const KEEP_BUFFER: usize = 4 << 20;
-}
-
-/// How much is framed ahead, by the number of files merged: chunks of up to
-/// 1,024 lines (enough to make the hand-over cost nothing per line, few
-/// enough to stay in cache) and two to four per file ahead of the merge (so
-/// both threads find work). Many files (months of archives) get smaller
-/// chunks, so that the lines in flight (framed ahead, plus each file's
-/// current chunk) stay near 12k up to 256 files, and 48 a file beyond;
-/// long lines cut chunks short at 4 MiB over all files (64 KiB a file at
-/// least).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Sizes {
-    /// Lines per chunk.
-    pub(super) lines: usize,
-    /// Bytes after which a chunk is cut short.
-    pub(super) bytes: usize,
-    /// Chunks per file framed ahead of the merge.
-    pub(super) ahead: usize,
-}
-
-impl Sizes {
-    pub(super) fn for_files(n: usize) -> Sizes {
-        let n = n.max(1);
-        Sizes {
-            lines: (4096 / n).clamp(16, 1024),
-            bytes: ((4 << 20) / n).clamp(64 << 10, 1 << 20),
-            ahead: (8 / n).clamp(2, 4),
-        }
-    }
-}
 
 /// A chunk in a file's queue.
 enum Slot {
@@ -314,20 +190,12 @@ struct Merge<'a, 'c> {
 
 #[derive(Default)]
 struct Cursor {
-    chunk: Option<Chunk>,
-    /// Next line of the chunk (the head's, while there is a head).
-    line: usize,
-    /// Next event of the chunk (the head, while there is a head).
-    event: usize,
-    /// The line and event above are this file's head.
-    has_head: bool,
+    place: Place,
     /// The merge has gone past this file's first head: chunks are read
     /// ahead of it.
     started: bool,
     /// Chunks asked for and not yet taken (framed or to be).
     asked: usize,
-    /// Events accepted from this file.
-    events: u64,
 }
 
 impl Merge<'_, '_> {
@@ -395,13 +263,13 @@ impl Merge<'_, '_> {
 impl Heads for Merge<'_, '_> {
     fn advance(&mut self, i: usize) -> Result<bool, InputError> {
         let c = &mut self.cursors[i];
-        if c.has_head && !c.started {
+        if c.place.has_head && !c.started {
             // The merge has begun on this file: read ahead of it from now on
             // (until then only its first chunk was framed, and the file set
             // aside).
             c.started = true;
-            let more = c.chunk.as_ref().is_some_and(|k| matches!(k.end, End::More));
-            if more {
+            let chunk = c.place.chunk.as_ref();
+            if chunk.is_some_and(|k| matches!(k.end, End::More)) {
                 let shared = self.shared;
                 let mut st = shared.lock();
                 self.ask_ahead(&mut st, i);
@@ -409,69 +277,26 @@ impl Heads for Merge<'_, '_> {
                 self.shared.work.notify_one();
             }
         }
-        let c = &mut self.cursors[i];
-        if c.has_head {
-            // Past the head, handed out or filtered.
-            c.has_head = false;
-            c.line += 1;
-            c.event += 1;
-        }
         loop {
-            let c = &mut self.cursors[i];
-            if let Some(chunk) = &mut c.chunk {
-                while let Some(verdict) = chunk.verdicts.get(c.line) {
-                    let Some(reason) = *verdict else {
-                        c.events += 1;
-                        c.has_head = true;
-                        return Ok(true);
-                    };
-                    *self.stats.rejected.entry(reason).or_default() += 1;
-                    (self.on_reject)(Rejected {
-                        file: &self.files[i].name,
-                        line: chunk.lines[c.line].0,
-                        reason,
-                    });
-                    c.line += 1;
-                }
-                match std::mem::take(&mut chunk.end) {
-                    End::More => {}
-                    End::Eof => return Ok(false),
-                    End::Err(e) => {
-                        let path = self.files[i].path.display().to_string();
-                        return Err(InputError::Io(path, e));
-                    }
-                }
+            let place = &mut self.cursors[i].place;
+            match place.next(&self.files[i], self.stats, self.on_reject)? {
+                Next::Head => return Ok(true),
+                Next::Eof => return Ok(false),
+                Next::Chunk => {}
             }
             let next = self.take(i)?;
-            let c = &mut self.cursors[i];
-            (c.line, c.event) = (0, 0);
-            if let Some(spent) = c.chunk.replace(next) {
+            if let Some(spent) = self.cursors[i].place.start(next) {
                 self.recycle(spent);
             }
         }
     }
 
     fn ts(&self, i: usize) -> Millis {
-        let c = &self.cursors[i];
-        let head = c.chunk.as_ref().and_then(|chunk| chunk.events.get(c.event));
-        head.map_or(0, |ev| ev.ts)
+        self.cursors[i].place.ts()
     }
 
     fn emit(&mut self, i: usize) {
-        let c = &self.cursors[i];
-        if let Some(chunk) = &c.chunk
-            && let (Some(ev), Some((line, Ok((a, b))))) =
-                (chunk.events.get(c.event), chunk.lines.get(c.line))
-        {
-            (self.on_event)(
-                ev,
-                LineRef {
-                    file: &self.files[i].name,
-                    line: *line,
-                    raw: &chunk.buf[*a..*b],
-                },
-            );
-        }
+        self.cursors[i].place.emit(&self.files[i], self.on_event);
     }
 }
 
@@ -497,14 +322,6 @@ pub fn merge_files_pipelined(
         bytes_read,
     };
     merge_in_chunks(read, sizes, on_reject, on_event)
-}
-
-/// What to read, for [`merge_in_chunks`].
-pub(super) struct Reading<'a> {
-    pub(super) files: &'a [InputFile],
-    pub(super) parser: &'a Parser,
-    pub(super) range: TimeRange,
-    pub(super) bytes_read: Option<Arc<AtomicU64>>,
 }
 
 /// [`merge_files_pipelined`] with chunks of the given sizes (tests make
@@ -560,16 +377,13 @@ pub(super) fn merge_in_chunks(
             ahead: sizes.ahead.max(1),
         };
         let merged = merge_heads(&mut merge, n, range);
-        let events: Vec<u64> = merge.cursors.iter().map(|c| c.events).collect();
+        let events: Vec<u64> = merge.cursors.iter().map(|c| c.place.events).collect();
         shared.lock().closed = true;
         shared.work.notify_all();
         if let Err(panic) = helper.join() {
             std::panic::resume_unwind(panic);
         }
-        stats.filtered = merged?;
-        for (f, n) in files.iter().zip(events) {
-            stats.count_events(f.kind, n);
-        }
+        stats.tally(files, merged?, events);
         Ok(stats)
     })
 }
