@@ -22,9 +22,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwatch::config::{Sources, load};
 use mcpwatch::detect::{Engine, LineRef};
 use mcpwatch::event::{Event, Kind};
-use mcpwatch::ingest::input::{InputError, InputFile, discover};
+use mcpwatch::ingest::input::{InputFile, discover};
 use mcpwatch::ingest::lines::{LineReader, open_log};
-use mcpwatch::ingest::merge::{ReadStats, Rejected, TimeRange, merge_files, merge_files_pipelined};
+use mcpwatch::ingest::merge::{Merge, Reading, merge_files, merge_files_pipelined};
 use mcpwatch::ingest::parse::Parser;
 
 fn lines() -> usize {
@@ -99,27 +99,9 @@ fn count_lines(log: &Path, mut accept: impl FnMut(&[u8]) -> bool) -> usize {
     ok
 }
 
-/// `merge_files` or `merge_files_pipelined`.
-type Merge = fn(
-    &[InputFile],
-    &Parser,
-    TimeRange,
-    Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    &mut dyn FnMut(Rejected<'_>),
-    &mut dyn FnMut(&Event, LineRef<'_>),
-) -> Result<ReadStats, InputError>;
-
 /// Every event of `files`, merged by `merge` as `scan` merges them.
 fn merge_all(merge: Merge, files: &[InputFile], on_event: &mut dyn FnMut(&Event, LineRef<'_>)) {
-    merge(
-        files,
-        &parser(),
-        TimeRange::default(),
-        None,
-        &mut |_| {},
-        on_event,
-    )
-    .unwrap();
+    merge(Reading::all(files, &parser()), &mut |_| {}, on_event).unwrap();
 }
 
 fn parser() -> Parser {

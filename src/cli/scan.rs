@@ -15,7 +15,7 @@ use crate::alert::Alert;
 use crate::detect::Engine;
 use crate::event::{Kind, Severity};
 use crate::ingest::input::discover;
-use crate::ingest::merge::{ReadStats, merge_files_auto};
+use crate::ingest::merge::{ReadStats, Reading, merge_files_auto};
 use crate::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
@@ -142,14 +142,13 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
     let bytes_read = bar.as_ref().map(|_| counter.clone());
     // With two cores, reading and parsing overlap detection (and parsing
     // is shared by both).
-    let stats = merge_files_auto(
-        &files,
-        &parser,
+    let read = Reading {
+        files: &files,
+        parser: &parser,
         range,
         bytes_read,
-        &mut on_reject,
-        &mut on_event,
-    );
+    };
+    let stats = merge_files_auto(read, &mut on_reject, &mut on_event);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

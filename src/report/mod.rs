@@ -31,7 +31,7 @@ use crate::detect::policy::{Policy, ToolClass};
 use crate::event::{Kind, Millis};
 use crate::ingest::input::{InputError, InputFile, discover, rotation_of};
 use crate::ingest::lines::{LineReader, open_log};
-use crate::ingest::merge::{TimeRange, merge_files_auto};
+use crate::ingest::merge::{Reading, TimeRange, merge_files_auto};
 use crate::ingest::parse::Parser;
 
 /// Decides whether a tool is disabled. The policy of `security-config.json`
@@ -189,11 +189,12 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
 
     let col = std::cell::RefCell::new(col);
     // Reading and parsing on a thread of their own when there is a core.
+    let read = Reading {
+        bytes_read: opts.progress.clone(),
+        ..Reading::all(&current, &opts.parser)
+    };
     merge_files_auto(
-        &current,
-        &opts.parser,
-        TimeRange::default(),
-        opts.progress.clone(),
+        read,
         &mut |r| col.borrow_mut().reject(r.file, r.reason),
         &mut |ev, line| col.borrow_mut().event(ev, line),
     )?;

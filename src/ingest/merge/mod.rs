@@ -146,33 +146,46 @@ fn io_error(f: &InputFile, e: std::io::Error) -> InputError {
     InputError::Io(f.path.display().to_string(), e)
 }
 
-/// Reads `files` merged by ts and calls `on_event` for each accepted event
-/// inside `range`, in processing order, on the calling thread. `bytes_read`,
-/// when given, counts file bytes read (for a progress bar).
+/// What a merge reads: the files (in processing order), how their lines
+/// parse, the events it hands out (those inside `range`), and, when given,
+/// a counter of the file bytes read (for a progress bar).
+#[derive(Clone)]
+pub struct Reading<'a> {
+    pub files: &'a [InputFile],
+    pub parser: &'a Parser,
+    pub range: TimeRange,
+    pub bytes_read: Option<Arc<AtomicU64>>,
+}
+
+impl<'a> Reading<'a> {
+    /// Every event of `files`, no bytes counted.
+    pub fn all(files: &'a [InputFile], parser: &'a Parser) -> Reading<'a> {
+        Reading {
+            files,
+            parser,
+            range: TimeRange::default(),
+            bytes_read: None,
+        }
+    }
+}
+
+/// A merge: [`merge_files`], [`merge_files_pipelined`] or
+/// [`merge_files_auto`].
+pub type Merge = fn(
+    Reading<'_>,
+    &mut dyn FnMut(Rejected<'_>),
+    &mut dyn FnMut(&Event, LineRef<'_>),
+) -> Result<ReadStats, InputError>;
+
+/// Reads the files merged by ts and calls `on_event` for each accepted
+/// event inside the range, in processing order, on the calling thread.
 pub fn merge_files(
-    files: &[InputFile],
-    parser: &Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
+    read: Reading<'_>,
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
-    let read = Reading {
-        files,
-        parser,
-        range,
-        bytes_read,
-    };
-    merge_chunked(read, Sizes::for_files(files.len()), on_reject, on_event)
-}
-
-/// What a merge reads: the files, how their lines parse, the events it
-/// hands out, and the counter of bytes read.
-struct Reading<'a> {
-    files: &'a [InputFile],
-    parser: &'a Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
+    let sizes = Sizes::for_files(read.files.len());
+    merge_chunked(read, sizes, on_reject, on_event)
 }
 
 /// [`merge_files`] with chunks of the given sizes (tests make them tiny).
@@ -187,7 +200,7 @@ fn merge_chunked(
     let mut stats = ReadStats::default();
     let mut chunked = Chunked {
         files,
-        lines: open_all(files, read.parser, read.bytes_read)?,
+        lines: read.open_all()?,
         places: (0..n).map(|_| Place::default()).collect(),
         parser: read.parser,
         sizes,
@@ -264,16 +277,15 @@ impl ReadStats {
     }
 }
 
-/// Opens every file (counting the bytes read into `bytes_read`, when
-/// given), before anything is read.
-fn open_all(
-    files: &[InputFile],
-    parser: &Parser,
-    bytes_read: Option<Arc<AtomicU64>>,
-) -> Result<Vec<FileLines>, InputError> {
-    (files.iter())
-        .map(|f| FileLines::open(f, parser.max_line_bytes, bytes_read.clone()))
-        .collect()
+impl Reading<'_> {
+    /// Opens every file (counting the bytes read into `bytes_read`, when
+    /// given), before anything is read.
+    fn open_all(&self) -> Result<Vec<FileLines>, InputError> {
+        let max = self.parser.max_line_bytes;
+        (self.files.iter())
+            .map(|f| FileLines::open(f, max, self.bytes_read.clone()))
+            .collect()
+    }
 }
 
 /// The sources of a merge as the ts merge sees them: each holds its next
@@ -326,19 +338,16 @@ fn merge_heads(h: &mut impl Heads, n: usize, range: TimeRange) -> Result<u64, In
 /// else [`merge_files`]: the same callbacks see the same events and rejects
 /// in the same order either way (`scan` and `report` read through this).
 pub fn merge_files_auto(
-    files: &[InputFile],
-    parser: &Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
+    read: Reading<'_>,
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
-    let merge = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+    let merge: Merge = if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
         merge_files_pipelined
     } else {
         merge_files
     };
-    merge(files, parser, range, bytes_read, on_reject, on_event)
+    merge(read, on_reject, on_event)
 }
 
 /// The line-by-line merge: each file's next event parsed when the merge
@@ -350,16 +359,14 @@ mod reference {
 
     /// [`merge_files`](super::merge_files), a line at a time.
     pub(super) fn merge_lines(
-        files: &[InputFile],
-        parser: &Parser,
-        range: TimeRange,
-        bytes_read: Option<Arc<AtomicU64>>,
+        read: Reading<'_>,
         on_reject: &mut dyn FnMut(Rejected<'_>),
         on_event: &mut dyn FnMut(&Event, LineRef<'_>),
     ) -> Result<ReadStats, InputError> {
+        let (files, parser) = (read.files, read.parser);
         let mut stats = ReadStats::default();
         let mut sources = Vec::with_capacity(files.len());
-        for (f, lines) in files.iter().zip(open_all(files, parser, bytes_read)?) {
+        for (f, lines) in files.iter().zip(read.open_all()?) {
             sources.push(Source {
                 file: f.clone(),
                 lines,
@@ -378,7 +385,7 @@ mod reference {
             on_reject,
             on_event,
         };
-        let filtered = merge_heads(&mut direct, files.len(), range)?;
+        let filtered = merge_heads(&mut direct, files.len(), read.range)?;
         stats.filtered = filtered;
         for s in &sources {
             stats.count_events(s.file.kind, s.events);
@@ -518,10 +525,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut rejects = Vec::new();
         let stats = merge_files(
-            &files,
-            &parser,
-            TimeRange::default(),
-            None,
+            Reading::all(&files, &parser),
             &mut |r| rejects.push((r.file.to_string(), r.line, r.reason)),
             &mut |ev, l| {
                 let name = ev
@@ -564,13 +568,9 @@ mod tests {
     );
 
     fn read_all(
-        parser: &Parser,
-        files: &[InputFile],
-        range: TimeRange,
+        read: Reading<'_>,
         merge: impl FnOnce(
-            &[InputFile],
-            &Parser,
-            TimeRange,
+            Reading<'_>,
             &mut dyn FnMut(Rejected<'_>),
             &mut dyn FnMut(&Event, LineRef<'_>),
         ) -> Result<ReadStats, InputError>,
@@ -579,9 +579,7 @@ mod tests {
         // Events handed out so far, so each reject records where it came.
         let handed = std::cell::Cell::new(0);
         let stats = merge(
-            files,
-            parser,
-            range,
+            read,
             &mut |r| rejects.push((r.file.to_string(), r.line, handed.get())),
             &mut |ev, l| {
                 handed.set(handed.get() + 1);
@@ -592,36 +590,17 @@ mod tests {
         (seen, rejects, stats)
     }
 
-    /// A merge as `scan` calls it.
-    type MergeFn = fn(
-        &[InputFile],
-        &Parser,
-        TimeRange,
-        Option<Arc<AtomicU64>>,
-        &mut dyn FnMut(Rejected<'_>),
-        &mut dyn FnMut(&Event, LineRef<'_>),
-    ) -> Result<ReadStats, InputError>;
-
     /// Every merge, the line-by-line reference first.
-    const MERGES: [(&str, MergeFn); 3] = [
+    const MERGES: [(&str, Merge); 3] = [
         ("reference", reference::merge_lines),
         ("chunked", merge_files),
         ("pipelined", merge_files_pipelined),
     ];
 
     /// What each merge of [`MERGES`] hands out, in that order.
-    fn read_each(
-        parser: &Parser,
-        files: &[InputFile],
-        range: TimeRange,
-    ) -> Vec<(&'static str, Seen)> {
+    fn read_each(read: Reading<'_>) -> Vec<(&'static str, Seen)> {
         (MERGES.iter())
-            .map(|&(name, merge)| {
-                let seen = read_all(parser, files, range, |f, p, r, rej, ev| {
-                    merge(f, p, r, None, rej, ev)
-                });
-                (name, seen)
-            })
+            .map(|&(name, merge)| (name, read_all(read.clone(), merge)))
             .collect()
     }
 
@@ -662,7 +641,10 @@ mod tests {
                 until: Some(1_795_428_000_000 + 1_800_000),
             },
         ] {
-            let all = read_each(&test_parser(), &files, range);
+            let all = read_each(Reading {
+                range,
+                ..Reading::all(&files, &test_parser())
+            });
             let reference = &all[0].1;
             assert!(reference.0.len() > 2 * 1024, "{}", reference.0.len());
             assert!(!reference.1.is_empty());
@@ -696,7 +678,7 @@ mod tests {
         }
         std::fs::write(d.path().join("tool-usage.log"), text).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
-        let all = read_each(&test_parser(), &files, TimeRange::default());
+        let all = read_each(Reading::all(&files, &test_parser()));
         let reference = &all[0].1;
         assert_eq!(reference.0.len(), 400);
         let chunk = Sizes::for_files(1).bytes;
@@ -761,7 +743,7 @@ mod tests {
             Sizes::for_files(63).lines < 90,
             "chunks smaller than a file"
         );
-        let all = read_each(&test_parser(), &files, TimeRange::default());
+        let all = read_each(Reading::all(&files, &test_parser()));
         let ids = |seen: &Seen| -> Vec<(Option<String>, String, u64)> {
             (seen.0.iter())
                 .map(|e| {
@@ -794,13 +776,10 @@ mod tests {
         std::fs::write(d.path().join("approvals.log"), log_text(50, 0, 60, "a")).unwrap();
         let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
         let parser = test_parser();
-        let run = |merge: MergeFn| {
+        let run = |merge: Merge| {
             let (mut seen, mut rejects) = (Vec::new(), 0);
             let res = merge(
-                &files,
-                &parser,
-                TimeRange::default(),
-                None,
+                Reading::all(&files, &parser),
                 &mut |_| rejects += 1,
                 &mut |ev, l| seen.push((ev.request_id.clone(), l.line)),
             );
@@ -855,16 +834,11 @@ mod tests {
         let parser = test_parser();
         for (name, merge) in MERGES {
             let counter = Arc::new(AtomicU64::new(0));
-            let range = TimeRange::default();
-            merge(
-                &files,
-                &parser,
-                range,
-                Some(counter.clone()),
-                &mut |_| {},
-                &mut |_, _| {},
-            )
-            .unwrap();
+            let read = Reading {
+                bytes_read: Some(counter.clone()),
+                ..Reading::all(&files, &parser)
+            };
+            merge(read, &mut |_| {}, &mut |_, _| {}).unwrap();
             let read = counter.load(std::sync::atomic::Ordering::Relaxed);
             assert_eq!(read, on_disk, "{name}");
         }
@@ -902,18 +876,11 @@ mod tests {
             let files = discover(&[d.path().to_path_buf()], d.path()).unwrap();
             let parser = Parser { max_line_bytes: 200, now_ms: i64::MAX / 2 };
             let range = TimeRange { since: Some(1_795_428_000_000 + 5_000), until: None };
-            let reference = read_all(&parser, &files, range, |f, p, r, rej, ev| {
-                reference::merge_lines(f, p, r, None, rej, ev)
-            });
+            let read = Reading { range, ..Reading::all(&files, &parser) };
+            let reference = read_all(read.clone(), reference::merge_lines);
             let sizes = Sizes { lines, bytes, ahead };
-            let chunked = read_all(&parser, &files, range, |files, parser, range, rej, ev| {
-                let read = Reading { files, parser, range, bytes_read: None };
-                merge_chunked(read, sizes, rej, ev)
-            });
-            let piped = read_all(&parser, &files, range, |files, parser, range, rej, ev| {
-                let read = Reading { files, parser, range, bytes_read: None };
-                parallel::merge_in_chunks(read, sizes, rej, ev)
-            });
+            let chunked = read_all(read.clone(), |read, rej, ev| merge_chunked(read, sizes, rej, ev));
+            let piped = read_all(read, |read, rej, ev| parallel::merge_in_chunks(read, sizes, rej, ev));
             type Line = (i64, Option<String>, String, u64, Vec<u8>);
             let lines_of = |seen: &Seen| -> Vec<Line> {
                 (seen.0.iter())

@@ -17,11 +17,10 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::chunk::{Chunk, End, Next, Place, Sizes};
-use super::{FileLines, Heads, ReadStats, Reading, Rejected, TimeRange, merge_heads, open_all};
+use super::{FileLines, Heads, ReadStats, Reading, Rejected, merge_heads};
 use crate::detect::LineRef;
 use crate::event::{Event, Kind, Millis};
 use crate::ingest::input::{InputError, InputFile};
@@ -307,20 +306,11 @@ impl Heads for Merge<'_, '_> {
 /// out, in the same order: the same events with the same line references,
 /// the same rejects; and the stats are the same.
 pub fn merge_files_pipelined(
-    files: &[InputFile],
-    parser: &Parser,
-    range: TimeRange,
-    bytes_read: Option<Arc<AtomicU64>>,
+    read: Reading<'_>,
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
-    let sizes = Sizes::for_files(files.len());
-    let read = Reading {
-        files,
-        parser,
-        range,
-        bytes_read,
-    };
+    let sizes = Sizes::for_files(read.files.len());
     merge_in_chunks(read, sizes, on_reject, on_event)
 }
 
@@ -332,13 +322,13 @@ pub(super) fn merge_in_chunks(
     on_reject: &mut dyn FnMut(Rejected<'_>),
     on_event: &mut dyn FnMut(&Event, LineRef<'_>),
 ) -> Result<ReadStats, InputError> {
+    let mut readers = read.open_all()?;
     let Reading {
         files,
         parser,
         range,
-        bytes_read,
+        ..
     } = read;
-    let mut readers = open_all(files, parser, bytes_read)?;
     let kinds: Vec<Kind> = files.iter().map(|f| f.kind).collect();
     let n = files.len();
     let shared = Shared {
