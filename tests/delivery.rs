@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use delivery_support::{Receiver, Script, SmtpOptions, SmtpServer};
+use delivery_support::{Receiver, RefusingPort, Script, SmtpOptions, SmtpServer};
 use mcpwatch::alert::delivery::{Delivery, DeliveryHandle, DeliveryOptions};
 use mcpwatch::alert::outbox::Backoff;
 use mcpwatch::alert::router::{DeliveryConfig, ESCALATION_WEBHOOK, NOTIFICATION_EMAILS};
@@ -863,11 +863,9 @@ fn tls_modes_never_fall_back_to_plaintext() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_connection_failures_and_timeouts_are_retried() {
     init_env();
-    // A port nobody listens on: bind, note, close.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // A port nobody listens on, held for the whole test.
+    let refusing = RefusingPort::new();
+    let closed = refusing.addr;
     let slow = Receiver::start(
         Some(HOOK_SECRET),
         Script {
@@ -912,10 +910,8 @@ async fn webhook_connection_failures_and_timeouts_are_retried() {
 #[test]
 fn webhook_errors_never_show_the_url() {
     init_env();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let refusing = RefusingPort::new();
+    let closed = refusing.addr;
     let cfg = DeliveryConfig {
         webhook: vec![webhook_channel(
             "chat",

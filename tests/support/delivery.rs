@@ -20,6 +20,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+/// A port on 127.0.0.1 that refuses connections for as long as this lives:
+/// a socket bound to it that never listens. (Binding a listener, noting its
+/// port and closing it leaves the port free for the next server a test in
+/// parallel starts, which then answers, or resets, instead of refusing.)
+pub struct RefusingPort {
+    _held: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
+        let addr = socket.local_addr().expect("the bound address");
+        RefusingPort {
+            _held: socket,
+            addr,
+        }
+    }
+}
+
 /// The Python that Debian's python3-aiosmtpd installs for (not the pyenv
 /// `python3` that may come first on PATH).
 pub const PYTHON: &str = "/usr/bin/python3";
