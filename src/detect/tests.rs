@@ -63,19 +63,22 @@ fn error(ts: Millis, server: &str) -> Event {
 
 /// Runs events (already in processing order) and returns the alerts.
 fn run(engine: &mut Engine, events: &[Event]) -> Vec<Alert> {
+    run_from(engine, events, 0)
+}
+
+/// [`run`] for events that follow `first` others: the first is line
+/// `first + 1`.
+fn run_from(engine: &mut Engine, events: &[Event], first: usize) -> Vec<Alert> {
     let file: Arc<str> = Arc::from("test.log");
     let mut out = Vec::new();
     for (i, ev) in events.iter().enumerate() {
-        let raw = format!("line {i} {}", ev.ts);
-        engine.process(
-            ev,
-            LineRef {
-                file: &file,
-                line: i as u64 + 1,
-                raw: raw.as_bytes(),
-            },
-            &mut out,
-        );
+        let raw = format!("line {} {}", first + i, ev.ts);
+        let line = LineRef {
+            file: &file,
+            line: (first + i) as u64 + 1,
+            raw: raw.as_bytes(),
+        };
+        engine.process(ev, line, &mut out);
     }
     out
 }
@@ -595,22 +598,6 @@ fn event_of(t: Millis, (_, kind, user, server, tool, rid, verdict): Step) -> Eve
     }
     ev.request_id = rid.map(|r| format!("r-{r}").as_str().into());
     ev
-}
-
-/// Processes `events`, the first one being line `first + 1`.
-fn run_from(engine: &mut Engine, events: &[Event], first: usize) -> Vec<Alert> {
-    let file: Arc<str> = Arc::from("tool-usage.log");
-    let mut out = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
-        let raw = format!("line {} {}", first + i, ev.ts);
-        let line = LineRef {
-            file: &file,
-            line: (first + i) as u64 + 1,
-            raw: raw.as_bytes(),
-        };
-        engine.process(ev, line, &mut out);
-    }
-    out
 }
 
 proptest::proptest! {
