@@ -18,7 +18,7 @@
 //! checkpoint are read again and give the same alert ids; ids already in
 //! `alerts.log` past the checkpoint are not written or submitted again.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, Seek, Write};
 use std::net::SocketAddr;
@@ -35,7 +35,7 @@ use crate::alert::Alert;
 use crate::alert::delivery::{Delivery, DeliveryHandle};
 use crate::config::Config;
 use crate::detect::{Engine, EngineState, LineRef, Stats};
-use crate::event::{Event, Kind, RejectReason};
+use crate::event::{Event, Kind, Millis, RejectReason};
 use crate::ingest::checkpoint::{self, StateLock, TailCheckpoint};
 use crate::ingest::parse::Parser;
 use crate::ingest::tail::{Batch, Tailer};
@@ -122,6 +122,9 @@ struct CheckpointWrite {
 struct CheckpointWriter {
     tx: Option<mpsc::SyncSender<CheckpointWrite>>,
     busy: Arc<AtomicBool>,
+    /// Set by the thread when its last write failed (disk full, read-only,
+    /// state directory deleted), cleared by the next one that succeeds.
+    failed: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -130,6 +133,8 @@ impl CheckpointWriter {
         let (tx, rx) = mpsc::sync_channel::<CheckpointWrite>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let flag = busy.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_flag = failed.clone();
         let thread = std::thread::Builder::new()
             .name("mcpwatch-checkpoint".into())
             .spawn(move || {
@@ -145,10 +150,16 @@ impl CheckpointWriter {
                             health
                                 .last_checkpoint_ms
                                 .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                            if failed_flag.swap(false, Ordering::AcqRel) {
+                                tracing::info!("checkpoint written again; going on");
+                            }
                         }
                         Err(e) => {
                             metrics.inc("mcpwatch_checkpoint_failures_total", &[], 1);
-                            tracing::error!("checkpoint not written: {e}");
+                            tracing::error!(
+                                "checkpoint not written: {e}; reading stops until it can be written"
+                            );
+                            failed_flag.store(true, Ordering::Release);
                         }
                     }
                     flag.store(false, Ordering::Release);
@@ -158,8 +169,14 @@ impl CheckpointWriter {
         CheckpointWriter {
             tx: Some(tx),
             busy,
+            failed,
             thread,
         }
+    }
+
+    /// Whether the last write failed.
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     fn busy(&self) -> bool {
@@ -229,6 +246,9 @@ pub struct Health {
     pub lag_bytes: AtomicU64,
     /// Poll interval in ms (what "keeping up" is measured against).
     pub poll_interval_ms: AtomicI64,
+    /// The state directory cannot be written (the outbox or the
+    /// checkpoint): reading has stopped until it can.
+    pub state_unwritable: AtomicBool,
 }
 
 impl Health {
@@ -238,12 +258,14 @@ impl Health {
         let ckpt_age = now_ms - self.last_checkpoint_ms.load(Ordering::Relaxed);
         let interval = self.poll_interval_ms.load(Ordering::Relaxed).max(1);
         let tailing_ok = poll_age <= 3 * interval + 5_000;
-        let checkpoint_ok = !self.dirty.load(Ordering::Relaxed) || ckpt_age <= 10_000;
+        let state_ok = !self.state_unwritable.load(Ordering::Relaxed);
+        let checkpoint_ok = state_ok && (!self.dirty.load(Ordering::Relaxed) || ckpt_age <= 10_000);
         let ok = tailing_ok && checkpoint_ok;
         let body = serde_json::json!({
             "status": if ok { "ok" } else { "degraded" },
             "tailing": if tailing_ok { "ok" } else { "stalled" },
             "checkpoint": if checkpoint_ok { "ok" } else { "behind" },
+            "state_dir": if state_ok { "ok" } else { "unwritable" },
             "last_poll_age_ms": poll_age,
             "last_checkpoint_age_ms": ckpt_age,
             "lag_bytes": self.lag_bytes.load(Ordering::Relaxed),
@@ -368,12 +390,21 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     daemon.maybe_checkpoint(true)?;
     daemon.flush_checkpoint();
     daemon.wait_rotation();
+    // Nothing is lost either way (the checkpoint did not move past what
+    // was not saved), but the operator must know: exit 1 (SPEC §8).
+    let unsaved = daemon.writer.failed() || !daemon.held.is_empty();
     drop(daemon);
     runtime.block_on(async {
         let _ = tokio::time::timeout(DELIVERY_SHUTDOWN, delivery.shutdown()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), delivery_task).await;
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if unsaved {
+        return Err(RunError::Checkpoint(
+            opts.state_dir.display().to_string(),
+            "the state directory could not be written at shutdown; the lines after the last checkpoint will be read again".into(),
+        ));
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -406,6 +437,64 @@ struct Daemon {
     rotating: Option<std::thread::JoinHandle<()>>,
     /// Events read but not yet placed in ts order (see [`Daemon::detect`]).
     carry: [std::collections::VecDeque<Carried>; 3],
+    /// The live gate of `approval_bypass` (SPEC §8), see [`BypassGate`].
+    gate: BypassGate,
+    /// Alerts raised but not yet both in the outbox and in `alerts.log`
+    /// because the state directory (or the log) could not be written.
+    /// While any are held, nothing more is read and no checkpoint is
+    /// written: the engine state has raised them, so a checkpoint now would
+    /// lose them in a crash; the files are the buffer (SPEC §8).
+    held: Vec<Alert>,
+    /// The held alerts are in the outbox already (only the log failed).
+    held_queued: bool,
+}
+
+/// When a pending `approval_bypass` call may be judged live: once
+/// `approvals.log` has yielded a line past its deadline, or `grace` of
+/// wall-clock time has passed since the call was read. So approvals
+/// written a moment after a line stamped minutes ahead are still in time.
+#[derive(Debug)]
+struct BypassGate {
+    /// Highest ts of an approval read so far.
+    approvals_seen: Millis,
+    /// (when read, lowest call ts of that read) for reads younger than
+    /// `grace`, as a monotonic queue: lowest ts ascending from the front,
+    /// so the front is the lowest ts still within its grace.
+    calls: VecDeque<(Instant, Millis)>,
+}
+
+impl BypassGate {
+    fn new() -> BypassGate {
+        BypassGate {
+            approvals_seen: Millis::MIN,
+            calls: VecDeque::new(),
+        }
+    }
+
+    /// Notes calls read at `at`, the lowest of them stamped `lowest`.
+    fn calls_read(&mut self, at: Instant, lowest: Millis) {
+        while self.calls.back().is_some_and(|b| b.1 >= lowest) {
+            self.calls.pop_back();
+        }
+        self.calls.push_back((at, lowest));
+    }
+
+    /// Deadlines below this may be judged.
+    fn horizon(&mut self, now: Instant, grace: Millis) -> Millis {
+        let g = Duration::from_millis(grace.max(0) as u64);
+        while self
+            .calls
+            .front()
+            .is_some_and(|c| now.saturating_duration_since(c.0) >= g)
+        {
+            self.calls.pop_front();
+        }
+        let wall = self
+            .calls
+            .front()
+            .map_or(Millis::MAX, |c| c.1.saturating_add(grace));
+        self.approvals_seen.max(wall)
+    }
 }
 
 /// An event held over to the next cycle, with what evidence needs.
@@ -424,10 +513,14 @@ impl Daemon {
         delivery: DeliveryHandle,
     ) -> Result<Daemon, RunError> {
         let cp_path = opts.state_dir.join(checkpoint::CHECKPOINT_FILE);
-        let doc: CheckpointDoc = match std::fs::read(&cp_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| RunError::Checkpoint(cp_path.display().to_string(), e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CheckpointDoc::default(),
+        let (doc, restart): (CheckpointDoc, bool) = match std::fs::read(&cp_path) {
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
+                })?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (CheckpointDoc::default(), false),
             Err(e) => return Err(RunError::Io(cp_path.display().to_string(), e)),
         };
         let settings = &opts.config.settings;
@@ -435,9 +528,12 @@ impl Daemon {
         let mut tailer = Tailer::new(
             &opts.dir,
             settings.input.max_line_bytes,
-            Some(doc.tail).filter(|t| !t.files.is_empty()),
+            // A restart (any checkpoint) also reads the rotated copies it
+            // has not finished; a first start reads only the live files.
+            restart.then_some(doc.tail),
         )
-        .with_rotate_wait(rotate_wait);
+        .with_rotate_wait(rotate_wait)
+        .with_since(chrono::Utc::now().timestamp_millis());
         tailer.set_read_limit(
             std::env::var("MCPWATCH_READ_LIMIT_BYTES")
                 .ok()
@@ -511,12 +607,26 @@ impl Daemon {
             ))),
             rotating: None,
             carry: Default::default(),
+            gate: BypassGate::new(),
+            held: Vec::new(),
+            held_queued: false,
+        })
+        .map(|mut d| {
+            if d.engine.bypass_pending() {
+                // Calls pending from before the restart were read just now,
+                // as far as the wall clock can tell.
+                d.gate.calls_read(Instant::now(), Millis::MIN);
+            }
+            d
         })
     }
 
     /// One cycle: read every file to its end, detect in ts order, emit.
     /// Returns true when a read limit left more to read.
     fn cycle(&mut self) -> Result<bool, RunError> {
+        if !self.state_writable() {
+            return Ok(false);
+        }
         let read_at = Instant::now();
         self.parser.now_ms = chrono::Utc::now().timestamp_millis();
         let batch = self
@@ -531,7 +641,19 @@ impl Daemon {
             self.reject(&r.file, r.kind, r.line_no, r.reason, &mut logged);
         }
         let events = self.parse_batch(&batch, &mut logged);
+        if let Some(ts) = events[Kind::Approval as usize].iter().map(|e| e.0.ts).max() {
+            self.gate.approvals_seen = self.gate.approvals_seen.max(ts);
+        }
+        if let Some(ts) = events[Kind::ToolCall as usize].iter().map(|e| e.0.ts).min() {
+            self.gate.calls_read(read_at, ts);
+        }
+        if let Some(grace) = self.engine.bypass_grace() {
+            let h = self.gate.horizon(Instant::now(), grace);
+            self.engine.set_bypass_horizon(h);
+        }
         self.detect(&batch, &events, read_at)?;
+        self.engine.tick(&mut self.alerts);
+        self.emit(read_at)?;
         self.export_engine_stats();
         self.health
             .last_poll_ms
@@ -679,30 +801,14 @@ impl Daemon {
     /// Emits the cycle's alerts: outbox first (one fsync for the batch),
     /// then the alert log (see the module doc). Alerts already written
     /// before a crash are dropped here, so neither sink sees them twice.
+    /// When either cannot be written, the alerts are held (see
+    /// [`Daemon::held`]) and retried before anything more is read.
     fn emit(&mut self, read_at: Instant) -> Result<(), RunError> {
         if self.alerts.is_empty() {
             return Ok(());
         }
         let mut alerts = std::mem::take(&mut self.alerts);
         alerts.retain(|a| !self.written_ids.contains(&a.id));
-        if let Err(e) = self.delivery.submit_all(&alerts) {
-            // The alert log below still records them; say so loudly.
-            tracing::error!("{} alerts not queued for delivery: {e}", alerts.len());
-            self.metrics.inc(
-                "mcpwatch_deliveries_total",
-                &[("channel", "outbox"), ("result", "failed")],
-                alerts.len() as u64,
-            );
-        }
-        let mut text = String::new();
-        for a in &alerts {
-            text.push_str(&serde_json::to_string(a).unwrap_or_default());
-            text.push('\n');
-        }
-        self.alert_log.append(&text)?;
-        if !self.delivery.has_channels() {
-            eprint!("{text}");
-        }
         let latency = read_at.elapsed().as_secs_f64();
         for a in &alerts {
             self.metrics.inc(
@@ -713,9 +819,76 @@ impl Daemon {
             self.metrics
                 .observe_seconds("mcpwatch_alert_latency_seconds", &[], latency);
         }
-        alerts.clear();
+        self.held.append(&mut alerts);
         self.alerts = alerts;
+        self.release_held();
         Ok(())
+    }
+
+    /// Puts the held alerts into the outbox, then into `alerts.log`;
+    /// whatever fails stays held (and is retried on the next cycle).
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        if !self.held_queued {
+            if let Err(e) = self.delivery.submit_all(&self.held) {
+                if !self.health.state_unwritable.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "{} alerts cannot be queued for delivery: {e}; reading stops until the outbox can be written",
+                        self.held.len()
+                    );
+                }
+                return;
+            }
+            self.held_queued = true;
+        }
+        let mut text = String::new();
+        for a in &self.held {
+            text.push_str(&serde_json::to_string(a).unwrap_or_default());
+            text.push('\n');
+        }
+        if let Err(e) = self.alert_log.append(&text) {
+            if !self.health.state_unwritable.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "{} alerts queued for delivery but not written to the alert log: {e}; retrying",
+                    self.held.len()
+                );
+            }
+            return;
+        }
+        if !self.delivery.has_channels() {
+            eprint!("{text}");
+        }
+        self.held.clear();
+        self.held_queued = false;
+        if !self.writer.failed() && self.health.state_unwritable.swap(false, Ordering::Relaxed) {
+            tracing::info!("alerts written again; reading goes on");
+        }
+    }
+
+    /// Whether reading may go on: no alert is held and the last checkpoint
+    /// was written. Otherwise retries what failed first.
+    fn state_writable(&mut self) -> bool {
+        self.release_held();
+        if !self.held.is_empty() {
+            return false;
+        }
+        if self.writer.failed() {
+            self.health.state_unwritable.store(true, Ordering::Relaxed);
+            // The failed write's lines are not in a checkpoint: try again.
+            self.dirty = true;
+            self.health.dirty.store(true, Ordering::Relaxed);
+            if let Err(e) = self.maybe_checkpoint(true) {
+                tracing::error!("checkpoint: {e}");
+            }
+            self.flush_checkpoint();
+            if self.writer.failed() {
+                return false;
+            }
+        }
+        self.health.state_unwritable.store(false, Ordering::Relaxed);
+        true
     }
 
     fn export_engine_stats(&mut self) {
@@ -762,6 +935,7 @@ impl Daemon {
         let every = CHECKPOINT_EVERY.max(self.checkpoint_cost * 10);
         if !self.dirty
             || self.carrying()
+            || !self.held.is_empty()
             || self.writer.busy()
             || (!force && self.last_checkpoint.elapsed() < every)
         {
@@ -812,6 +986,11 @@ impl Daemon {
         self.wait_rotation();
         self.maybe_checkpoint(true)?;
         self.flush_checkpoint();
+        if self.writer.failed() || !self.held.is_empty() {
+            // The positions below are not saved: compressing what they
+            // cover could lose lines in a crash. Next pass.
+            return Ok(());
+        }
         let positions = self.tailer.checkpoint().files;
         let rotator = self.rotator.clone();
         let metrics = self.metrics.clone();

@@ -360,9 +360,11 @@ fn stopped_daemon_checkpoint_keeps_unconsumed_files_even_after_24h() {
         head_len: 0,
         offset: meta.len() - 1,
         line: 49,
+        fingerprint: None,
     };
     let ck = CheckpointConsumption::new(TailCheckpoint {
         files: vec![pos.clone()],
+        ..Default::default()
     });
     let r = pass(&f.opts(), rot_at + chrono::Duration::days(3), &ck);
     assert!(p.exists());
@@ -378,6 +380,7 @@ fn stopped_daemon_checkpoint_keeps_unconsumed_files_even_after_24h() {
             offset: meta.len(),
             ..pos
         }],
+        ..Default::default()
     });
     pass(&f.opts(), rot_at + chrono::Duration::days(3), &ck);
     assert_eq!(f.names(), vec!["errors.log.20261124-000030.zst"]);
@@ -400,12 +403,14 @@ fn checkpoint_gates_rotation_of_live_logs() {
         head_len: 64,
         offset: 100,
         line: 1,
+        fingerprint: None,
     };
     let r = pass(
         &o,
         now,
         &CheckpointConsumption::new(TailCheckpoint {
             files: vec![behind.clone()],
+            ..Default::default()
         }),
     );
     assert!(r.rotated.is_empty());
@@ -443,6 +448,7 @@ fn checkpoint_gates_rotation_of_live_logs() {
                 offset: meta.len(),
                 ..behind
             }],
+            ..Default::default()
         }),
     );
     assert_eq!(r.rotated.len(), 1);
@@ -475,6 +481,7 @@ fn daemon_renames_only_logs_its_tailer_follows_and_compresses_what_it_consumed()
         head_len: 0,
         offset: 5,
         line: 0,
+        fingerprint: None,
     };
     let behind = DaemonConsumption::new(vec![pos.clone()]);
     let r = pass(&o, now, &behind);

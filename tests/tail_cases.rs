@@ -587,7 +587,9 @@ fn restart_does_not_follow_a_reused_inode_for_a_position_without_head() {
             head_len: 0,
             offset: 0,
             line: 0,
+            fingerprint: None,
         }],
+        ..Default::default()
     };
     let mut t = Tailer::new(d.path(), MAX, Some(cp));
     let b = t.poll(Instant::now()).unwrap();
@@ -612,7 +614,9 @@ fn a_checkpoint_with_absurd_values_is_ignored_without_panic() {
             head_len: u64::MAX,
             offset: u64::MAX,
             line: u64::MAX,
+            fingerprint: None,
         }],
+        ..Default::default()
     };
     let mut t = Tailer::new(d.path(), MAX, Some(cp));
     let b = t.poll(Instant::now()).unwrap();

@@ -72,6 +72,16 @@ pub struct Engine {
     rules: rules::Rules,
     state: EngineState,
     key_buf: String,
+    /// Live only (SPEC §8): pending `approval_bypass` calls whose deadline
+    /// is at or past this are not judged yet, however far event time has
+    /// moved. `scan` leaves it at `Millis::MAX` (its ts-ordered merge
+    /// already has every approval in time); `run` sets it from what
+    /// `approvals.log` has yielded and from the wall clock. Not state: a
+    /// restart starts closed and reopens it from the files and the clock.
+    bypass_horizon: Millis,
+    /// What [`Engine::tick`] passes for "the event" to the rules' judging
+    /// of due calls (which never look at it).
+    idle: (Event, Arc<str>),
 }
 
 /// Everything the engine must remember across restarts.
@@ -91,7 +101,48 @@ impl Engine {
             rules: rules::Rules::new(config),
             state: EngineState::default(),
             key_buf: String::with_capacity(64),
+            bypass_horizon: Millis::MAX,
+            idle: (Event::default(), Arc::from("")),
         }
+    }
+
+    /// Opens the live gate of pending `approval_bypass` calls up to (not
+    /// including) deadlines at `horizon` (see the field's doc).
+    pub fn set_bypass_horizon(&mut self, horizon: Millis) {
+        self.bypass_horizon = horizon;
+    }
+
+    /// `approval_bypass`'s `grace`, when the rule is on.
+    pub fn bypass_grace(&self) -> Option<Millis> {
+        self.rules.bypass_grace()
+    }
+
+    /// Whether `approval_bypass` calls wait for their judgement.
+    pub fn bypass_pending(&self) -> bool {
+        self.state.rules.approval_bypass.pending_len() > 0
+    }
+
+    /// Judges what became due without a new event (the live gate moved):
+    /// alerts go to `out`.
+    pub fn tick(&mut self, out: &mut Vec<Alert>) {
+        let Some(wm) = self.state.watermark else {
+            return;
+        };
+        let mut cx = Cx {
+            ev: &self.idle.0,
+            line: LineRef {
+                file: &self.idle.1,
+                line: 0,
+                raw: b"",
+            },
+            watermark: wm,
+            bypass_horizon: self.bypass_horizon,
+            first_ts: self.state.first_ts.unwrap_or(wm),
+            stats: &mut self.state.stats,
+            key: &mut self.key_buf,
+            out,
+        };
+        self.rules.judge_due(&mut self.state.rules, &mut cx);
     }
 
     /// Processes one event; alerts it raises are appended to `out`.
@@ -106,6 +157,7 @@ impl Engine {
             ev,
             line,
             watermark: wm,
+            bypass_horizon: self.bypass_horizon,
             first_ts: self.state.first_ts.unwrap_or(t),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
@@ -145,6 +197,8 @@ pub(crate) struct Cx<'a, 'b> {
     pub ev: &'a Event,
     pub line: LineRef<'a>,
     pub watermark: Millis,
+    /// See [`Engine::bypass_horizon`].
+    pub bypass_horizon: Millis,
     pub first_ts: Millis,
     pub stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).

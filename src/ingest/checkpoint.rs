@@ -36,12 +36,39 @@ pub struct FilePosition {
     pub offset: u64,
     /// Number of lines consumed so far (the next line is `line + 1`).
     pub line: u64,
+    /// The file's identity by content (SPEC §8): hex SHA-256 of its first
+    /// line, at most [`crate::ingest::tail::FINGERPRINT_BYTES`] of it.
+    /// Absent while that line is incomplete (then device + inode decide)
+    /// and in checkpoints written before fingerprints existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// A file the tailer read to its end and let go of (a drained rotated
+/// copy), remembered by content so that a restart does not read it again
+/// under another name or compressed (SPEC §8: "reading nothing twice").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    pub base: String,
+    /// Hex SHA-256 of the first line, as [`FilePosition::fingerprint`].
+    pub fingerprint: String,
+    /// Bytes consumed: a plain copy longer than this is read on from here.
+    pub offset: u64,
+    pub line: u64,
 }
 
 /// The tailer's part of the checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TailCheckpoint {
     pub files: Vec<FilePosition>,
+    /// Files read to their end and let go, newest last (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<Finished>,
+    /// Unix ms when this state directory's tailing began: a rotated copy
+    /// the checkpoint does not know is read at a restart only if it was
+    /// modified after this (older ones are history, for `scan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
 }
 
 /// Reads only the `tail` part of `<state_dir>/checkpoint.json`; `Ok(None)`
@@ -78,12 +105,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into());
     let tmp = dir.join(format!(".{file_name}.tmp"));
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full or failing disk must not leave a half-written temporary
+        // file behind (SPEC §8).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

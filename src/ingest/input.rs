@@ -114,7 +114,7 @@ pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>,
                 let entry = entry.map_err(|e| InputError::Io(p.display().to_string(), e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let Ok(ft) = entry.file_type() else { continue };
-                if !ft.is_file() {
+                if !ft.is_file() && !(ft.is_symlink() && live_link(&entry.path(), &name)) {
                     continue;
                 }
                 if let Some(f) = classify(&entry.path(), &name) {
@@ -145,6 +145,13 @@ pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>,
     files.sort_by(|a, b| (a.kind, &a.age, &a.name).cmp(&(b.kind, &b.age, &b.name)));
     files.dedup_by(|a, b| a.path == b.path);
     Ok(files)
+}
+
+/// A live log name (`tool-usage.log`, ...) that is a symbolic link to a
+/// regular file is read like the file, by every command alike (SPEC §8):
+/// `run` opens it through the link too. Rotated names are never followed.
+fn live_link(path: &Path, name: &str) -> bool {
+    LOGS.contains(&name) && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn classify(path: &Path, name: &str) -> Option<InputFile> {
@@ -182,6 +189,21 @@ mod tests {
         );
         assert_eq!(rotation_of("tool-usage.log.bak", "tool-usage.log"), None);
         assert_eq!(rotation_of("tool-usage.logx", "tool-usage.log"), None);
+    }
+
+    #[test]
+    fn a_symlinked_live_log_is_read_and_a_symlinked_rotation_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere.jsonl");
+        std::fs::write(&target, b"").unwrap();
+        let audit = d.path().join("audit");
+        std::fs::create_dir(&audit).unwrap();
+        std::os::unix::fs::symlink(&target, audit.join("tool-usage.log")).unwrap();
+        std::os::unix::fs::symlink(&target, audit.join("approvals.log.1")).unwrap();
+        std::os::unix::fs::symlink(audit.join("nowhere"), audit.join("errors.log")).unwrap();
+        let files = discover(std::slice::from_ref(&audit), Path::new("unused")).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| &*f.name).collect();
+        assert_eq!(names, ["tool-usage.log"]);
     }
 
     #[test]

@@ -9,8 +9,19 @@
 //! lines lives here, where a model-based test can reach it
 //! (`tests/tail_model.rs`):
 //!
-//! - identity is device + inode, confirmed by a hash of the first
-//!   [`HEAD_BYTES`] bytes, so a reused inode is a new file;
+//! - a file is known by its content, as Vector's file source does: its
+//!   fingerprint is the SHA-256 of its first line (at most
+//!   [`FINGERPRINT_BYTES`] of it), and until that line is complete, device
+//!   and inode. A file replaced by a copy of itself (`sed -i`, an editor,
+//!   rsync: new inode, same beginning) continues where it stopped instead
+//!   of being read again (SPEC §8);
+//! - while it is followed, a hash of the first [`HEAD_BYTES`] bytes tells
+//!   a rewritten or truncated file from one that only grew;
+//! - on a restart, the rotated copies of a log (plain or `.zst`) that the
+//!   checkpoint has not seen to the end are read, oldest first (by the ts
+//!   of their first line), before the live file: rotations while the
+//!   daemon was stopped lose nothing. With no checkpoint, only the live
+//!   files are read (history is for `scan`);
 //! - a file renamed away (rename rotation) or deleted is kept open and read to
 //!   its end before it is let go; the new file under the base name is read
 //!   from 0;
@@ -34,13 +45,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 use crate::event::{Kind, RejectReason};
-use crate::ingest::checkpoint::{FilePosition, TailCheckpoint};
+use crate::ingest::checkpoint::{FilePosition, Finished, TailCheckpoint};
+use crate::ingest::input::{AgeRank, rotation_of};
 
 /// Bytes of a file's beginning hashed to confirm its identity: enough to
 /// cover the first JSON line (which carries a timestamp) of any real log, so
 /// two generations of a log never share a fingerprint.
 pub const HEAD_BYTES: usize = 256;
+
+/// Bytes of a file's first line that make its fingerprint (SPEC §8).
+pub const FINGERPRINT_BYTES: usize = 1024;
+
+/// Files read to their end remembered in the checkpoint (by fingerprint),
+/// so that a restart does not read them again: a year of daily rotations
+/// of three logs, plus size rotations.
+pub const MAX_FINISHED: usize = 4096;
+
+/// A file's identity by content: the SHA-256 of its first line.
+pub type Fingerprint = [u8; 32];
+
+/// The fingerprint of a file that starts with `head`: the SHA-256 of its
+/// first line without the newline, or of its first [`FINGERPRINT_BYTES`]
+/// when the line is longer. `None` while the first line is incomplete and
+/// shorter than that (identity then rests on device and inode).
+pub fn fingerprint(head: &[u8]) -> Option<Fingerprint> {
+    let head = &head[..head.len().min(FINGERPRINT_BYTES)];
+    let line = match memchr::memchr(b'\n', head) {
+        Some(i) => &head[..i],
+        None if head.len() == FINGERPRINT_BYTES => head,
+        None => return None,
+    };
+    Some(Sha256::digest(line).into())
+}
 
 /// Size of one read: large reads keep syscalls per line negligible on a
 /// backlog; the buffer holds the batch anyway.
@@ -217,6 +256,90 @@ struct Tracked {
     idle_since: Instant,
     rotated: bool,
     deleted: bool,
+    /// Identity by content, once the first line is complete.
+    fp: Option<Fingerprint>,
+    /// A `.zst` archive (a rotated copy compressed while the daemon was
+    /// stopped): read front to back through a decoder.
+    zst: Option<Box<ZstCursor>>,
+    /// A new file under the base name whose first line is that of a file
+    /// already followed: once that one is read to its end, this one
+    /// continues at its offset (a replacement by a copy).
+    continues: Option<Fingerprint>,
+}
+
+/// A `.zst` file decompressed front to back; offsets are in the
+/// decompressed stream.
+struct ZstCursor {
+    decoder: zstd::stream::read::Decoder<'static, io::BufReader<File>>,
+    pos: u64,
+    eof: bool,
+}
+
+impl std::fmt::Debug for ZstCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZstCursor")
+            .field("pos", &self.pos)
+            .field("eof", &self.eof)
+            .finish()
+    }
+}
+
+impl ZstCursor {
+    fn open(file: &File) -> io::Result<ZstCursor> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file.try_clone()?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(ZstCursor {
+            decoder: zstd::stream::read::Decoder::new(f)?,
+            pos: 0,
+            eof: false,
+        })
+    }
+
+    /// Reads decompressed bytes at `off`: forward by skipping, backward by
+    /// starting over (the tailer only ever reads forward).
+    fn read_at(&mut self, file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+        use std::io::Read;
+        if off < self.pos {
+            *self = ZstCursor::open(file)?;
+        }
+        let mut scratch = [0u8; 8192];
+        while self.pos < off {
+            let want = scratch.len().min((off - self.pos) as usize);
+            let n = self.decoder.read(&mut scratch[..want])?;
+            if n == 0 {
+                self.eof = true;
+                return Ok(0);
+            }
+            self.pos += n as u64;
+        }
+        let n = self.decoder.read(buf)?;
+        self.pos += n as u64;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads the first `len` bytes of a `.zst` file, decompressed.
+fn zst_head(file: &File, len: usize) -> io::Result<Vec<u8>> {
+    let mut z = ZstCursor::open(file)?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = z.read_at(file, &mut buf[got..], got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+fn is_zst(name: &str) -> bool {
+    name.ends_with(".zst")
 }
 
 impl Tracked {
@@ -245,7 +368,53 @@ impl Tracked {
             idle_since: now,
             rotated: false,
             deleted: false,
+            fp: None,
+            zst: None,
+            continues: None,
         }
+    }
+
+    /// Opens a followed file under `name`: plain, or a `.zst` archive read
+    /// through a decoder. Computes its fingerprint when it has one.
+    #[allow(clippy::too_many_arguments)]
+    fn open_named(
+        name: Arc<str>,
+        file: File,
+        md: &Metadata,
+        head: (u64, u64),
+        offset: u64,
+        line: u64,
+        now: Instant,
+    ) -> io::Result<Tracked> {
+        let zst = is_zst(&name);
+        let mut t = Tracked::open(name, file, md, head, offset, line, now);
+        if zst {
+            t.zst = Some(Box::new(ZstCursor::open(&t.file)?));
+            t.size = offset.saturating_add(1);
+        }
+        t.update_fingerprint()?;
+        Ok(t)
+    }
+
+    /// Reads `buf.len()` bytes at `off` of the file's content.
+    fn read_src(&mut self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+        match self.zst.as_deref_mut() {
+            None => read_at(&self.file, buf, off),
+            Some(z) => z.read_at(&self.file, buf, off),
+        }
+    }
+
+    /// Computes the fingerprint once the first line is complete.
+    fn update_fingerprint(&mut self) -> io::Result<()> {
+        if self.fp.is_some() {
+            return Ok(());
+        }
+        let head = match &self.zst {
+            None => read_head(&self.file, FINGERPRINT_BYTES)?,
+            Some(_) => zst_head(&self.file, FINGERPRINT_BYTES)?,
+        };
+        self.fp = fingerprint(&head);
+        Ok(())
     }
 
     fn position(&self, base: &str) -> FilePosition {
@@ -258,13 +427,45 @@ impl Tracked {
             head_len: self.head_len,
             offset: self.offset,
             line: self.line,
+            fingerprint: self.fp.map(hex::encode),
         }
+    }
+
+    /// Whether reading may resume at `offset` in a file known by its
+    /// content but not its inode (a copy, or the file compressed): it is at
+    /// least that long and the byte before ends a line (SPEC §8), or it
+    /// ends right there (a partial last line released as it was);
+    /// otherwise it is not the file the offset was taken in.
+    fn resumable_at(&mut self, offset: u64) -> bool {
+        if offset == 0 {
+            return true;
+        }
+        let mut b = [0u8; 2];
+        let mut got = 0;
+        while got < 2 {
+            match self.read_src(&mut b[got..], offset - 1 + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) => return false,
+            }
+        }
+        got == 1 || (got == 2 && b[0] == b'\n')
+    }
+
+    /// Whether this is the very file a position was taken in (same device
+    /// and inode, long enough): then its offset is trusted as it is.
+    fn same_file(&self, pos: &FilePosition) -> bool {
+        self.dev == pos.dev && self.ino == pos.ino && self.zst.is_none() && self.size >= pos.offset
     }
 
     /// Checks that the file still starts with the bytes fingerprinted so far
     /// and extends the fingerprint while it is shorter than [`HEAD_BYTES`].
     /// `false` means the content was replaced (truncated and rewritten).
     fn verify_head(&mut self) -> io::Result<bool> {
+        if self.zst.is_some() {
+            // An archive is never rewritten in place.
+            return Ok(true);
+        }
         let head = read_head(&self.file, HEAD_BYTES)?;
         let known = self.head_len as usize;
         if head.len() < known || fnv1a(&head[..known]) != self.head_hash {
@@ -286,13 +487,21 @@ impl Tracked {
         self.skipping = false;
         self.head_len = 0;
         self.head_hash = fnv1a(&[]);
+        self.fp = None;
     }
 
     /// Re-reads size and link count through the descriptor.
     fn refresh(&mut self, now: Instant) -> io::Result<()> {
         let md = self.file.metadata()?;
-        if md.len() != self.size {
-            self.size = md.len();
+        // An archive's decompressed size is known once read to its end;
+        // until then one byte more than read says "more to come".
+        let len = match &self.zst {
+            None => md.len(),
+            Some(z) if z.eof => z.pos,
+            Some(z) => z.pos.max(self.read_pos).saturating_add(1),
+        };
+        if len != self.size {
+            self.size = len;
             self.idle_since = now;
         }
         self.deleted = md.nlink() == 0;
@@ -341,7 +550,7 @@ impl Tracked {
                 .max(1);
             let old = out.data.len();
             out.data.resize(old + want, 0);
-            let n = match read_at(&self.file, &mut out.data[old..], self.read_pos) {
+            let n = match self.read_src(&mut out.data[old..], self.read_pos) {
                 Ok(n) => n,
                 Err(e) => {
                     out.data.truncate(old);
@@ -350,6 +559,9 @@ impl Tracked {
             };
             out.data.truncate(old + n);
             if n == 0 {
+                if let Some(z) = &self.zst {
+                    self.size = z.pos;
+                }
                 return Ok(true);
             }
             self.read_pos += n as u64;
@@ -371,8 +583,9 @@ impl Tracked {
                 out.data.truncate(*line_start);
                 scan_from = *line_start;
             }
-            if n < want {
-                // A short read of a regular file: its end, for now.
+            if n < want && self.zst.is_none() {
+                // A short read of a regular file: its end, for now. (A
+                // decoder returns short reads anywhere; only 0 is its end.)
                 return Ok(true);
             }
         }
@@ -475,7 +688,30 @@ struct Base {
     rotated: VecDeque<Tracked>,
     /// Checkpoint positions not yet matched to files (until the first poll).
     restore: Option<Vec<FilePosition>>,
+    /// Files of this log read to their end and let go (oldest first).
+    finished: VecDeque<Finished>,
     stats: TailStats,
+}
+
+impl Base {
+    /// Remembers a file let go of after it was read, so a restart does not
+    /// read it again under another name or compressed.
+    fn finish(&mut self, t: &Tracked) {
+        let Some(fp) = t.fp else {
+            return;
+        };
+        let fingerprint = hex::encode(fp);
+        self.finished.retain(|f| f.fingerprint != fingerprint);
+        self.finished.push_back(Finished {
+            base: self.kind.base_file().to_string(),
+            fingerprint,
+            offset: t.offset,
+            line: t.line,
+        });
+        while self.finished.len() > MAX_FINISHED / 3 {
+            self.finished.pop_front();
+        }
+    }
 }
 
 /// What the tailer noticed about rotations, per base log, since it started
@@ -494,6 +730,13 @@ pub struct TailStats {
     pub dropped_unread: u64,
     /// Checkpoint positions whose file was not found at start-up.
     pub restore_not_found: u64,
+    /// Rotated copies read at start-up that the checkpoint did not know
+    /// (rotated while the daemon was stopped).
+    pub restored_unknown: u64,
+    /// New files under the base name that continued a followed file with
+    /// the same first line (a replacement by a copy) instead of being read
+    /// again.
+    pub copies_continued: u64,
 }
 
 /// Follows the three audit logs of one directory.
@@ -539,6 +782,8 @@ pub struct Tailer {
     rotate_wait: Duration,
     read_limit: u64,
     bases: Vec<Base>,
+    /// See [`TailCheckpoint::since_ms`].
+    since_ms: Option<i64>,
 }
 
 impl Tailer {
@@ -555,15 +800,28 @@ impl Tailer {
                 live: None,
                 rotated: VecDeque::new(),
                 restore: None,
+                finished: VecDeque::new(),
                 stats: TailStats::default(),
             })
             .collect();
+        let mut since_ms = None;
         if let Some(cp) = checkpoint {
+            // A checkpoint (even one with no file yet) means a restart:
+            // every base restores, so rotated copies are looked for.
+            for b in &mut bases {
+                b.restore = Some(Vec::new());
+            }
             for pos in cp.files {
                 if let Some(b) = bases.iter_mut().find(|b| b.kind.base_file() == pos.base) {
                     b.restore.get_or_insert_with(Vec::new).push(pos);
                 }
             }
+            for f in cp.finished {
+                if let Some(b) = bases.iter_mut().find(|b| b.kind.base_file() == f.base) {
+                    b.finished.push_back(f);
+                }
+            }
+            since_ms = cp.since_ms;
         }
         Tailer {
             dir: dir.to_path_buf(),
@@ -571,7 +829,16 @@ impl Tailer {
             rotate_wait: DEFAULT_ROTATE_WAIT,
             read_limit: u64::MAX,
             bases,
+            since_ms,
         }
+    }
+
+    /// Sets when tailing began in this state directory (Unix ms), unless
+    /// the checkpoint already says: the daemon passes the wall clock at
+    /// its first start. Rotated copies modified before it are history.
+    pub fn with_since(mut self, now_ms: i64) -> Tailer {
+        self.since_ms.get_or_insert(now_ms);
+        self
     }
 
     /// Sets `rotate_wait` (SPEC §2 `rotation.rotate_wait`): how long a
@@ -629,7 +896,15 @@ impl Tailer {
                 files.extend(r.iter().cloned());
             }
         }
-        TailCheckpoint { files }
+        TailCheckpoint {
+            files,
+            finished: self
+                .bases
+                .iter()
+                .flat_map(|b| b.finished.iter().cloned())
+                .collect(),
+            since_ms: self.since_ms,
+        }
     }
 
     /// Every open file, for the rotator and for health.
@@ -675,7 +950,7 @@ impl Tailer {
             .iter()
             .flat_map(|b| b.rotated.iter().chain(b.live.iter()))
             .map(|t| t.size.saturating_sub(t.offset))
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     fn poll_base(&mut self, i: usize, now: Instant, out: &mut Batch) {
@@ -689,7 +964,7 @@ impl Tailer {
         let path = dir.join(base_name);
 
         if let Some(positions) = b.restore.take() {
-            restore(&dir, b, positions, now, out);
+            restore(&dir, b, positions, self.since_ms, now, out);
         }
 
         let cur = match stat_file(&path) {
@@ -732,7 +1007,25 @@ impl Tailer {
                             t
                         }
                         None => {
-                            Tracked::open(base_name.into(), file, &md, (0, fnv1a(&[])), 0, 0, now)
+                            let mut t = Tracked::open(
+                                base_name.into(),
+                                file,
+                                &md,
+                                (0, fnv1a(&[])),
+                                0,
+                                0,
+                                now,
+                            );
+                            // Same first line as a file still followed: a
+                            // copy put in its place, to be continued
+                            // where that one ends (see the read below).
+                            if t.update_fingerprint().is_ok()
+                                && let Some(fp) = t.fp
+                                && b.rotated.iter().any(|r| r.fp == Some(fp))
+                            {
+                                t.continues = Some(fp);
+                            }
+                            t
                         }
                     };
                     t.name = base_name.into();
@@ -820,19 +1113,22 @@ impl Tailer {
             i += 1;
         }
 
-        // Read: rotated files (older lines) first, then the live one.
-        for t in b.rotated.iter_mut().chain(b.live.iter_mut()) {
-            match t.read(kind, max, limit, out) {
-                Ok(true) => {}
-                Ok(false) => out.caught_up = false,
-                Err(e) => out.errors.push(FileError {
-                    path: dir.join(&*t.name),
-                    error: e,
-                }),
+        // Read: rotated files (older lines) first, then the live one. A
+        // file cut short by the read limit stops the reading of this log
+        // for this poll, so its lines never come after newer ones.
+        let mut stopped = false;
+        for t in b.rotated.iter_mut() {
+            stopped = read_one(t, &dir, kind, max, limit, now, out);
+            if stopped {
+                break;
             }
-            if t.read_pos > t.size {
-                t.size = t.read_pos;
-                t.idle_since = now;
+        }
+        if !stopped {
+            continue_copy(b, now);
+            if let Some(t) = b.live.as_mut()
+                && t.continues.is_none()
+            {
+                read_one(t, &dir, kind, max, limit, now, out);
             }
         }
 
@@ -847,7 +1143,9 @@ impl Tailer {
             if at_end && idle >= rotate_wait {
                 t.release_partial(kind, max, out);
                 if live_exists || t.deleted || idle >= RELEASE_IDLE_ALONE {
-                    b.rotated.remove(k);
+                    if let Some(t) = b.rotated.remove(k) {
+                        b.finish(&t);
+                    }
                     continue;
                 }
             }
@@ -859,9 +1157,12 @@ impl Tailer {
                 .iter()
                 .position(|t| t.read_pos >= t.size && !t.has_partial())
                 .unwrap_or(0);
-            if let Some(t) = b.rotated.remove(victim)
-                && t.offset < t.size
-            {
+            let Some(t) = b.rotated.remove(victim) else {
+                break;
+            };
+            if t.offset >= t.size {
+                b.finish(&t);
+            } else {
                 b.stats.dropped_unread += 1;
                 tracing::warn!(
                     file = %t.name,
@@ -873,90 +1174,380 @@ impl Tailer {
     }
 }
 
-/// Matches checkpoint positions to files: by device + inode with the same
-/// head (the file, possibly renamed), else by head alone (a copy made by
-/// copytruncate, or the same file after the device number changed).
-fn restore(dir: &Path, b: &mut Base, positions: Vec<FilePosition>, now: Instant, out: &mut Batch) {
-    let base_name = b.kind.base_file();
-    let mut cands: Vec<(String, Metadata)> = Vec::new();
+/// Reads one followed file into `out`; `true` when the read limit stopped
+/// it before its end.
+fn read_one(
+    t: &mut Tracked,
+    dir: &Path,
+    kind: Kind,
+    max: usize,
+    limit: u64,
+    now: Instant,
+    out: &mut Batch,
+) -> bool {
+    let mut stopped = false;
+    match t.read(kind, max, limit, out) {
+        Ok(true) => {}
+        Ok(false) => {
+            out.caught_up = false;
+            stopped = true;
+        }
+        Err(e) => out.errors.push(FileError {
+            path: dir.join(&*t.name),
+            error: e,
+        }),
+    }
+    if t.read_pos > t.size {
+        t.size = t.read_pos;
+        t.idle_since = now;
+    }
+    if t.fp.is_none() && t.read_pos > 0 {
+        let _ = t.update_fingerprint();
+    }
+    stopped
+}
+
+/// The live file has the first line of a followed rotated file (a copy put
+/// in its place: `sed -i`, an editor, rsync). Once that file has been read
+/// to its end, the copy continues at its offset if it ends a line there
+/// (SPEC §8) and the original is let go; otherwise, or when the original
+/// went away, the copy is read from its beginning as a new file.
+fn continue_copy(b: &mut Base, now: Instant) {
+    let Some(live) = b.live.as_mut() else {
+        return;
+    };
+    let Some(fp) = live.continues else {
+        return;
+    };
+    let Some(i) = b.rotated.iter().position(|r| r.fp == Some(fp)) else {
+        live.continues = None;
+        return;
+    };
+    let orig = &b.rotated[i];
+    if orig.read_pos < orig.size && !orig.deleted {
+        // Still being written or cut short by the read limit: wait.
+        return;
+    }
+    let (offset, line) = (orig.offset, orig.line);
+    live.continues = None;
+    if live.resumable_at(offset) {
+        live.offset = offset;
+        live.read_pos = offset;
+        live.line = line;
+        live.idle_since = now;
+        b.stats.copies_continued += 1;
+        tracing::info!(
+            file = %live.name,
+            offset,
+            "the log was replaced by a copy of itself; going on where it stopped"
+        );
+        // Its lines are the copy's: nothing of it is read again.
+        b.rotated.remove(i);
+    }
+}
+
+/// A file found at start-up that may continue a log.
+struct Candidate {
+    name: String,
+    md: Metadata,
+    fp: Option<Fingerprint>,
+}
+
+/// Opens the candidates of one log at start-up and computes their
+/// fingerprints.
+fn candidates(dir: &Path, base_name: &str, out: &mut Batch) -> Vec<Candidate> {
+    let mut found: Vec<(String, Metadata)> = Vec::new();
     match stat_file(&dir.join(base_name)) {
-        Ok(Some(md)) => cands.push((base_name.to_string(), md)),
+        Ok(Some(md)) => found.push((base_name.to_string(), md)),
         Ok(None) => {}
         Err(e) => out.errors.push(FileError {
             path: dir.join(base_name),
             error: e,
         }),
     }
-    cands.extend(rotated_candidates(dir, base_name));
-    let mut claimed: Vec<(u64, u64)> = Vec::new();
+    found.extend(rotated_candidates(dir, base_name, true));
+    found
+        .into_iter()
+        .map(|(name, md)| {
+            let fp = open_file(&dir.join(&name))
+                .ok()
+                .flatten()
+                .and_then(|(f, _)| {
+                    let head = if is_zst(&name) {
+                        zst_head(&f, FINGERPRINT_BYTES)
+                    } else {
+                        read_head(&f, FINGERPRINT_BYTES)
+                    };
+                    head.ok()
+                })
+                .and_then(|h| fingerprint(&h));
+            Candidate { name, md, fp }
+        })
+        .collect()
+}
+
+fn parse_fingerprint(hex_text: Option<&str>) -> Option<Fingerprint> {
+    let mut fp = [0u8; 32];
+    hex::decode_to_slice(hex_text?, &mut fp).ok()?;
+    Some(fp)
+}
+
+/// Matches the checkpoint to the files found at start-up (SPEC §8):
+///
+/// - a position with a fingerprint resumes in the file with that first
+///   line, whatever its name, inode or compression (the same file renamed,
+///   rotated twice, replaced by a copy, or compressed by another tool);
+///   one without (its first line was incomplete, or an older checkpoint)
+///   resumes in the file with its device, inode and head;
+/// - it resumes at its offset only if the file ends a line there;
+///   otherwise the file is read from its beginning as a new one;
+/// - a file read to its end before ([`Finished`]) is not read again;
+/// - an unknown rotated copy is read from its beginning when it was
+///   modified after tailing began in this state directory (rotated while
+///   the daemon was stopped);
+/// - rotated files are then read oldest first, by the ts of their first
+///   line (their names' age order when that cannot be told).
+fn restore(
+    dir: &Path,
+    b: &mut Base,
+    mut positions: Vec<FilePosition>,
+    since_ms: Option<i64>,
+    now: Instant,
+    out: &mut Batch,
+) {
+    let base_name = b.kind.base_file();
+    let cands = candidates(dir, base_name, out);
+    let mut claimed = vec![false; cands.len()];
+
+    // The same file twice (the original and its copy, both followed when
+    // the checkpoint was written): the further position wins.
+    positions.sort_by_key(|p| std::cmp::Reverse(p.offset));
+    let mut seen: Vec<Fingerprint> = Vec::new();
+    positions.retain(|p| match parse_fingerprint(p.fingerprint.as_deref()) {
+        Some(fp) if seen.contains(&fp) => false,
+        Some(fp) => {
+            seen.push(fp);
+            true
+        }
+        None => true,
+    });
+
+    let mut opened: Vec<Tracked> = Vec::new();
     for pos in positions {
-        // With no head (nothing read yet) an inode number alone is too weak
-        // across a restart: a deleted file's inode is soon reused, e.g. by
-        // the copy of a copytruncate. Then only the same name will do.
-        let usable = |(name, md): &(String, Metadata), claimed: &[(u64, u64)]| {
-            (pos.head_len > 0 || *name == pos.name)
-                && !claimed.contains(&(md.dev(), md.ino()))
-                && md.len() >= pos.offset
-                && head_matches(&dir.join(name), pos.head_len, pos.head_hash)
-        };
-        let by_id = cands
-            .iter()
-            .find(|c| c.1.dev() == pos.dev && c.1.ino() == pos.ino && usable(c, &claimed));
-        let found = by_id.or_else(|| {
-            if pos.head_len == 0 {
-                return None;
-            }
-            let mut best: Option<&(String, Metadata)> = None;
-            for c in cands.iter().filter(|c| usable(c, &claimed)) {
-                // The base name first (same file, new device number), then
-                // the newest copy.
-                let better = match best {
-                    None => true,
-                    Some(bst) => {
-                        bst.0 != base_name && (c.0 == base_name || mtime(&c.1) > mtime(&bst.1))
-                    }
+        let found = match parse_fingerprint(pos.fingerprint.as_deref()) {
+            Some(fp) => {
+                // Same first line; the same inode first, then the live
+                // name, then a plain file over an archive.
+                let rank = |c: &Candidate| {
+                    (
+                        !(c.md.dev() == pos.dev && c.md.ino() == pos.ino),
+                        c.name != base_name,
+                        is_zst(&c.name),
+                    )
                 };
-                if better {
-                    best = Some(c);
-                }
+                (0..cands.len())
+                    .filter(|&i| !claimed[i] && cands[i].fp == Some(fp))
+                    .min_by_key(|&i| rank(&cands[i]))
             }
-            best
-        });
-        let Some((name, _)) = found else {
-            // Usually a rotated file compressed once consumed; lines after
-            // the checkpoint in it, if any, cannot be read any more.
+            None => by_inode_and_head(dir, base_name, &pos, &cands, &claimed),
+        };
+        let Some(ci) = found else {
             b.stats.restore_not_found += 1;
             tracing::info!(
                 file = %pos.name,
                 offset = pos.offset,
-                "checkpointed file is gone (compressed or deleted); going on without it"
+                "checkpointed file is gone (deleted, or compressed once read); going on without it"
             );
             continue;
         };
-        let path = dir.join(name);
-        let Ok(Some((file, md))) = open_file(&path) else {
+        claimed[ci] = true;
+        let c = &cands[ci];
+        let Some(mut t) = open_candidate(dir, c, now, out) else {
             continue;
         };
-        if claimed.contains(&(md.dev(), md.ino())) {
-            continue;
-        }
-        claimed.push((md.dev(), md.ino()));
-        let mut t = Tracked::open(
-            name.as_str().into(),
-            file,
-            &md,
-            (pos.head_len, pos.head_hash),
-            pos.offset,
-            pos.line,
-            now,
-        );
-        if name == base_name && b.live.is_none() {
-            b.live = Some(t);
+        if t.same_file(&pos) || t.resumable_at(pos.offset) {
+            t.offset = pos.offset;
+            t.read_pos = pos.offset;
+            t.line = pos.line;
         } else {
-            t.rotated = true;
-            b.rotated.push_back(t);
+            tracing::warn!(
+                file = %c.name,
+                offset = pos.offset,
+                "file does not end a line at its checkpointed offset; reading it from its beginning as a new file"
+            );
+        }
+        opened.push(t);
+    }
+
+    // Files read to their end before: a plain one that grew since is read
+    // on from where it ended; nothing else of them is read again.
+    let mut still_there: Vec<bool> = vec![false; b.finished.len()];
+    for (k, f) in b.finished.iter().enumerate() {
+        let Some(fp) = parse_fingerprint(Some(&f.fingerprint)) else {
+            continue;
+        };
+        for ci in 0..cands.len() {
+            if claimed[ci] || cands[ci].fp != Some(fp) {
+                continue;
+            }
+            claimed[ci] = true;
+            still_there[k] = true;
+            let c = &cands[ci];
+            if is_zst(&c.name) || c.md.len() <= f.offset {
+                continue;
+            }
+            if let Some(mut t) = open_candidate(dir, c, now, out)
+                && t.resumable_at(f.offset)
+            {
+                t.offset = f.offset;
+                t.read_pos = f.offset;
+                t.line = f.line;
+                opened.push(t);
+            }
         }
     }
+    // Forget finished files that are gone for good (compressed ones keep
+    // their first line and so their entry).
+    let mut k = 0;
+    b.finished.retain(|_| {
+        k += 1;
+        still_there[k - 1]
+    });
+
+    // Rotated copies the checkpoint never saw: rotated while the daemon
+    // was stopped, or before it ever ran (history: left to `scan`).
+    for (ci, c) in cands.iter().enumerate() {
+        if claimed[ci] || c.name == base_name || rotation_of(&c.name, base_name).is_none() {
+            continue;
+        }
+        let recent = since_ms.is_some_and(|s| mtime_ms(&c.md) > s);
+        if !recent {
+            continue;
+        }
+        // A copy of a file already opened (same first line) is the same
+        // lines again.
+        if c.fp.is_some() && opened.iter().any(|t| t.fp == c.fp) {
+            continue;
+        }
+        claimed[ci] = true;
+        if let Some(t) = open_candidate(dir, c, now, out) {
+            b.stats.restored_unknown += 1;
+            tracing::info!(
+                file = %c.name,
+                "reading a rotated copy made while mcpwatch was stopped"
+            );
+            opened.push(t);
+        }
+    }
+
+    let mut rotated: Vec<(Option<crate::event::Millis>, AgeRank, Tracked)> = Vec::new();
+    for mut t in opened {
+        if &*t.name == base_name && b.live.is_none() {
+            b.live = Some(t);
+            continue;
+        }
+        t.rotated = true;
+        let ts = first_ts(&t, b.kind);
+        let age = rotation_of(&t.name, base_name)
+            .map(|(age, _)| age)
+            .unwrap_or(AgeRank::Live);
+        rotated.push((ts, age, t));
+    }
+    // Oldest first: by the first line's ts where all can be told, else by
+    // the names' age order.
+    if rotated.iter().all(|r| r.0.is_some()) {
+        rotated.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    } else {
+        rotated.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    b.rotated.extend(rotated.into_iter().map(|r| r.2));
+}
+
+/// The position of a checkpoint without fingerprint: the file with its
+/// device, inode and head (possibly renamed), else one with its head alone
+/// (a copy made by copytruncate, or the same file on a new device number).
+fn by_inode_and_head(
+    dir: &Path,
+    base_name: &str,
+    pos: &FilePosition,
+    cands: &[Candidate],
+    claimed: &[bool],
+) -> Option<usize> {
+    // With no head (nothing read yet) an inode number alone is too weak
+    // across a restart: a deleted file's inode is soon reused, e.g. by the
+    // copy of a copytruncate. Then only the same name will do.
+    let usable = |i: usize| {
+        let c = &cands[i];
+        !claimed[i]
+            && !is_zst(&c.name)
+            && (pos.head_len > 0 || c.name == pos.name)
+            && c.md.len() >= pos.offset
+            && head_matches(&dir.join(&c.name), pos.head_len, pos.head_hash)
+    };
+    let by_id = (0..cands.len())
+        .find(|&i| cands[i].md.dev() == pos.dev && cands[i].md.ino() == pos.ino && usable(i));
+    by_id.or_else(|| {
+        if pos.head_len == 0 {
+            return None;
+        }
+        // The base name first (same file, new device number), then the
+        // newest copy.
+        (0..cands.len())
+            .filter(|&i| usable(i))
+            .max_by_key(|&i| (cands[i].name == base_name, mtime(&cands[i].md)))
+    })
+}
+
+fn open_candidate(dir: &Path, c: &Candidate, now: Instant, out: &mut Batch) -> Option<Tracked> {
+    let path = dir.join(&c.name);
+    let (file, md) = match open_file(&path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return None,
+        Err(e) => {
+            out.errors.push(FileError { path, error: e });
+            return None;
+        }
+    };
+    match Tracked::open_named(
+        c.name.as_str().into(),
+        file,
+        &md,
+        (0, fnv1a(&[])),
+        0,
+        0,
+        now,
+    ) {
+        Ok(mut t) => {
+            let _ = t.verify_head();
+            Some(t)
+        }
+        Err(e) => {
+            out.errors.push(FileError { path, error: e });
+            None
+        }
+    }
+}
+
+/// The ts of a file's first line, to order rotated copies.
+fn first_ts(t: &Tracked, kind: Kind) -> Option<crate::event::Millis> {
+    let head = match &t.zst {
+        None => read_head(&t.file, FINGERPRINT_BYTES),
+        Some(_) => zst_head(&t.file, FINGERPRINT_BYTES),
+    }
+    .ok()?;
+    let line = &head[..memchr::memchr(b'\n', &head).unwrap_or(head.len())];
+    let parser = crate::ingest::parse::Parser {
+        max_line_bytes: FINGERPRINT_BYTES,
+        now_ms: i64::MAX / 4,
+    };
+    parser.parse(kind, line).ok().map(|ev| ev.ts)
+}
+
+fn mtime_ms(md: &Metadata) -> i64 {
+    md.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// File `i` of `b` (rotated index, or the live one at `rotated.len()`)
@@ -977,7 +1568,7 @@ fn find_copy(dir: &Path, base_name: &str, b: &Base, i: usize, now: Instant) -> O
     };
     let mut best: Option<(String, Metadata)> = None;
     if t.head_len > 0 {
-        for (name, md) in rotated_candidates(dir, base_name) {
+        for (name, md) in rotated_candidates(dir, base_name, false) {
             if followed(&md)
                 || md.len() < t.offset
                 || !head_matches(&dir.join(&name), t.head_len, t.head_hash)
@@ -1021,15 +1612,17 @@ fn find_copy(dir: &Path, base_name: &str, b: &Base, i: usize, now: Instant) -> O
 /// Finds the current name of a file that left the base name, by device +
 /// inode, among the rotated names in the directory.
 fn locate(dir: &Path, base_name: &str, t: &Tracked) -> Option<Arc<str>> {
-    rotated_candidates(dir, base_name)
+    rotated_candidates(dir, base_name, false)
         .into_iter()
         .find(|(_, md)| md.dev() == t.dev && md.ino() == t.ino)
         .map(|(n, _)| n.into())
 }
 
 /// Regular files named `<base>.<something>` directly in `dir`, except
-/// compressed archives (a compressed file is never a continuation to read).
-fn rotated_candidates(dir: &Path, base_name: &str) -> Vec<(String, Metadata)> {
+/// compressed ones (while running, a compressed file is never a
+/// continuation to read), or with `archives` also the `.zst` archives of
+/// SPEC §6's names.
+fn rotated_candidates(dir: &Path, base_name: &str, archives: bool) -> Vec<(String, Metadata)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -1039,10 +1632,14 @@ fn rotated_candidates(dir: &Path, base_name: &str) -> Vec<(String, Metadata)> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        // `.zst` archives by SPEC §6's names, when asked for (a restart
+        // looks for copies compressed while it was stopped).
+        let archive = archives && is_zst(&name) && rotation_of(&name, base_name).is_some();
         if !name.starts_with(&prefix)
-            || [".zst", ".gz", ".xz", ".bz2", ".tmp"]
-                .iter()
-                .any(|s| name.ends_with(s))
+            || (!archive
+                && [".zst", ".gz", ".xz", ".bz2", ".tmp"]
+                    .iter()
+                    .any(|s| name.ends_with(s)))
         {
             continue;
         }

@@ -272,7 +272,10 @@ pub struct DaemonConsumption {
 impl DaemonConsumption {
     pub fn new(positions: Vec<FilePosition>) -> DaemonConsumption {
         DaemonConsumption {
-            inner: CheckpointConsumption::new(TailCheckpoint { files: positions }),
+            inner: CheckpointConsumption::new(TailCheckpoint {
+                files: positions,
+                ..TailCheckpoint::default()
+            }),
         }
     }
 }

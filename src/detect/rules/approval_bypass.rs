@@ -2,7 +2,11 @@
 //! not `denied`, and no `approve` for the same `request_id` with ts in
 //! [call − horizon, call + grace]. Decided once an event with ts later than
 //! call + grace is processed (so an approve at exactly call + grace is in
-//! time); calls still undecided when the input ends raise nothing.
+//! time); calls still undecided when the input ends raise nothing. Live,
+//! a call is also held until `approvals.log` has moved past its deadline
+//! or `grace` of wall-clock time has passed since it was read (SPEC §8):
+//! the caller opens that gate with [`crate::detect::Engine::set_bypass_horizon`],
+//! so one line stamped minutes ahead cannot make approvals late.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -64,10 +68,11 @@ impl Ord for Pending {
     }
 }
 
-/// Judges every pending call whose deadline the watermark has passed.
+/// Judges every pending call whose deadline the watermark (and, live,
+/// the approvals' horizon) has passed.
 pub(crate) fn decide_due(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
     while let Some(Reverse(p)) = st.pending.peek() {
-        if p.deadline >= cx.watermark {
+        if p.deadline >= cx.watermark || p.deadline >= cx.bypass_horizon {
             break;
         }
         let Some(Reverse(p)) = st.pending.pop() else {

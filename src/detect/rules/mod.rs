@@ -125,10 +125,19 @@ impl Rules {
         }
     }
 
-    pub(crate) fn process(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
+    pub(crate) fn bypass_grace(&self) -> Option<crate::event::Millis> {
+        self.bypass.as_ref().map(|r| r.grace)
+    }
+
+    /// Judges the pending calls that became due (no event of its own).
+    pub(crate) fn judge_due(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
         if let Some(r) = &self.bypass {
             approval_bypass::decide_due(r, &mut st.approval_bypass, cx);
         }
+    }
+
+    pub(crate) fn process(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
+        self.judge_due(st, cx);
         match cx.ev.kind {
             Some(Kind::ToolCall) => {
                 if let Some(r) = &self.rapid {
