@@ -114,7 +114,7 @@ pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>,
                 let entry = entry.map_err(|e| InputError::Io(p.display().to_string(), e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let Ok(ft) = entry.file_type() else { continue };
-                if !ft.is_file() && !(ft.is_symlink() && live_link(&entry.path(), &name)) {
+                if !(ft.is_file() || ft.is_symlink() && live_link(&entry.path(), &name)) {
                     continue;
                 }
                 if let Some(f) = classify(&entry.path(), &name) {
