@@ -270,7 +270,7 @@ struct Tracked {
 /// A `.zst` file decompressed front to back; offsets are in the
 /// decompressed stream.
 struct ZstCursor {
-    decoder: zstd::stream::read::Decoder<'static, io::BufReader<File>>,
+    decoder: zstd::stream::read::Decoder<'static, io::BufReader<PosReader>>,
     pos: u64,
     eof: bool,
 }
@@ -284,11 +284,28 @@ impl std::fmt::Debug for ZstCursor {
     }
 }
 
+/// Reads a file from its start with positional reads: a duplicated
+/// descriptor shares its offset with the original, so two readers of one
+/// file must not rely on it.
+struct PosReader {
+    file: File,
+    pos: u64,
+}
+
+impl io::Read for PosReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = read_at(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 impl ZstCursor {
     fn open(file: &File) -> io::Result<ZstCursor> {
-        use std::io::{Seek, SeekFrom};
-        let mut f = file.try_clone()?;
-        f.seek(SeekFrom::Start(0))?;
+        let f = PosReader {
+            file: file.try_clone()?,
+            pos: 0,
+        };
         Ok(ZstCursor {
             decoder: zstd::stream::read::Decoder::new(f)?,
             pos: 0,
