@@ -1,8 +1,9 @@
-//! The building blocks of detector state: keyed maps with LRU order, idle
-//! expiry and a size cap; event-time sliding windows; realert cooldowns.
+//! [`KeyedState`]: a rule's per-key state, with LRU order, idle expiry and a
+//! size cap, serialized as a map for checkpoints.
 //!
-//! All of it is plain data (serde) so the daemon can checkpoint it, and none
-//! of it reads a clock: time is always the event time passed in.
+//! The engine's hottest structure (one touch per event per rule), so most
+//! of this file is about keeping a touch to the few memory loads it cannot
+//! avoid; the type's own doc tells how.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -13,10 +14,9 @@ use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use smallvec::SmallVec;
 
-use crate::event::{Event, Field, Millis, Text};
-use crate::swar::{bytes_equal, load, load_half};
+use crate::event::{Millis, Text};
+use crate::swar::load;
 
 /// A rule's per-key state, ordered by last touch (front = least recently
 /// seen), so both idle expiry and the `max_keys` cap take from the front.
@@ -482,242 +482,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedState<V> {
         d.deserialize_map(MapVisitor(PhantomData))
     }
 }
-
-/// Counts of events per millisecond in an event-time window `(t − w, t]`.
-/// Equal timestamps share one slot, so a window never holds more slots than
-/// it has milliseconds, however hard a key floods.
-///
-/// Most keys hold one or two slots at a time, so those live inline in the
-/// key's state (no allocation, no pointer to chase); slots that fall out of
-/// the window are skipped by `head` and compacted away once they are half.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "WindowData", into = "WindowData")]
-pub struct Window {
-    /// `(ts, a, b)` sorted by ts; `a` and `b` are two counters (events and,
-    /// for denial rates, denials). Those before `head` have left.
-    slots: SmallVec<[(Millis, u32, u32); 2]>,
-    head: usize,
-    total_a: u64,
-    total_b: u64,
-}
-
-/// A window as checkpoints store it: its live slots and totals.
-#[derive(Serialize, Deserialize)]
-struct WindowData {
-    slots: Vec<(Millis, u32, u32)>,
-    total_a: u64,
-    total_b: u64,
-}
-
-impl From<Window> for WindowData {
-    fn from(w: Window) -> WindowData {
-        WindowData {
-            slots: w.live().to_vec(),
-            total_a: w.total_a,
-            total_b: w.total_b,
-        }
-    }
-}
-
-impl From<WindowData> for Window {
-    fn from(d: WindowData) -> Window {
-        Window {
-            slots: d.slots.into_iter().collect(),
-            head: 0,
-            total_a: d.total_a,
-            total_b: d.total_b,
-        }
-    }
-}
-
-impl Window {
-    fn live(&self) -> &[(Millis, u32, u32)] {
-        self.slots.get(self.head..).unwrap_or_default()
-    }
-
-    /// Adds an event at `t` and drops what can no longer be inside any
-    /// window ending at or after the newest event seen.
-    pub fn add(&mut self, t: Millis, a: u32, b: u32, width: Millis) {
-        // The usual case: `t` is the newest ts and every slot is out of any
-        // window ending at or after it (a key's calls are minutes apart).
-        if self.live().last().is_none_or(|back| back.0 <= t - width) {
-            self.slots.clear();
-            self.slots.push((t, a, b));
-            self.head = 0;
-            self.total_a = u64::from(a);
-            self.total_b = u64::from(b);
-            return;
-        }
-        let head = self.head;
-        match self.slots.get_mut(head..).and_then(|l| l.last_mut()) {
-            Some(back) if back.0 == t => {
-                back.1 += a;
-                back.2 += b;
-            }
-            Some(back) if back.0 > t => {
-                // Out of order: insert at its sorted place.
-                let i = head + self.live().partition_point(|s| s.0 < t);
-                match self.slots.get_mut(i) {
-                    Some(s) if s.0 == t => {
-                        s.1 += a;
-                        s.2 += b;
-                    }
-                    _ => self.slots.insert(i, (t, a, b)),
-                }
-            }
-            _ => self.slots.push((t, a, b)),
-        }
-        self.total_a += u64::from(a);
-        self.total_b += u64::from(b);
-        let newest = self.live().last().map_or(t, |s| s.0);
-        while let Some(front) = self.slots.get(self.head) {
-            if front.0 > newest - width {
-                break;
-            }
-            self.total_a -= u64::from(front.1);
-            self.total_b -= u64::from(front.2);
-            self.head += 1;
-        }
-        if self.head * 2 >= self.slots.len() && self.head > 0 {
-            self.slots.drain(..self.head);
-            self.head = 0;
-        }
-    }
-
-    /// Sums of both counters over `(t − width, t]`.
-    pub fn sums(&self, t: Millis, width: Millis) -> (u64, u64) {
-        let live = self.live();
-        match (live.first(), live.last()) {
-            (Some(o), Some(n)) if n.0 <= t && o.0 > t - width => (self.total_a, self.total_b),
-            (None, _) | (_, None) => (0, 0),
-            _ => {
-                let lo = live.partition_point(|s| s.0 <= t - width);
-                let hi = live.partition_point(|s| s.0 <= t);
-                live.get(lo..hi)
-                    .unwrap_or_default()
-                    .iter()
-                    .fold((0, 0), |(a, b), s| (a + u64::from(s.1), b + u64::from(s.2)))
-            }
-        }
-    }
-}
-
-/// Realert bookkeeping for one (rule, key): SPEC §3's cooldown.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct Cooldown {
-    pub last_alert: Option<Millis>,
-    pub suppressed: u64,
-}
-
-impl Cooldown {
-    /// Decides a hit at `t`: `Some(suppressed count to report)` when it
-    /// alerts, `None` when it is suppressed (and counted). `realert = None`
-    /// means never alert again for this key.
-    pub fn hit(&mut self, t: Millis, realert: Option<Millis>) -> Option<u64> {
-        if let Some(last) = self.last_alert {
-            let quiet = match realert {
-                None => true,
-                Some(r) => t < last.saturating_add(r),
-            };
-            if quiet {
-                self.suppressed += 1;
-                return None;
-            }
-        }
-        let n = self.suppressed;
-        self.suppressed = 0;
-        self.last_alert = Some(t);
-        Some(n)
-    }
-}
-
-/// The state-map key of an event for the given key fields: the value itself
-/// for one field (borrowed, no copy); for several, values joined in `buf` by
-/// U+001F with `\\` and U+001F escaped, so distinct tuples never collide.
-pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'a str {
-    if let [f] = fields {
-        return ev.key_value(*f);
-    }
-    buf.clear();
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            buf.push('\u{1f}');
-        }
-        let v = ev.key_value(*f);
-        if !needs_escape(v.as_bytes()) {
-            buf.push_str(v);
-            continue;
-        }
-        for c in v.chars() {
-            match c {
-                '\\' => buf.push_str("\\\\"),
-                '\u{1f}' => buf.push_str("\\u"),
-                c => buf.push(c),
-            }
-        }
-    }
-    buf
-}
-
-/// Whether `bytes` holds `\\` or U+001F, eight bytes at a time: values are
-/// short, so this is a few word loads (overlapping at the end) rather than
-/// a loop over bytes.
-#[inline]
-fn needs_escape(bytes: &[u8]) -> bool {
-    let special = |word: u64| bytes_equal(word, b'\\') | bytes_equal(word, 0x1f);
-    let n = bytes.len();
-    if n >= 8 {
-        let mut found = 0;
-        let mut at = 0;
-        while at + 8 <= n {
-            found |= special(load(bytes, at));
-            at += 8;
-        }
-        // The last eight bytes (overlapping what was checked).
-        found |= special(load(bytes, n - 8));
-        found != 0
-    } else if n >= 4 {
-        // Two overlapping halves; the zero bytes above each match nothing.
-        special(load_half(bytes, 0) | (load_half(bytes, n - 4) << 32)) != 0
-    } else {
-        bytes.iter().any(|&b| b == b'\\' || b == 0x1f)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn window_is_open_at_t_minus_width() {
-        let mut w = Window::default();
-        w.add(0, 1, 0, 60_000);
-        w.add(60_000, 1, 0, 60_000);
-        assert_eq!(w.sums(60_000, 60_000), (1, 0));
-        w.add(59_999 + 60_000, 1, 0, 60_000);
-        assert_eq!(w.sums(119_999, 60_000), (2, 0));
-    }
-
-    #[test]
-    fn window_handles_out_of_order_events() {
-        let mut w = Window::default();
-        w.add(10_000, 1, 0, 60_000);
-        w.add(50_000, 1, 0, 60_000);
-        w.add(20_000, 1, 1, 60_000);
-        // window (−40s, 20s] holds 10s and 20s, not 50s
-        assert_eq!(w.sums(20_000, 60_000), (2, 1));
-        assert_eq!(w.sums(50_000, 60_000), (3, 1));
-    }
-
-    #[test]
-    fn cooldown_alerts_again_at_exactly_realert() {
-        let mut c = Cooldown::default();
-        assert_eq!(c.hit(0, Some(600_000)), Some(0));
-        assert_eq!(c.hit(1, Some(600_000)), None);
-        assert_eq!(c.hit(599_999, Some(600_000)), None);
-        assert_eq!(c.hit(600_000, Some(600_000)), Some(2));
-        assert_eq!(c.hit(600_001, None), None);
-    }
 
     #[test]
     fn keyed_state_evicts_least_recently_seen_and_resets_idle() {
@@ -825,42 +592,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
-
-        /// Adds in and out of order, and checkpoint round trips, leave every
-        /// sum as a list of all events says: the events with ts in
-        /// (t − w, t] that are not older than the newest ts seen minus w.
-        #[test]
-        fn window_sums_match_the_list_of_events(
-            ops in proptest::collection::vec((0i64..40, 0u32..3, 0u32..2, proptest::bool::ANY), 1..120),
-        ) {
-            const W: Millis = 60;
-            let mut w = Window::default();
-            let mut events: Vec<(Millis, u32, u32)> = Vec::new();
-            let mut t: Millis = 1_000;
-            for (dt, a, b, back) in ops {
-                // Mostly forward, sometimes a little back in time.
-                t = if back { t - dt / 4 } else { t + dt };
-                w.add(t, a, b, W);
-                events.push((t, a, b));
-                let newest = events.iter().map(|e| e.0).max().unwrap_or(t);
-                for q in [t, t - 1, t + 30, newest] {
-                    let lo = (q - W).max(newest - W);
-                    let want = events
-                        .iter()
-                        .filter(|e| e.0 > lo && e.0 <= q)
-                        .fold((0, 0), |(x, y), e| (x + u64::from(e.1), y + u64::from(e.2)));
-                    proptest::prop_assert_eq!(w.sums(q, W), want, "at {} after {:?}", q, events);
-                }
-                if a == 2 {
-                    let bytes = postcard::to_stdvec(&w).expect("serializes");
-                    w = postcard::from_bytes(&bytes).expect("deserializes");
-                }
-            }
-        }
-    }
-
-    proptest::proptest! {
         #[test]
         fn same_key_is_string_equality(
             a in "[ab]{0,40}",
@@ -941,40 +672,5 @@ mod tests {
         );
         let back: KeyedState<u32> = serde_json::from_str(&json).unwrap();
         assert_eq!(contents(&back), contents(&s));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn needs_escape_agrees_with_a_byte_scan(bytes in proptest::collection::vec(
-            proptest::prop_oneof![
-                proptest::strategy::Just(0x1fu8),
-                proptest::strategy::Just(b'\\'),
-                proptest::prelude::any::<u8>(),
-            ],
-            0..40,
-        )) {
-            let want = bytes.iter().any(|&b| b == b'\\' || b == 0x1f);
-            proptest::prop_assert_eq!(needs_escape(&bytes), want);
-        }
-    }
-
-    #[test]
-    fn multi_field_keys_do_not_collide() {
-        let a = Event {
-            server_name: Some("x\u{1f}y".into()),
-            tool_name: Some("z".into()),
-            ..Event::default()
-        };
-        let b = Event {
-            server_name: Some("x".into()),
-            tool_name: Some("y\u{1f}z".into()),
-            ..Event::default()
-        };
-        let (mut ka, mut kb) = (String::new(), String::new());
-        let fields = [Field::ServerName, Field::ToolName];
-        assert_ne!(
-            state_key(&a, &fields, &mut ka),
-            state_key(&b, &fields, &mut kb)
-        );
     }
 }

@@ -1,0 +1,385 @@
+//! Durability: what the outbox writes to disk and how it reads it back.
+//!
+//! Every change is an [`Op`] appended to `journal.ndjson` and then applied
+//! to memory by [`Outbox::apply`], the same code live and on replay; a
+//! [`Snapshot`] of the whole state replaces the journal every
+//! [`COMPACT_EVERY_OPS`](super::COMPACT_EVERY_OPS) operations. Groups that
+//! are given up on are appended to the dead letters here too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Backoff, COMPACT_EVERY_OPS, DEAD_LETTER_FILE, HOUR, JOURNAL_FILE, MAX_RECENT_IDS, OUTBOX_DIR,
+    Outbox, OutboxError, Pending, SNAPSHOT_FILE, io_err,
+};
+use crate::alert::{Alert, format_ts};
+use crate::event::Millis;
+use crate::ingest::checkpoint::write_atomic;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct StoredAlert {
+    pub(super) at: Millis,
+    pub(super) alert: Alert,
+}
+
+/// Where a submitted alert went, as journaled (replay must not re-route:
+/// the configuration may have changed since).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Slot {
+    pub(super) channel: String,
+    pub(super) route: String,
+    pub(super) group: String,
+    pub(super) send_at: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum DoneResult {
+    Ok,
+    Dead,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(super) enum Op {
+    Submit {
+        at: Millis,
+        alert: Alert,
+        to: Vec<Slot>,
+    },
+    /// First attempt of `group` starts; `merged` open groups fold into it.
+    Close {
+        channel: String,
+        group: String,
+        merged: Vec<String>,
+    },
+    Fail {
+        channel: String,
+        group: String,
+        attempts: u32,
+        next: Millis,
+        error: String,
+    },
+    Done {
+        channel: String,
+        group: String,
+        at: Millis,
+        result: DoneResult,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Snapshot {
+    alerts: Vec<StoredAlert>,
+    pending: Vec<Pending>,
+    /// (alert id, when submitted), oldest first.
+    recent: Vec<(String, Millis)>,
+    /// Successful sends per email channel within the last hour.
+    sent: BTreeMap<String, Vec<Millis>>,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox of `state_dir`, replays its
+    /// journal and compacts it.
+    pub fn open(
+        state_dir: &Path,
+        max_age: Millis,
+        backoff: Backoff,
+        now: Millis,
+    ) -> Result<Outbox, OutboxError> {
+        let dir = state_dir.join(OUTBOX_DIR);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Alerts name users and tools: the outbox is for this user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(&dir))?;
+        }
+        let snap_path = dir.join(SNAPSHOT_FILE);
+        let snapshot: Snapshot = match std::fs::read(&snap_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OutboxError::Io {
+                path: snap_path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
+            Err(e) => return Err(io_err(&snap_path)(e)),
+        };
+        let journal_path = dir.join(JOURNAL_FILE);
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&journal_path)
+            .map_err(io_err(&journal_path))?;
+        let mut ob = Outbox {
+            dead_letter: state_dir.join(DEAD_LETTER_FILE),
+            dir,
+            journal,
+            ops_since_snapshot: 0,
+            max_age,
+            backoff,
+            alerts: snapshot
+                .alerts
+                .into_iter()
+                .map(|s| (s.alert.id.clone(), s))
+                .collect(),
+            pending: snapshot.pending,
+            recent: snapshot.recent.into_iter().collect(),
+            recent_ids: HashSet::new(),
+            sent: snapshot
+                .sent
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+            health: BTreeMap::new(),
+        };
+        ob.recent_ids = ob.recent.iter().map(|(id, _)| id.clone()).collect();
+        let reader = BufReader::new(File::open(&journal_path).map_err(io_err(&journal_path))?);
+        for (n, line) in reader.split(b'\n').enumerate() {
+            let line = line.map_err(io_err(&journal_path))?;
+            match serde_json::from_slice::<Op>(&line) {
+                Ok(op) => ob.apply(op),
+                // A torn last line (kill -9 during an append whose call
+                // never returned) or damage: skip it, keep the rest.
+                Err(e) => tracing::warn!(
+                    "{}:{}: skipping unreadable outbox journal line: {e}",
+                    journal_path.display(),
+                    n + 1
+                ),
+            }
+        }
+        ob.compact(now)?;
+        Ok(ob)
+    }
+    pub(super) fn sync(&mut self) -> Result<(), OutboxError> {
+        let jpath = self.dir.join(JOURNAL_FILE);
+        self.journal.sync_data().map_err(io_err(&jpath))
+    }
+    /// Writes a snapshot and empties the journal (at shutdown, and on its own
+    /// every [`COMPACT_EVERY_OPS`] operations).
+    pub fn compact(&mut self, now: Millis) -> Result<(), OutboxError> {
+        // Forget ids older than max_age that are no longer pending.
+        while let Some((id, at)) = self.recent.front() {
+            let old = *at < now.saturating_sub(self.max_age);
+            if (old && !self.alerts.contains_key(id)) || self.recent.len() > MAX_RECENT_IDS {
+                self.recent_ids.remove(id);
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        for times in self.sent.values_mut() {
+            while times.front().is_some_and(|t| *t <= now - HOUR) {
+                times.pop_front();
+            }
+        }
+        self.sent.retain(|_, v| !v.is_empty());
+        let snap = Snapshot {
+            alerts: self.alerts.values().cloned().collect(),
+            pending: self.pending.clone(),
+            recent: self.recent.iter().cloned().collect(),
+            sent: self
+                .sent
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
+                .collect(),
+        };
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let bytes = serde_json::to_vec(&snap).map_err(|e| OutboxError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &bytes).map_err(io_err(&path))?;
+        let jpath = self.dir.join(JOURNAL_FILE);
+        self.journal.set_len(0).map_err(io_err(&jpath))?;
+        self.journal.sync_all().map_err(io_err(&jpath))?;
+        self.ops_since_snapshot = 0;
+        Ok(())
+    }
+    fn remember(&mut self, id: &str, at: Millis) {
+        if self.recent_ids.insert(id.to_string()) {
+            self.recent.push_back((id.to_string(), at));
+        }
+        // Bounded between compactions too; the oldest go first.
+        while self.recent.len() > MAX_RECENT_IDS {
+            if let Some((old, _)) = self.recent.pop_front() {
+                self.recent_ids.remove(&old);
+            }
+        }
+    }
+    /// Journals `op` (fsynced), then applies it.
+    pub(super) fn commit(&mut self, op: Op, now: Millis) -> Result<(), OutboxError> {
+        self.write_op(op, now, true)
+    }
+
+    /// Appends `op` to the journal (fsynced when `sync`), then applies it.
+    pub(super) fn write_op(&mut self, op: Op, now: Millis, sync: bool) -> Result<(), OutboxError> {
+        let jpath = self.dir.join(JOURNAL_FILE);
+        let mut line = serde_json::to_vec(&op).map_err(|e| OutboxError::Io {
+            path: jpath.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        self.journal.write_all(&line).map_err(io_err(&jpath))?;
+        if sync {
+            self.journal.sync_data().map_err(io_err(&jpath))?;
+        }
+        self.apply(op);
+        self.ops_since_snapshot += 1;
+        if self.ops_since_snapshot >= COMPACT_EVERY_OPS {
+            self.compact(now)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one operation to memory; idempotent for operations the
+    /// snapshot already reflects.
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Submit { at, alert, to } => {
+                if self.knows(&alert.id) {
+                    return;
+                }
+                let id = alert.id.clone();
+                for s in to {
+                    match self.find_mut(&s.channel, &s.group) {
+                        Some(p) => p.alerts.push(id.clone()),
+                        None => self.pending.push(Pending {
+                            channel: s.channel,
+                            route: s.route,
+                            group: s.group,
+                            alerts: vec![id.clone()],
+                            created: at,
+                            send_at: s.send_at,
+                            closed: false,
+                            attempts: 0,
+                            next_attempt: s.send_at,
+                            last_error: None,
+                        }),
+                    }
+                }
+                self.alerts.insert(id.clone(), StoredAlert { at, alert });
+                self.remember(&id, at);
+            }
+            Op::Close {
+                channel,
+                group,
+                merged,
+            } => {
+                let mut extra: Vec<String> = Vec::new();
+                let mut created = Millis::MAX;
+                for m in &merged {
+                    if let Some(i) = self
+                        .pending
+                        .iter()
+                        .position(|p| p.channel == channel && &p.group == m && !p.closed)
+                    {
+                        let p = self.pending.remove(i);
+                        created = created.min(p.created);
+                        extra.extend(p.alerts);
+                    }
+                }
+                if let Some(p) = self.find_mut(&channel, &group) {
+                    p.closed = true;
+                    p.created = p.created.min(created);
+                    for a in extra {
+                        if !p.alerts.contains(&a) {
+                            p.alerts.push(a);
+                        }
+                    }
+                }
+            }
+            Op::Fail {
+                channel,
+                group,
+                attempts,
+                next,
+                error,
+            } => {
+                if let Some(p) = self.find_mut(&channel, &group)
+                    && attempts > p.attempts
+                {
+                    p.closed = true;
+                    p.attempts = attempts;
+                    p.next_attempt = next;
+                    p.last_error = Some(error);
+                }
+            }
+            Op::Done {
+                channel,
+                group,
+                at,
+                result,
+            } => {
+                let Some(i) = self
+                    .pending
+                    .iter()
+                    .position(|p| p.channel == channel && p.group == group)
+                else {
+                    return;
+                };
+                let p = self.pending.remove(i);
+                for id in p.alerts {
+                    if !self.pending.iter().any(|q| q.alerts.contains(&id)) {
+                        self.alerts.remove(&id);
+                    }
+                }
+                if result == DoneResult::Ok {
+                    self.sent.entry(channel).or_default().push_back(at);
+                }
+            }
+        }
+    }
+
+    pub(super) fn write_dead_letter(
+        &self,
+        channel: &str,
+        group: &str,
+        attempts: u32,
+        error: &str,
+        expired: bool,
+        now: Millis,
+    ) -> Result<(), OutboxError> {
+        let Some(p) = self.find(channel, group) else {
+            return Ok(());
+        };
+        let alerts: Vec<&Alert> = p
+            .alerts
+            .iter()
+            .filter_map(|id| self.alerts.get(id).map(|s| &s.alert))
+            .collect();
+        let entry = serde_json::json!({
+            "ts": format_ts(now),
+            "channel": channel,
+            "group": group,
+            "entered": format_ts(p.created),
+            "attempts": attempts,
+            "reason": if expired { "max_age" } else { "permanent" },
+            "error": error,
+            "alerts": alerts,
+        });
+        let path = &self.dead_letter;
+        let mut line = serde_json::to_vec(&entry).map_err(|e| OutboxError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io_err(path))?;
+        f.write_all(&line).map_err(io_err(path))?;
+        f.sync_data().map_err(io_err(path))?;
+        Ok(())
+    }
+}

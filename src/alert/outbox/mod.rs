@@ -1,0 +1,215 @@
+//! The durable outbox: every alert routed to a channel is on disk before any
+//! attempt, and stays there until that channel took it or gave up on it.
+//!
+//! # On disk (`<state_dir>/outbox/`)
+//!
+//! - `state.json`: a snapshot of the whole outbox, written atomically
+//!   ([`write_atomic`](crate::ingest::checkpoint::write_atomic)) at start,
+//!   at shutdown and every [`COMPACT_EVERY_OPS`] operations;
+//! - `journal.ndjson`: the operations since that snapshot, one JSON object a
+//!   line, each fsynced before the call that made it returns. A `kill -9`
+//!   can only tear the last line, which belongs to a call that never
+//!   returned; loading ignores it.
+//!
+//! Every operation is applied to memory by the same code whether it is made
+//! live or replayed, and replaying an operation the snapshot already holds
+//! changes nothing (a crash between writing the snapshot and truncating the
+//! journal is harmless).
+//!
+//! # Model
+//!
+//! A [`Pending`] delivery is one group on one channel. The first alert of a
+//! (route, channel) starts a group whose id is that alert's id and which is
+//! sent `group_wait` later; later alerts join it while it is still *open*
+//! (not yet attempted). The first attempt *closes* it, so every retry sends
+//! exactly the same alerts under the same id (the webhook's
+//! `Idempotency-Key`, the email's `Message-ID`). For email, groups that are
+//! due together (including those held back by `max_per_hour`) are folded
+//! into one message when it is sent.
+//!
+//! Time is an argument of every method (the caller's injected clock), so the
+//! backoff and `max_age` logic is tested without sleeping.
+//!
+//! # Rooms
+//!
+//! This file holds the outbox's types and queries; [`schedule`] decides
+//! what is sent when (grouping on submit, backoff, `max_per_hour`,
+//! `max_age`), [`journal`] makes every change durable (snapshot, journal,
+//! replay, dead letters).
+
+mod journal;
+mod schedule;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Alert;
+use crate::event::Millis;
+use journal::StoredAlert;
+
+pub use schedule::Backoff;
+
+/// Directory of the outbox inside the state directory.
+pub const OUTBOX_DIR: &str = "outbox";
+/// Snapshot file in [`OUTBOX_DIR`].
+pub const SNAPSHOT_FILE: &str = "state.json";
+/// Journal file in [`OUTBOX_DIR`].
+pub const JOURNAL_FILE: &str = "journal.ndjson";
+/// Dead letters, in the state directory itself (SPEC §5).
+pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
+
+/// Journal operations between snapshots: bounds replay time and the
+/// journal's size (each operation is one alert or one attempt, < 10 KiB).
+pub const COMPACT_EVERY_OPS: usize = 1_000;
+/// Most alerts one open group takes; the next starts a new group, so one
+/// flood cannot build an email nobody reads or a POST a receiver refuses.
+pub const MAX_GROUP_ALERTS: usize = 500;
+/// Most alerts pending at once; beyond, `submit` refuses (the alert stays
+/// in `alerts.log`) rather than growing memory and disk without bound.
+pub const MAX_PENDING_ALERTS: usize = 100_000;
+/// Most alert ids remembered for de-duplication (each ~80 bytes).
+pub const MAX_RECENT_IDS: usize = 50_000;
+/// Window of `max_per_hour`.
+pub const HOUR: Millis = 3_600_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("outbox is full ({MAX_PENDING_ALERTS} alerts pending); alert {0} not queued")]
+    Full(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
+    move |source| OutboxError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One group on one channel, waiting to be delivered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub channel: String,
+    pub route: String,
+    /// Id of the group's first alert.
+    pub group: String,
+    /// Alert ids, in the order they joined.
+    pub alerts: Vec<String>,
+    /// When the first alert entered the outbox (`max_age` counts from here).
+    pub created: Millis,
+    pub send_at: Millis,
+    /// Attempted at least once: no alert joins any more.
+    pub closed: bool,
+    pub attempts: u32,
+    pub next_attempt: Millis,
+    pub last_error: Option<String>,
+}
+
+/// What [`Outbox::submit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Already in the outbox or delivered recently: nothing written.
+    Duplicate,
+    /// No channel takes it.
+    NotRouted,
+    /// Durable; these channels have work.
+    Queued(Vec<String>),
+}
+
+/// One attempt to make, handed to a channel's worker.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub channel: String,
+    /// The group id: `Idempotency-Key` / `Message-ID`.
+    pub group: String,
+    pub alerts: Vec<Alert>,
+    /// Attempts already made (0 for the first).
+    pub attempts: u32,
+}
+
+/// What a channel's worker should do next.
+#[derive(Clone, Debug)]
+pub enum Next {
+    Send(Job),
+    /// Nothing due before this time.
+    At(Millis),
+    Idle,
+}
+
+/// What became of a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Tried again at this time.
+    Retry { at: Millis },
+    /// Gave up: `expired` when `max_age` passed, else the error was permanent.
+    Dead { expired: bool },
+}
+
+/// The outbox. Not thread-safe by itself: the delivery core keeps it behind
+/// a mutex, and every method is short (at most one fsynced append).
+pub struct Outbox {
+    dir: PathBuf,
+    dead_letter: PathBuf,
+    journal: File,
+    ops_since_snapshot: usize,
+    max_age: Millis,
+    backoff: Backoff,
+    alerts: BTreeMap<String, StoredAlert>,
+    pending: Vec<Pending>,
+    recent: VecDeque<(String, Millis)>,
+    recent_ids: HashSet<String>,
+    sent: BTreeMap<String, VecDeque<Millis>>,
+    /// Per channel: consecutive retryable failures and the time before
+    /// which the channel is left alone. In memory only: after a restart
+    /// each channel is tried at once.
+    health: BTreeMap<String, (u32, Millis)>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("dir", &self.dir)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Number of pending deliveries (group × channel).
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The pending deliveries (for tests and diagnostics).
+    pub fn pending(&self) -> &[Pending] {
+        &self.pending
+    }
+
+    /// Whether an alert id is pending or was submitted within `max_age`.
+    pub fn knows(&self, id: &str) -> bool {
+        self.alerts.contains_key(id) || self.recent_ids.contains(id)
+    }
+
+    fn find(&self, channel: &str, group: &str) -> Option<&Pending> {
+        self.pending
+            .iter()
+            .find(|p| p.channel == channel && p.group == group)
+    }
+
+    fn find_mut(&mut self, channel: &str, group: &str) -> Option<&mut Pending> {
+        self.pending
+            .iter_mut()
+            .find(|p| p.channel == channel && p.group == group)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! The end of a report run: [`Collector::finish`] turns the counters into
+//! the [`Report`] (pairs sorted and aggregated per server, the `other` rows,
+//! coverage and the days without logs).
+
+use std::collections::BTreeMap;
+
+use super::Collector;
+use super::stats::PairStats;
+use crate::alert::format_ts;
+use crate::event::{RejectReason, Severity};
+use crate::report::model::*;
+use crate::report::period::{day_name, day_of};
+
+impl Collector<'_> {
+    /// The finished report.
+    pub fn finish(mut self) -> Report {
+        let opts = self.opts;
+        let caps = &opts.caps;
+        // Pairs sorted by server then tool; servers aggregate their tools.
+        let mut servers: BTreeMap<&str, BTreeMap<&str, &PairStats>> = BTreeMap::new();
+        for (s, tools) in &self.pairs {
+            for (t, p) in tools {
+                servers.entry(s).or_default().insert(t, p);
+            }
+        }
+        let mut tool_rows = Vec::with_capacity(self.n_pairs);
+        let mut server_rows = Vec::with_capacity(servers.len());
+        for (s, tools) in &servers {
+            let mut agg = PairStats::default();
+            for (t, p) in tools {
+                tool_rows.push(p.row(s, t));
+                p.add_to(&mut agg, caps);
+            }
+            let r = agg.row(s, "");
+            server_rows.push(ServerRow {
+                server: r.server,
+                tools: tools.len() as u64,
+                calls: r.calls,
+                outcomes: r.outcomes,
+                approvals: r.approvals,
+                errors: r.errors,
+                latency_ms: r.latency_ms,
+            });
+        }
+        let mut users: Vec<UserRow> = self.users.iter().map(|(u, s)| s.row(u)).collect();
+        users.sort_by(|a, b| a.user.cmp(&b.user));
+
+        let mut by_severity: BTreeMap<String, u64> = Severity::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        let mut by_rule = Vec::new();
+        let mut alert_total = 0;
+        for (rule, n) in &self.alerts {
+            for (s, c) in Severity::ALL.iter().zip(n) {
+                *by_severity.entry(s.as_str().to_string()).or_default() += c;
+            }
+            let total = n.iter().sum();
+            alert_total += total;
+            by_rule.push(RuleAlerts {
+                rule: rule.clone(),
+                total,
+                low: n[0],
+                medium: n[1],
+                high: n[2],
+                critical: n[3],
+            });
+        }
+
+        let rejected = Rejected {
+            total: self.rejected.iter().sum(),
+            by_reason: RejectReason::ALL
+                .iter()
+                .zip(self.rejected)
+                .map(|(r, n)| (r.as_str().to_string(), n))
+                .collect(),
+        };
+
+        let coverage = self.coverage();
+        self.new_tools.approximate = self.seen_overflow;
+        let mut inputs = std::mem::take(&mut self.inputs);
+        inputs.events_read = self.events_read;
+        inputs.events_selected = self.events_selected;
+        Report {
+            report_version: REPORT_VERSION,
+            generated_at: format_ts(opts.now),
+            period: PeriodInfo {
+                name: opts.period.map(|p| p.as_str().to_string()),
+                since: opts.range.since.map(format_ts),
+                until: opts.range.until.map(format_ts),
+            },
+            filters: Filters {
+                user: opts.user.clone(),
+                server: opts.server.clone(),
+                token: opts.token.clone(),
+                token_requests: opts
+                    .token
+                    .as_ref()
+                    .map(|_| self.token_requests.len() as u64),
+                token_requests_complete: self.token_requests_complete,
+            },
+            inputs,
+            totals: Totals {
+                tool_calls: self.tool_calls,
+                approvals: self.approvals,
+                errors: self.errors,
+                servers: servers.len() as u64,
+                tools: self.n_pairs as u64,
+                users: self.users.len() as u64,
+            },
+            servers: server_rows,
+            tools: tool_rows,
+            other: self.other.as_ref().map(|p| p.row(OTHER, OTHER)),
+            users,
+            users_other: self.users_other.as_ref().map(|u| u.row(OTHER)),
+            hour_of_day: self.hours,
+            new_tools: std::mem::take(&mut self.new_tools),
+            disabled_tool_invocations: opts
+                .policy
+                .is_some()
+                .then(|| std::mem::take(&mut self.disabled)),
+            approval_bypasses: std::mem::take(&mut self.bypasses),
+            alerts: AlertTotals {
+                total: alert_total,
+                by_severity,
+                by_rule,
+                unreadable_lines: self.alerts_unreadable,
+            },
+            rejected,
+            coverage,
+            policy: opts.policy_info.clone(),
+            limits: Limits {
+                max_pairs: caps.max_pairs as u64,
+                pairs_overflow_events: self.pairs_overflow_events,
+                max_users: caps.max_users as u64,
+                users_overflow_events: self.users_overflow_events,
+                max_listed: caps.max_listed as u64,
+                events_outside_period: self.outside,
+                events_filtered_out: self.filtered_out,
+            },
+        }
+    }
+
+    fn coverage(&self) -> Coverage {
+        let opts = self.opts;
+        let retention_days = opts.retention_days;
+        let age = self.oldest.map(|o| (opts.now - o).div_euclid(86_400_000));
+        let retention_status = match age {
+            None => "no_records",
+            Some(a) if a < i64::from(retention_days) => "shorter_than_retention",
+            Some(a) if a <= i64::from(retention_days) + 2 => "meets_retention",
+            Some(_) => "exceeds_retention",
+        };
+        let first = opts
+            .range
+            .since
+            .map(day_of)
+            .or_else(|| self.oldest.map(day_of));
+        let last = Some(opts.range.until.map_or(day_of(opts.now), |u| day_of(u - 1)));
+        let mut gaps = Vec::new();
+        let mut gaps_total = 0;
+        if let (Some(f), Some(l)) = (first, last) {
+            for d in f..=l {
+                if !self.days.contains(&d) {
+                    gaps_total += 1;
+                    if gaps.len() < opts.caps.max_listed {
+                        gaps.push(day_name(d));
+                    }
+                }
+            }
+        }
+        let valid = first.zip(last).is_some_and(|(f, l)| f <= l);
+        Coverage {
+            oldest_record: self.oldest.map(format_ts),
+            oldest_record_age_days: age,
+            retention_days,
+            retention_status: retention_status.to_string(),
+            first_day: first.filter(|_| valid).map(day_name),
+            last_day: last.filter(|_| valid).map(day_name),
+            days_without_logs: gaps,
+            days_without_logs_total: gaps_total,
+        }
+    }
+}
