@@ -278,9 +278,16 @@ impl Delivery {
             DEFAULT_MAX_AGE
         };
         let now = opts.clock.now();
-        let outbox = Outbox::open(state_dir, max_age, opts.backoff, now)?;
+        let mut outbox = Outbox::open(state_dir, max_age, opts.backoff, now)?;
         let router = Router::new(cfg);
         describe(&metrics);
+        let names: Vec<&str> = router.channels().iter().map(|c| c.name()).collect();
+        for (channel, groups) in outbox.drop_unknown_channels(&names, now)? {
+            tracing::warn!(
+                "{groups} pending deliveries to channel {channel:?}, which is no longer configured, moved to the dead letters"
+            );
+            metrics.inc(M_DEAD, &[("channel", &channel)], groups);
+        }
         for c in router.channels() {
             for result in ["ok", "retry", "failed", "dead"] {
                 metrics.touch(M_DELIVERIES, &[("channel", c.name()), ("result", result)]);

@@ -157,6 +157,80 @@ impl Outbox {
         ob.compact(now)?;
         Ok(ob)
     }
+    /// The open journal must still be the one in the outbox directory: if
+    /// the directory (or the file) was deleted, every op would go to an
+    /// unlinked file and the pending alerts would be lost at the next
+    /// start. Then the directory is made again and the whole state written
+    /// into it as a snapshot.
+    fn ensure_journal(&mut self, now: Millis) -> Result<(), OutboxError> {
+        use std::os::unix::fs::MetadataExt;
+        let jpath = self.dir.join(JOURNAL_FILE);
+        let open = self.journal.metadata().map_err(io_err(&jpath))?;
+        let same =
+            std::fs::metadata(&jpath).is_ok_and(|m| m.dev() == open.dev() && m.ino() == open.ino());
+        if same {
+            return Ok(());
+        }
+        tracing::warn!(
+            "{} is gone; writing the outbox's {} pending deliveries there again",
+            jpath.display(),
+            self.pending.len()
+        );
+        std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(&self.dir))?;
+        }
+        self.journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&jpath)
+            .map_err(io_err(&jpath))?;
+        self.compact(now)
+    }
+
+    /// Pending deliveries to channels that are no longer configured go to
+    /// the dead letters with that reason (SPEC §8; at start and at a
+    /// reload): nothing would ever send them. Returns the channels and how
+    /// many groups each had.
+    pub fn drop_unknown_channels(
+        &mut self,
+        known: &[&str],
+        now: Millis,
+    ) -> Result<BTreeMap<String, u64>, OutboxError> {
+        let orphans: Vec<(String, String, u32)> = self
+            .pending
+            .iter()
+            .filter(|p| !known.contains(&p.channel.as_str()))
+            .map(|p| (p.channel.clone(), p.group.clone(), p.attempts))
+            .collect();
+        let mut dropped = BTreeMap::new();
+        for (channel, group, attempts) in orphans {
+            self.write_dead_letter(
+                &channel,
+                &group,
+                attempts,
+                "no channel of this name is configured any more",
+                "channel_removed",
+                now,
+            )?;
+            self.commit(
+                Op::Done {
+                    channel: channel.clone(),
+                    group,
+                    at: now,
+                    result: DoneResult::Dead,
+                },
+                now,
+            )?;
+            *dropped.entry(channel).or_insert(0) += 1;
+        }
+        Ok(dropped)
+    }
+
     pub(super) fn sync(&mut self) -> Result<(), OutboxError> {
         let jpath = self.dir.join(JOURNAL_FILE);
         self.journal.sync_data().map_err(io_err(&jpath))
@@ -226,9 +300,22 @@ impl Outbox {
             source: std::io::Error::other(e),
         })?;
         line.push(b'\n');
-        self.journal.write_all(&line).map_err(io_err(&jpath))?;
-        if sync {
-            self.journal.sync_data().map_err(io_err(&jpath))?;
+        self.ensure_journal(now)?;
+        let before = self.journal.metadata().map(|m| m.len());
+        let written = self.journal.write_all(&line).and_then(|()| {
+            if sync {
+                self.journal.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // A full disk can take half a line: cut it off, or the next op
+            // would be glued to it and both lost at replay.
+            if let Ok(len) = before {
+                let _ = self.journal.set_len(len);
+            }
+            return Err(io_err(&jpath)(e));
         }
         self.apply(op);
         self.ops_since_snapshot += 1;
@@ -343,7 +430,7 @@ impl Outbox {
         group: &str,
         attempts: u32,
         error: &str,
-        expired: bool,
+        reason: &str,
         now: Millis,
     ) -> Result<(), OutboxError> {
         let Some(p) = self.find(channel, group) else {
@@ -360,7 +447,7 @@ impl Outbox {
             "group": group,
             "entered": format_ts(p.created),
             "attempts": attempts,
-            "reason": if expired { "max_age" } else { "permanent" },
+            "reason": reason,
             "error": error,
             "alerts": alerts,
         });

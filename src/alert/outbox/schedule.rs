@@ -279,7 +279,8 @@ impl Outbox {
             return Ok(Failure::Retry { at: next });
         }
         let expired = retryable;
-        self.write_dead_letter(channel, group, attempts, error, expired, now)?;
+        let reason = if expired { "max_age" } else { "permanent" };
+        self.write_dead_letter(channel, group, attempts, error, reason, now)?;
         self.commit(
             Op::Done {
                 channel: channel.to_string(),

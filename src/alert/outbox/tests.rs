@@ -540,3 +540,53 @@ fn not_routed_alert_writes_nothing() {
     let jpath = d.path().join(OUTBOX_DIR).join(JOURNAL_FILE);
     assert_eq!(std::fs::metadata(jpath).unwrap().len(), 0);
 }
+
+#[test]
+fn a_pending_delivery_of_a_removed_channel_goes_to_the_dead_letters_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    let mut ob = open(d.path(), T0);
+    ob.submit(
+        &alert("disabled_tool", Severity::Critical, "a1"),
+        &[place("old-siem", "r0", 0), place("siem", "r0", 0)],
+        T0,
+    )
+    .unwrap();
+    drop(ob);
+    let mut ob = open(d.path(), T0 + 1000);
+    let dropped = ob.drop_unknown_channels(&["siem"], T0 + 1000).unwrap();
+    assert_eq!(dropped.get("old-siem"), Some(&1));
+    assert_eq!(
+        ob.pending_count(),
+        1,
+        "the known channel keeps its delivery"
+    );
+    let dead = std::fs::read_to_string(d.path().join(DEAD_LETTER_FILE)).unwrap();
+    assert!(dead.contains("\"reason\":\"channel_removed\""), "{dead}");
+    assert!(dead.contains("\"channel\":\"old-siem\""), "{dead}");
+    drop(ob);
+    // Once moved, it stays moved.
+    let mut ob = open(d.path(), T0 + 2000);
+    assert!(
+        ob.drop_unknown_channels(&["siem"], T0 + 2000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ob.pending_count(), 1);
+}
+
+#[test]
+fn a_deleted_outbox_directory_is_written_again_with_every_pending_alert() {
+    let d = tempfile::tempdir().unwrap();
+    let mut ob = open(d.path(), T0);
+    let p = [place("siem", "r0", 60_000)];
+    ob.submit(&alert("x", Severity::High, "a1"), &p, T0)
+        .unwrap();
+    std::fs::remove_dir_all(d.path().join(OUTBOX_DIR)).unwrap();
+    ob.submit(&alert("x", Severity::High, "a2"), &p, T0 + 1)
+        .unwrap();
+    drop(ob);
+    let mut ob = open(d.path(), T0 + 2);
+    assert_eq!(ob.pending_count(), 1);
+    let j = job(ob.next("siem", false, 0, T0 + 60_000).unwrap());
+    assert_eq!(ids(&j), vec!["a1", "a2"], "nothing pending was lost");
+}
