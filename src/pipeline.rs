@@ -249,6 +249,11 @@ pub struct Health {
     /// The state directory cannot be written (the outbox or the
     /// checkpoint): reading has stopped until it can.
     pub state_unwritable: AtomicBool,
+    /// The audit directory does not exist (SPEC §9: 503).
+    pub audit_dir_missing: AtomicBool,
+    /// Log names that are something else than a regular file (or a link
+    /// to one): a FIFO, a directory. Nothing can be read from them.
+    pub unreadable_inputs: std::sync::Mutex<Vec<String>>,
 }
 
 impl Health {
@@ -260,9 +265,21 @@ impl Health {
         let tailing_ok = poll_age <= 3 * interval + 5_000;
         let state_ok = !self.state_unwritable.load(Ordering::Relaxed);
         let checkpoint_ok = state_ok && (!self.dirty.load(Ordering::Relaxed) || ckpt_age <= 10_000);
-        let ok = tailing_ok && checkpoint_ok;
+        let dir_ok = !self.audit_dir_missing.load(Ordering::Relaxed);
+        let unreadable = self
+            .unreadable_inputs
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let ok = tailing_ok && checkpoint_ok && dir_ok && unreadable.is_empty();
         let body = serde_json::json!({
             "status": if ok { "ok" } else { "degraded" },
+            "audit_dir": if dir_ok { "ok" } else { "missing" },
+            "inputs": if unreadable.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("not a regular file: {}", unreadable.join(", "))
+            },
             "tailing": if tailing_ok { "ok" } else { "stalled" },
             "checkpoint": if checkpoint_ok { "ok" } else { "behind" },
             "state_dir": if state_ok { "ok" } else { "unwritable" },
@@ -627,6 +644,7 @@ impl Daemon {
         if !self.state_writable() {
             return Ok(false);
         }
+        self.check_inputs();
         let read_at = Instant::now();
         self.parser.now_ms = chrono::Utc::now().timestamp_millis();
         let batch = self
@@ -867,6 +885,44 @@ impl Daemon {
         }
     }
 
+    /// Notes (for `/healthz`, and once in the log) a missing audit
+    /// directory and log names that are not regular files.
+    fn check_inputs(&mut self) {
+        let missing = !self.dir.is_dir();
+        if self
+            .health
+            .audit_dir_missing
+            .swap(missing, Ordering::Relaxed)
+            != missing
+        {
+            if missing {
+                tracing::warn!(
+                    "the audit directory {} does not exist; waiting for it",
+                    self.dir.display()
+                );
+            } else {
+                tracing::info!("the audit directory {} exists now", self.dir.display());
+            }
+        }
+        let odd: Vec<String> = Kind::ALL
+            .iter()
+            .map(|k| k.base_file())
+            .filter(|name| std::fs::metadata(self.dir.join(name)).is_ok_and(|m| !m.is_file()))
+            .map(str::to_string)
+            .collect();
+        if let Ok(mut known) = self.health.unreadable_inputs.lock()
+            && *known != odd
+        {
+            for name in odd.iter().filter(|n| !known.contains(n)) {
+                tracing::warn!(
+                    "{}: not a regular file (a FIFO or a directory?); nothing can be read from it",
+                    self.dir.join(name).display()
+                );
+            }
+            *known = odd;
+        }
+    }
+
     /// Whether reading may go on: no alert is held and the last checkpoint
     /// was written. Otherwise retries what failed first.
     fn state_writable(&mut self) -> bool {
@@ -981,6 +1037,10 @@ impl Daemon {
     /// only what a saved checkpoint has consumed.
     fn rotate_pass(&mut self) -> Result<(), RunError> {
         if self.rotating.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        if !self.dir.is_dir() {
+            // Said once by `check_inputs`; nothing to rotate.
             return Ok(());
         }
         self.wait_rotation();

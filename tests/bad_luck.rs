@@ -453,3 +453,70 @@ fn scan_and_report_read_a_symlinked_live_log() {
         "the report shows the calls: {text}"
     );
 }
+
+#[test]
+fn a_missing_audit_directory_is_said_once_and_healthz_is_503_until_it_exists() {
+    let p = project();
+    std::fs::remove_dir_all(p.audit()).unwrap();
+    let d = p.start_with_env(&[], &[("MCPWATCH_ROTATE_EVERY_MS", "100")]);
+    let addr = d.addr.clone().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(&addr, "/healthz").0
+            == 503),
+        "{:?}",
+        http_get(&addr, "/healthz")
+    );
+    assert!(
+        http_get(&addr, "/healthz")
+            .1
+            .contains("\"audit_dir\":\"missing\"")
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = d.stderr();
+    assert_eq!(
+        log.matches("does not exist").count(),
+        1,
+        "said once, not every pass: {log}"
+    );
+    assert!(!log.contains("rotation pass failed"), "{log}");
+    std::fs::create_dir_all(p.audit()).unwrap();
+    p.append("tool-usage.log", &[disabled_call(BASE, "u-1")]);
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(&addr, "/healthz").0
+            == 200),
+        "{:?}",
+        http_get(&addr, "/healthz")
+    );
+    assert!(wait_until(Duration::from_secs(10), || disabled_users(&p) == ["u-1"]));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_fifo_under_a_log_name_is_reported_and_healthz_is_503() {
+    let p = project();
+    let ok = Command::new("mkfifo")
+        .arg(p.log("errors.log"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo");
+    let d = p.start(&[]);
+    let addr = d.addr.clone().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || http_get(&addr, "/healthz").0
+            == 503),
+        "{:?}",
+        http_get(&addr, "/healthz")
+    );
+    let (_, body) = http_get(&addr, "/healthz");
+    assert!(body.contains("not a regular file: errors.log"), "{body}");
+    std::fs::remove_file(p.log("errors.log")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || http_get(
+        &addr, "/healthz"
+    )
+    .0 == 200));
+    assert_eq!(d.stderr().matches("not a regular file (a FIFO").count(), 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
