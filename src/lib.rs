@@ -30,5 +30,6 @@ pub mod pipeline;
 pub mod report;
 pub mod rotate;
 mod swar;
+#[cfg(feature = "testkit")]
 #[doc(hidden)]
 pub mod testkit;

@@ -2,7 +2,7 @@
 //! verify archives found in the directory (each once per [`Rotator`] while
 //! unchanged, remembered by their [`Stamp`]).
 //!
-//! The archive format and its checks live in [`archive`](super::archive);
+//! The archive format and its checks live in [`archive`];
 //! this file decides when a file is due and records what happened.
 
 use std::fs::Metadata;

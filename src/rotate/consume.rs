@@ -26,7 +26,7 @@ pub trait Consumption {
     /// name).
     fn may_rename(&self, path: &Path, meta: &Metadata) -> bool;
 
-    /// Whether a rotated file idle for [`FORCE_IDLE`] may be compressed even
+    /// Whether a rotated file idle for [`FORCE_IDLE`](super::FORCE_IDLE) may be compressed even
     /// though [`Consumption::consumed`] says no. The daemon: yes (SPEC §6; a
     /// tailer behind on a file idle that long is stuck on it). A stopped
     /// daemon's checkpoint: no, it resumes there.

@@ -48,7 +48,7 @@
 //! # Rooms
 //!
 //! This file holds the options, the pass and its first two steps (rotate,
-//! prune); [`consume`] answers what a reader still needs, [`action`] is
+//! prune); `consume` answers what a reader still needs, `action` is
 //! the pass's plan and report, and `compress` holds steps 3 and 4.
 
 mod action;

@@ -3,7 +3,7 @@
 //! Every change is an [`Op`] appended to `journal.ndjson` and then applied
 //! to memory by [`Outbox::apply`], the same code live and on replay; a
 //! [`Snapshot`] of the whole state replaces the journal every
-//! [`COMPACT_EVERY_OPS`](super::COMPACT_EVERY_OPS) operations. Groups that
+//! [`COMPACT_EVERY_OPS`] operations. Groups that
 //! are given up on are appended to the dead letters here too.
 
 use std::collections::{BTreeMap, HashSet};

@@ -32,9 +32,9 @@
 //!
 //! # Rooms
 //!
-//! This file holds the outbox's types and queries; [`schedule`] decides
+//! This file holds the outbox's types and queries; `schedule` decides
 //! what is sent when (grouping on submit, backoff, `max_per_hour`,
-//! `max_age`), [`journal`] makes every change durable (snapshot, journal,
+//! `max_age`), `journal` makes every change durable (snapshot, journal,
 //! replay, dead letters).
 
 mod journal;

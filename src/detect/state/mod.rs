@@ -4,8 +4,8 @@
 //! All of it is plain data (serde) so the daemon can checkpoint it, and none
 //! of it reads a clock: time is always the event time passed in.
 //!
-//! One room each: [`keyed`] the map, [`window`] the sliding windows,
-//! [`cooldown`] the realert bookkeeping, [`key`] how an event's key fields
+//! One room each: `keyed` the map, `window` the sliding windows,
+//! `cooldown` the realert bookkeeping, `key` how an event's key fields
 //! become the map's key. Every public name is re-exported here.
 
 mod cooldown;

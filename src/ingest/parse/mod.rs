@@ -25,7 +25,7 @@
 //! iteratively, and everything else is at most two levels deep. Nothing here
 //! panics on any input.
 //!
-//! The rooms: [`fields`] (the field table and the winners it keeps), [`ts`]
+//! The rooms: `fields` (the field table and the winners it keeps), `ts`
 //! (every timestamp form of SPEC §1), `fast` (the fast path) and `walk` (the
 //! serde path's visitors); this file holds [`Parser`], which runs them.
 
