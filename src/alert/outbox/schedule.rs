@@ -3,8 +3,9 @@
 //! `max_per_hour`, and a failure is retried with [`Backoff`] until
 //! `max_age`, then dead-lettered.
 //!
-//! Every change of state goes through the journal (`journal.rs`); this file
-//! only decides which change to make. Time is an argument throughout.
+//! Every durable change goes through the journal (`journal.rs`); this file
+//! decides which change to make, and keeps the per-channel health that
+//! lives in memory only. Time is an argument throughout.
 
 use super::journal::{DoneResult, Op, Slot};
 use super::{

@@ -2,8 +2,7 @@
 //!
 //! Both walks (the fast path and the serde path) ask [`slot`] what a key
 //! means and hand its value to [`Fields`], so the alias priorities and the
-//! value rules live here once. Moved out of `parse.rs` so the table can be
-//! read on its own.
+//! value rules live here once, where the table can be read on its own.
 
 use std::borrow::Cow;
 

@@ -1,9 +1,9 @@
 //! Timestamps: every ts form of SPEC §1 (RFC 3339, `YYYY-MM-DD HH:MM:SS`,
 //! epoch seconds or milliseconds as numbers or text) → ms since the epoch.
 //!
-//! Hand-written rather than chrono because it runs once per line on the hot
-//! path; the range check (`bad_ts`) is the caller's. Moved out of `parse.rs`
-//! so the calendar arithmetic sits apart from the field table.
+//! Read straight from the value's bytes, without a date library; the range
+//! check (`bad_ts`) is the caller's. A room of its own so the calendar
+//! arithmetic sits apart from the field table.
 
 use super::fields::Scalar;
 use crate::event::Millis;

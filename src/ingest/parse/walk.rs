@@ -3,8 +3,8 @@
 //! [`TopVisitor`] walks the top-level object, [`KeySeed`] classifies each key
 //! through the field table without allocating, and [`ScalarSeed`] keeps a
 //! value only as far as the parser cares (the fast path reuses it for the
-//! numbers it leaves to serde_json). Moved out of `parse.rs` to keep the
-//! trait boilerplate apart from the parser's logic.
+//! numbers it leaves to serde_json). A room of its own to keep the trait
+//! boilerplate apart from the parser's logic.
 
 use std::borrow::Cow;
 use std::fmt;
