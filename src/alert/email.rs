@@ -29,12 +29,14 @@ pub const SMTP_SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest alert message quoted in a subject, in characters.
 pub const SUBJECT_MESSAGE_CHARS: usize = 120;
 
-/// Replaces control characters (and Unicode line/paragraph separators) by
-/// U+FFFD: for any text that ends up in a header value.
+/// Replaces control characters, Unicode line/paragraph separators and bidi
+/// controls ([`crate::text::needs_escape`]) by U+FFFD: for any text that
+/// ends up in a header value, where an escape would only make the subject
+/// longer and a bidi override would reorder it in the inbox list.
 pub fn header_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            if crate::text::needs_escape(c) {
                 '\u{FFFD}'
             } else {
                 c
@@ -43,24 +45,12 @@ pub fn header_safe(s: &str) -> String {
         .collect()
 }
 
-/// Escapes control characters as `\n`, `\r`, `\t`, `\u{..}`, for text from
-/// log fields quoted in a body: a reader sees exactly what the log held, and
-/// no log line can fake a line of the message.
+/// Escapes text from log fields quoted in a body ([`crate::text::escape`]:
+/// `\n`, `\r`, `\t`, `\\`, `\u{..}` for other controls and bidi
+/// overrides): a reader sees exactly what the log held, and no log line can
+/// fake a line of the message or reorder one.
 pub fn body_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape(s).into_owned()
 }
 
 /// The group's most severe alert (the first of them on a tie).
@@ -372,6 +362,24 @@ mod tests {
         assert!(b.contains("Evidence:      tool-usage.log:12 (request_id r-1\\n)"));
         assert!(b.contains("When:          2026-11-23T14:03:59.000Z"));
         assert!(b.contains(advice("disabled_tool")));
+    }
+
+    #[test]
+    fn body_escapes_bidi_overrides_and_subject_replaces_them() {
+        let mut a = alert("new_tool_usage", Severity::Low, "id1");
+        a.message = "first call of gmail/invoice\u{202e}fdp.exe".into();
+        a.key
+            .insert("tool_name".into(), "invoice\u{202e}fdp.exe\u{2066}".into());
+        let b = body("id1", std::slice::from_ref(&a));
+        assert!(!b.contains('\u{202e}') && !b.contains('\u{2066}'), "{b}");
+        assert!(
+            b.contains("tool_name=invoice\\u{202e}fdp.exe\\u{2066}"),
+            "{b}"
+        );
+        assert!(b.contains("What happened: first call of gmail/invoice\\u{202e}fdp.exe"));
+        let s = subject(&[a]);
+        assert!(!s.contains('\u{202e}'), "{s}");
+        assert!(s.ends_with("gmail/invoice\u{FFFD}fdp.exe"), "{s}");
     }
 
     #[test]

@@ -175,16 +175,9 @@ pub fn time_range(
     })
 }
 
-/// Text from log lines made safe for a terminal: control characters are
-/// shown escaped so a line cannot move the cursor or fake output.
+/// Text from log lines made safe for a terminal: control characters and
+/// bidi overrides are shown escaped so a line cannot move the cursor,
+/// reorder the display or fake output. See [`crate::text::escape`].
 pub fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::text::escape(s).into_owned()
 }
