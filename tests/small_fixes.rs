@@ -4,7 +4,11 @@
 //! - log text reaches a terminal or spreadsheet escaped (SPEC §8): `scan
 //!   --format table`, the text report and CSV cells show ESC, BEL and bidi
 //!   overrides as visible escapes;
+//! - an SMTP server that echoes the `AUTH PLAIN` blob in its 535 reply does
+//!   not get the credentials printed by `test-alert`;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -99,4 +103,88 @@ fn csv_report_cells_show_controls_and_bidi_overrides_escaped() {
         row.starts_with(&format!("files,{HOSTILE_SHOWN},1,")),
         "{row}"
     );
+}
+
+/// A one-connection SMTP server on loopback that offers AUTH PLAIN and
+/// answers it with a 535 quoting the whole command, blob and all. Returns
+/// its port; the thread ends with the connection.
+fn echoing_smtp_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let _ = w.write_all(b"220 fake.example ESMTP\r\n");
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            let cmd = line.trim_end().to_string();
+            line.clear();
+            let upper = cmd.to_ascii_uppercase();
+            let reply = if upper.starts_with("EHLO") {
+                "250-fake.example\r\n250 AUTH PLAIN\r\n".to_string()
+            } else if upper.starts_with("AUTH") {
+                format!("535 5.7.8 Authentication credentials invalid: {cmd}\r\n")
+            } else if upper.starts_with("QUIT") {
+                let _ = w.write_all(b"221 bye\r\n");
+                return;
+            } else {
+                "502 5.5.2 not implemented\r\n".to_string()
+            };
+            if w.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn test_alert_redacts_an_auth_plain_blob_the_server_echoes() {
+    use base64::Engine as _;
+    const USER: &str = "alerts@example.com";
+    const PASS: &str = "echo-me-Pa55-9Zq";
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASS}"));
+    let port = echoing_smtp_server();
+    let d = tempfile::tempdir().unwrap();
+    let settings = d.path().join("mcpwatch.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            r#"
+[[channels.email]]
+name = "secops"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+tls = "none"
+allow_plaintext = true
+username = "{USER}"
+password_env = "SMALL_FIXES_SMTP_PASSWORD"
+from = "mcpwatch@example.com"
+to = ["security@example.com"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = mcpwatch(d.path())
+        .arg("test-alert")
+        .arg("--settings")
+        .arg(&settings)
+        .env("SMALL_FIXES_SMTP_PASSWORD", PASS)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("secops: 535"), "{stdout}");
+    assert!(stdout.contains("[redacted]"), "{stdout}");
+    for secret in [blob.as_str(), blob.trim_end_matches('='), PASS] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} shown:\n{stdout}{stderr}"
+        );
+    }
 }
