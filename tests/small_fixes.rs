@@ -6,6 +6,7 @@
 //!   overrides as visible escapes;
 //! - an SMTP server that echoes the `AUTH PLAIN` blob in its 535 reply does
 //!   not get the credentials printed by `test-alert`;
+//! - `check` warns about `http://` webhooks to non-loopback hosts;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -186,5 +187,67 @@ to = ["security@example.com"]
             !stdout.contains(secret) && !stderr.contains(secret),
             "{secret} shown:\n{stdout}{stderr}"
         );
+    }
+}
+
+#[test]
+fn check_warns_about_plain_http_webhooks_to_remote_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    let settings = d.path().join("mcpwatch.toml");
+    std::fs::write(
+        &settings,
+        r#"
+[[channels.webhook]]
+name = "siem"
+url = "http://siem.example.com:8080/hooks/T0KEN-in-path?key=abc"
+
+[[channels.webhook]]
+name = "local-relay"
+url = "http://127.0.0.1:9000/hook"
+
+[[channels.webhook]]
+name = "v6-relay"
+url = "http://[::1]:9000/hook"
+
+[[channels.webhook]]
+name = "tls"
+url = "https://siem.example.com/hooks"
+"#,
+    )
+    .unwrap();
+    let config = d.path().join("security-config.json");
+    std::fs::write(
+        &config,
+        r#"{"approvalMode": "always_ask",
+"incidentResponse": {"escalationWebhook": "http://pager.example.net/escalate"}}"#,
+    )
+    .unwrap();
+    let out = mcpwatch(d.path())
+        .arg("check")
+        .arg("--settings")
+        .arg(&settings)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: webhook \"siem\": http://siem.example.com:8080/… sends alerts and \
+             signatures unencrypted to a non-loopback host; use https://"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: incidentResponse.escalationWebhook: http://pager.example.net/… sends \
+             critical alerts unencrypted to a non-loopback host; use https://"
+        ),
+        "{stderr}"
+    );
+    // Loopback and https:// are fine; the path (it may hold a token) is never shown.
+    for quiet in ["local-relay", "v6-relay", "\"tls\"", "T0KEN", "key=abc"] {
+        assert!(!stderr.contains(quiet), "{quiet} in:\n{stderr}");
     }
 }
