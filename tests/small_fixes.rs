@@ -7,6 +7,8 @@
 //! - an SMTP server that echoes the `AUTH PLAIN` blob in its 535 reply does
 //!   not get the credentials printed by `test-alert`;
 //! - `check` warns about `http://` webhooks to non-loopback hosts;
+//! - `--since` later than `--until`, and a duration too large for a time,
+//!   are usage errors (exit 2) for `scan` and `report`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -250,4 +252,69 @@ url = "https://siem.example.com/hooks"
     for quiet in ["local-relay", "v6-relay", "\"tls\"", "T0KEN", "key=abc"] {
         assert!(!stderr.contains(quiet), "{quiet} in:\n{stderr}");
     }
+}
+
+/// `args` after `scan`/`report` exit 2 with every `want` on stderr.
+fn usage_error(d: &Path, args: &[&str], want: &[&str]) {
+    let out = mcpwatch(d).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    for w in want {
+        assert!(stderr.contains(w), "{args:?}: missing {w:?} in {stderr}");
+    }
+}
+
+#[test]
+fn since_later_than_until_is_a_usage_error_naming_both() {
+    let (d, audit) = hostile_audit();
+    let audit = audit.to_str().unwrap();
+    let want = [
+        "--since 2026-11-21T00:00:00Z (2026-11-21T00:00:00.000Z) is later than --until 48h (2026-11-19T12:00:00.000Z)",
+    ];
+    usage_error(
+        d.path(),
+        &[
+            "report",
+            "--dir",
+            audit,
+            "--since",
+            "2026-11-21T00:00:00Z",
+            "--until",
+            "48h",
+        ],
+        &want,
+    );
+    usage_error(
+        d.path(),
+        &[
+            "scan",
+            audit,
+            "--since",
+            "2026-11-21T00:00:00Z",
+            "--until",
+            "2026-11-19T00:00:00Z",
+        ],
+        &[
+            "--since 2026-11-21T00:00:00Z",
+            "is later than --until 2026-11-19T00:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn a_duration_too_large_for_a_time_is_a_usage_error_not_unbounded() {
+    let (d, audit) = hostile_audit();
+    let audit = audit.to_str().unwrap();
+    let want = ["--since: duration \"99999999999h\" is too large"];
+    usage_error(d.path(), &["scan", audit, "--since", "99999999999h"], &want);
+    usage_error(
+        d.path(),
+        &["report", "--dir", audit, "--since", "99999999999h"],
+        &want,
+    );
+    usage_error(
+        d.path(),
+        &["report", "--dir", audit, "--until", "99999999999999999d"],
+        &["--until: "],
+    );
 }
