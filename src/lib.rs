@@ -18,6 +18,8 @@
 //! - [`report`]: audit reports over logs and archives.
 //! - [`pipeline`]: the daemon, the only place stages are wired together.
 //! - [`cli`]: the commands of SPEC §7 on top of the above.
+//! - [`text`]: the escaping of log text for terminals, spreadsheets and
+//!   mail bodies that every human-facing output shares (SPEC §8).
 
 pub mod alert;
 pub mod cli;
@@ -33,3 +35,4 @@ mod swar;
 #[cfg(feature = "testkit")]
 #[doc(hidden)]
 pub mod testkit;
+pub mod text;

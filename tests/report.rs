@@ -647,7 +647,9 @@ fn cli_csv_quotes_awkward_names_and_defuses_formulas() {
     let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
     assert_eq!(&rows[0][0], "a,b \"q\"");
     assert_eq!(&rows[0][1], "'=HYPERLINK(1)");
-    assert_eq!(&rows[1][0], "line\nbreak");
+    // SPEC §8: a CSV shows control characters from logs escaped, a line
+    // break included (RFC 4180 quoting alone would keep it raw).
+    assert_eq!(&rows[1][0], "line\\nbreak");
 }
 
 #[test]

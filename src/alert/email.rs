@@ -9,6 +9,11 @@
 //!
 //! The SMTP password is read from the environment variable named by
 //! `password_env` at each send and lives only in the transport for that send.
+//! A server may quote what it was sent in its reply (`535 bad credentials
+//! for AUTH PLAIN AHVzZXIAc2VjcmV0`), and that reply becomes the error that
+//! `test-alert` prints and `run` logs: so every error of a send has the
+//! password in each form it took on the wire replaced by `[redacted]`
+//! ([`redact_credentials`]) before it leaves this module.
 
 use std::time::Duration;
 
@@ -29,12 +34,14 @@ pub const SMTP_SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest alert message quoted in a subject, in characters.
 pub const SUBJECT_MESSAGE_CHARS: usize = 120;
 
-/// Replaces control characters (and Unicode line/paragraph separators) by
-/// U+FFFD: for any text that ends up in a header value.
+/// Replaces control characters, Unicode line/paragraph separators and bidi
+/// controls ([`crate::text::needs_escape`]) by U+FFFD: for any text that
+/// ends up in a header value, where an escape would only make the subject
+/// longer and a bidi override would reorder it in the inbox list.
 pub fn header_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            if crate::text::needs_escape(c) {
                 '\u{FFFD}'
             } else {
                 c
@@ -43,24 +50,12 @@ pub fn header_safe(s: &str) -> String {
         .collect()
 }
 
-/// Escapes control characters as `\n`, `\r`, `\t`, `\u{..}`, for text from
-/// log fields quoted in a body: a reader sees exactly what the log held, and
-/// no log line can fake a line of the message.
+/// Escapes text from log fields quoted in a body ([`crate::text::escape`]:
+/// `\n`, `\r`, `\t`, `\\`, `\u{..}` for other controls and bidi
+/// overrides): a reader sees exactly what the log held, and no log line can
+/// fake a line of the message or reorder one.
 pub fn body_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape(s).into_owned()
 }
 
 /// The group's most severe alert (the first of them on a tie).
@@ -287,19 +282,90 @@ impl EmailSender {
     }
 
     /// One attempt: permanent SMTP replies (5xx) are not retryable;
-    /// transient replies (4xx), timeouts and connection failures are.
+    /// transient replies (4xx), timeouts and connection failures are. The
+    /// error never holds the credentials ([`redact_credentials`]).
     pub async fn send(&self, group: &str, alerts: &[Alert]) -> Result<(), SendError> {
         let msg = build_message(&self.cfg, group, alerts)?;
         let transport = self.transport()?;
-        match tokio::time::timeout(SMTP_SEND_TIMEOUT, transport.send(msg)).await {
+        let r = match tokio::time::timeout(SMTP_SEND_TIMEOUT, transport.send(msg)).await {
             Err(_) => Err(SendError::retryable(format!(
                 "timed out after {}s",
                 SMTP_SEND_TIMEOUT.as_secs()
             ))),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(classify(&e)),
-        }
+        };
+        r.map_err(|mut e| {
+            if let Some(user) = &self.cfg.username {
+                let password = self
+                    .cfg
+                    .password_env
+                    .as_deref()
+                    .and_then(|v| std::env::var(v).ok())
+                    .unwrap_or_default();
+                e.message = redact_credentials(&e.message, user, &password);
+            }
+            e
+        })
     }
+}
+
+/// What replaces a credential in an error.
+const REDACTED: &str = "[redacted]";
+
+/// `msg` with the SMTP credentials removed in every form lettre sends them
+/// in: the `AUTH PLAIN` blob (base64 of `\0user\0password`), the `AUTH
+/// LOGIN` answers (base64 of the user and of the password), and the
+/// password itself; each with and without its base64 padding, since a
+/// server may quote either. Whatever follows `AUTH PLAIN` or `AUTH LOGIN`
+/// in a quoted command is removed too, so even a blob cut short by the
+/// server does not get through.
+pub fn redact_credentials(msg: &str, user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut forms = vec![
+        b64(&format!("\0{user}\0{password}")),
+        b64(password),
+        b64(user),
+    ];
+    forms.extend(
+        forms
+            .clone()
+            .iter()
+            .map(|f| f.trim_end_matches('=').to_string()),
+    );
+    forms.push(password.to_string());
+    // Longest first, so no form is cut in half by a shorter one.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let mut out = super::delivery::redact(msg, &forms);
+    for cmd in ["AUTH PLAIN ", "AUTH LOGIN "] {
+        out = redact_after(&out, cmd);
+    }
+    out
+}
+
+/// Replaces the word after each (ASCII case-insensitive) `cmd` by
+/// [`REDACTED`].
+fn redact_after(msg: &str, cmd: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    let needle = cmd.to_ascii_lowercase();
+    let mut out = String::with_capacity(msg.len());
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&needle) {
+        let start = from + i + needle.len();
+        let end = msg[start..]
+            .find(|c: char| c.is_whitespace())
+            .map_or(msg.len(), |j| start + j);
+        out.push_str(&msg[from..start]);
+        if end > start && &msg[start..end] != REDACTED {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&msg[start..end]);
+        }
+        from = end;
+    }
+    out.push_str(&msg[from..]);
+    out
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
@@ -372,6 +438,60 @@ mod tests {
         assert!(b.contains("Evidence:      tool-usage.log:12 (request_id r-1\\n)"));
         assert!(b.contains("When:          2026-11-23T14:03:59.000Z"));
         assert!(b.contains(advice("disabled_tool")));
+    }
+
+    #[test]
+    fn body_escapes_bidi_overrides_and_subject_replaces_them() {
+        let mut a = alert("new_tool_usage", Severity::Low, "id1");
+        a.message = "first call of gmail/invoice\u{202e}fdp.exe".into();
+        a.key
+            .insert("tool_name".into(), "invoice\u{202e}fdp.exe\u{2066}".into());
+        let b = body("id1", std::slice::from_ref(&a));
+        assert!(!b.contains('\u{202e}') && !b.contains('\u{2066}'), "{b}");
+        assert!(
+            b.contains("tool_name=invoice\\u{202e}fdp.exe\\u{2066}"),
+            "{b}"
+        );
+        assert!(b.contains("What happened: first call of gmail/invoice\\u{202e}fdp.exe"));
+        let s = subject(&[a]);
+        assert!(!s.contains('\u{202e}'), "{s}");
+        assert!(s.ends_with("gmail/invoice\u{FFFD}fdp.exe"), "{s}");
+    }
+
+    #[test]
+    fn smtp_errors_never_show_the_auth_plain_or_login_blobs() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let (user, pass) = ("alerts@example.com", "s3cret-Pa55");
+        let plain = b64(&format!("\0{user}\0{pass}"));
+        for echo in [
+            format!("535 5.7.8 authentication failed: AUTH PLAIN {plain}"),
+            format!("535 5.7.8 bad blob {plain} rejected"),
+            format!(
+                "535 5.7.8 bad blob {} rejected",
+                plain.trim_end_matches('=')
+            ),
+            format!("535 login failed for {} / {}", b64(user), b64(pass)),
+            format!("535 password {pass} is wrong"),
+            format!("535 cut short: auth plain {}", &plain[..12]),
+            format!("535 cut short: AUTH LOGIN {}", &b64(pass)[..6]),
+        ] {
+            let r = redact_credentials(&echo, user, pass);
+            assert!(r.contains("[redacted]"), "{r}");
+            for secret in [plain.as_str(), plain.trim_end_matches('='), pass] {
+                assert!(!r.contains(secret), "{secret} in {r}");
+            }
+            assert!(!r.contains(&b64(pass)) && !r.contains(&plain[..12]), "{r}");
+            assert!(!r.contains(&b64(pass)[..6]), "{r}");
+        }
+        assert_eq!(
+            redact_credentials("535 5.7.8 AUTH PLAIN x failed", user, pass),
+            "535 5.7.8 AUTH PLAIN [redacted] failed"
+        );
+        assert_eq!(
+            redact_credentials("421 try later", user, pass),
+            "421 try later"
+        );
     }
 
     #[test]

@@ -149,42 +149,108 @@ pub fn load_config(
     }
 }
 
+/// Earliest and latest instants `--since`/`--until` may name: RFC 3339's
+/// years 0000 to 9999, the times an alert or a report can print. A
+/// duration reaching back further (`99999999999h`) is a mistake, not "since
+/// forever": it is refused instead of silently selecting everything.
+const TIME_ARG_MIN: crate::event::Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+const TIME_ARG_MAX: crate::event::Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
 /// Parses `--since`/`--until`: a duration back from `now` (`24h`, `7d`)
-/// or an RFC 3339 time.
+/// or an RFC 3339 time. A duration too large for a representable time is
+/// an error.
 pub fn parse_time_arg(s: &str, now: crate::event::Millis) -> Result<crate::event::Millis, String> {
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(d.timestamp_millis());
     }
     match crate::config::parse_duration(s) {
-        Ok(d) => Ok(now - d),
+        Ok(d) => now
+            .checked_sub(d)
+            .filter(|t| (TIME_ARG_MIN..=TIME_ARG_MAX).contains(t))
+            .ok_or_else(|| {
+                format!(
+                    "duration {s:?} is too large: it reaches back before the year 0000; \
+                     expected a duration back from now (e.g. 24h, 7d) or RFC 3339 (e.g. 2026-11-23T00:00:00Z)"
+                )
+            }),
         Err(_) => Err(format!(
             "invalid time {s:?}; expected a duration back from now (e.g. 24h, 7d) or RFC 3339 (e.g. 2026-11-23T00:00:00Z)"
         )),
     }
 }
 
-/// The selection of `--since` and `--until`.
+/// The selection of `--since` and `--until`. Each error names its flag;
+/// `--since` later than `--until` is an error naming both (it would select
+/// nothing and look like a clean result).
 pub fn time_range(
     since: Option<&str>,
     until: Option<&str>,
     now: crate::event::Millis,
 ) -> Result<crate::ingest::merge::TimeRange, String> {
-    Ok(crate::ingest::merge::TimeRange {
-        since: since.map(|s| parse_time_arg(s, now)).transpose()?,
-        until: until.map(|s| parse_time_arg(s, now)).transpose()?,
-    })
+    let parse = |flag: &str, v: Option<&str>| {
+        v.map(|s| parse_time_arg(s, now).map_err(|e| format!("--{flag}: {e}")))
+            .transpose()
+    };
+    let range = crate::ingest::merge::TimeRange {
+        since: parse("since", since)?,
+        until: parse("until", until)?,
+    };
+    if let (Some(s), Some(u), Some(s_arg), Some(u_arg)) = (range.since, range.until, since, until)
+        && s > u
+    {
+        return Err(format!(
+            "--since {s_arg} ({}) is later than --until {u_arg} ({}): nothing could be selected; \
+             expected --since before --until",
+            crate::alert::format_ts(s),
+            crate::alert::format_ts(u)
+        ));
+    }
+    Ok(range)
 }
 
-/// Text from log lines made safe for a terminal: control characters are
-/// shown escaped so a line cannot move the cursor or fake output.
+/// Text from log lines made safe for a terminal: control characters and
+/// bidi overrides are shown escaped so a line cannot move the cursor,
+/// reorder the display or fake output. See [`crate::text::escape`].
 pub fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::text::escape(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-23T12:00:00Z.
+    const NOW: crate::event::Millis = 1_795_435_200_000;
+
+    #[test]
+    fn since_later_than_until_is_an_error_naming_both() {
+        let e = time_range(Some("2026-11-22T00:00:00Z"), Some("48h"), NOW).unwrap_err();
+        assert_eq!(
+            e,
+            "--since 2026-11-22T00:00:00Z (2026-11-22T00:00:00.000Z) is later than \
+             --until 48h (2026-11-21T12:00:00.000Z): nothing could be selected; \
+             expected --since before --until"
+        );
+        assert!(time_range(Some("1h"), Some("2h"), NOW).is_err());
+        // Equal bounds and the right order stay accepted.
+        assert!(time_range(Some("48h"), Some("2026-11-22T00:00:00Z"), NOW).is_ok());
+        assert!(time_range(Some("1h"), Some("1h"), NOW).is_ok());
+        assert!(time_range(Some("1h"), None, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_duration_too_large_for_a_time_is_an_error_not_unbounded() {
+        let e = time_range(Some("99999999999h"), None, NOW).unwrap_err();
+        assert!(
+            e.starts_with("--since: duration \"99999999999h\" is too large"),
+            "{e}"
+        );
+        let e = time_range(None, Some("9999999999999999d"), NOW).unwrap_err();
+        assert!(e.starts_with("--until: "), "{e}");
+        // Back to the year 0000 still works; a day further does not.
+        let to_year_0 = (NOW - TIME_ARG_MIN) / 86_400_000;
+        assert!(parse_time_arg(&format!("{to_year_0}d"), NOW).is_ok());
+        assert!(parse_time_arg(&format!("{}d", to_year_0 + 1), NOW).is_err());
+        assert_eq!(parse_time_arg("24h", NOW), Ok(NOW - 86_400_000));
+    }
 }

@@ -233,12 +233,12 @@ fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
             let ev = a
                 .evidence
                 .first()
-                .map(|e| format!("{}:{}", e.file, e.line))
+                .map(|e| format!("{}:{}", super::printable(&e.file), e.line))
                 .unwrap_or_default();
             [
                 a.ts.clone(),
                 a.severity.as_str().to_string(),
-                a.rule.clone(),
+                super::printable(&a.rule),
                 super::printable(&key.join(" ")),
                 a.value.map(|v| v.to_string()).unwrap_or_default(),
                 ev,

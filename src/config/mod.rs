@@ -408,6 +408,26 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
             "no {DEFAULT_CONFIG}: the tool policy is unknown, so disabled_tool and approval_bypass stay off"
         ));
     }
+    // Email needs allow_plaintext for the same; a URL is accepted (loopback
+    // proxies and test receivers are legitimate) but never without a word.
+    for w in &cfg.settings.webhook {
+        if let Some(shown) = security::plaintext_remote_url(&w.url) {
+            cfg.warnings.push(format!(
+                "webhook {:?}: {shown} sends alerts and signatures unencrypted to a non-loopback host; use https://",
+                w.name
+            ));
+        }
+    }
+    if let Some(shown) = cfg
+        .security
+        .escalation_webhook
+        .as_deref()
+        .and_then(security::plaintext_remote_url)
+    {
+        cfg.warnings.push(format!(
+            "incidentResponse.escalationWebhook: {shown} sends critical alerts unencrypted to a non-loopback host; use https://"
+        ));
+    }
     if !cfg.security.notification_emails.is_empty() && cfg.settings.email.is_empty() {
         cfg.warnings.push(
             "incidentResponse.notificationEmails is set but mcpwatch.toml has no [[channels.email]] to send critical alerts through".into(),

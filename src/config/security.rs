@@ -384,3 +384,63 @@ pub(crate) fn is_http_url(s: &str) -> bool {
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/'))
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
+
+/// For an `http://` URL whose host is not loopback, `http://<host>/…` (the
+/// scheme and host only: a path or query may hold a token, and warnings are
+/// logged); `None` for `https://` and for loopback hosts (`localhost`,
+/// 127.0.0.0/8, `[::1]`), where plain HTTP never leaves the machine.
+pub(crate) fn plaintext_remote_url(url: &str) -> Option<String> {
+    let rest = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &url[7..])?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Userinfo may hold a password: never part of the host shown.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| format!("http://{host_port}/…"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_remote_url;
+
+    #[test]
+    fn plaintext_remote_url_flags_http_to_non_loopback_hosts_only() {
+        let shown = |u: &str| plaintext_remote_url(u);
+        assert_eq!(
+            shown("http://siem.example.com/hooks/T0KEN"),
+            Some("http://siem.example.com/…".into())
+        );
+        assert_eq!(
+            shown("http://10.0.0.5:8080?key=abc"),
+            Some("http://10.0.0.5:8080/…".into())
+        );
+        // Userinfo may hold a password: never shown.
+        assert_eq!(
+            shown("http://bob:pw@hooks.example.org/x"),
+            Some("http://hooks.example.org/…".into())
+        );
+        assert_eq!(
+            shown("http://[2001:db8::1]:80/x"),
+            Some("http://[2001:db8::1]:80/…".into())
+        );
+        for quiet in [
+            "https://siem.example.com/hooks",
+            "http://localhost:9000/hook",
+            "http://LOCALHOST/hook",
+            "http://127.0.0.1/hook",
+            "http://127.8.9.10:1/hook",
+            "http://[::1]:9000/hook",
+        ] {
+            assert_eq!(shown(quiet), None, "{quiet}");
+        }
+    }
+}

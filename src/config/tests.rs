@@ -723,3 +723,46 @@ fn single_table_where_array_of_tables_is_expected() {
         ["1:1: routes: expected an array of tables; write [[routes]], not [routes]"]
     );
 }
+
+#[test]
+fn a_minified_policy_of_200000_tools_loads() {
+    // Regression (issue #23): on a file that is one long line, every value's
+    // column was counted from the start of the line, so `check` went
+    // quadratic in the number of tools. No timing here: it must finish.
+    let d = Dir::new();
+    let names = |from: usize, to: usize| {
+        (from..to)
+            .map(|i| format!("\"tool_{i:06}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    d.write(
+        "security-config.json",
+        &format!(
+            r#"{{"approvalMode":"fine_grained","rules":{{"autoApproved":{{"tools":[{}],"patterns":["*_get"]}},"disabled":{{"tools":[{}],"pattern":["x"]}}}}}}"#,
+            names(0, 150_000),
+            names(150_000, 200_000)
+        ),
+    );
+    let c = ok(&d);
+    let p = c.policy.as_ref().unwrap_or_else(|| panic!("a policy"));
+    assert_eq!(p.named_tools().len(), 200_000);
+    assert_eq!(p.classify("tool_000007"), ToolClass::AutoApproved);
+    assert_eq!(p.classify("tool_199999"), ToolClass::Disabled);
+    // Positions stay exact at the far end of the line.
+    let w = c
+        .warnings
+        .iter()
+        .find(|w| w.contains("rules.disabled.pattern"))
+        .unwrap_or_else(|| panic!("{:?}", c.warnings));
+    let col = r#"{"approvalMode":"fine_grained","rules":{"autoApproved":{"tools":["#.len()
+        + (150_000 * 14 - 1)
+        + r#"],"patterns":["*_get"]},"disabled":{"tools":["#.len()
+        + (50_000 * 14 - 1)
+        + r#"],"#.len()
+        + 1;
+    assert!(
+        w.contains(&format!(":1:{col}: rules.disabled.pattern")),
+        "{w}"
+    );
+}

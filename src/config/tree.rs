@@ -67,29 +67,71 @@ impl Node {
     }
 }
 
+/// Bytes between two of [`LineIndex`]'s character counts: a column costs
+/// at most about this many bytes of counting.
+const CHAR_BLOCK: usize = 1024;
+
 /// Maps byte offsets of one text to line:col.
+///
+/// A column counts characters from the start of its line. Counting them
+/// afresh for every value is quadratic when a file is one long line (a
+/// minified `security-config.json` with 200,000 tools took most of a minute
+/// in `check`), so the characters before every [`CHAR_BLOCK`]-th byte are
+/// counted once up front, and a column far into a line costs at most two
+/// blocks of counting, whatever the line's length.
 pub(crate) struct LineIndex<'t> {
     text: &'t str,
     starts: Vec<usize>,
+    /// `marks[i]`: the last character boundary at or before byte
+    /// `i * CHAR_BLOCK`, and the characters before it.
+    marks: Vec<(usize, usize)>,
 }
 
 impl<'t> LineIndex<'t> {
     pub fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        LineIndex { text, starts }
+        let mut marks = Vec::with_capacity(text.len() / CHAR_BLOCK + 1);
+        let (mut at, mut chars) = (0, 0);
+        for i in 0..=text.len() / CHAR_BLOCK {
+            let mut b = i * CHAR_BLOCK;
+            while !text.is_char_boundary(b) {
+                b -= 1;
+            }
+            chars += text[at..b].chars().count();
+            at = b;
+            marks.push((b, chars));
+        }
+        LineIndex {
+            text,
+            starts,
+            marks,
+        }
     }
 
     pub fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
-        let col = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
+        let col = if offset - start <= CHAR_BLOCK {
+            self.text
+                .get(start..offset)
+                .map_or(offset - start, |s| s.chars().count())
+        } else {
+            self.chars_upto(offset) - self.chars_upto(start)
+        } + 1;
         Pos { line, col }
+    }
+
+    /// The characters in `text[..offset]` (`offset` a character boundary;
+    /// otherwise the bytes after the last mark count as characters).
+    fn chars_upto(&self, offset: usize) -> usize {
+        let (b, chars) = self.marks[offset / CHAR_BLOCK];
+        chars
+            + self
+                .text
+                .get(b..offset)
+                .map_or(offset - b, |s| s.chars().count())
     }
 }
 
@@ -423,6 +465,24 @@ mod tests {
         assert_eq!(idx.pos(2), Pos { line: 2, col: 1 });
         // "é" is two bytes: the value `1` is at byte 10, character column 8.
         assert_eq!(idx.pos(10), Pos { line: 2, col: 8 });
+    }
+
+    #[test]
+    fn line_index_columns_on_a_long_line_count_characters() {
+        // One long line of mixed one- to four-byte characters, crossing
+        // many blocks; every column agrees with counting from the start.
+        let line: String = (0..3000)
+            .map(|i| ["a", "é", "名", "🦀", "\"", " "][i % 6])
+            .collect();
+        let text = format!("{{\n{line}\n}}");
+        let idx = LineIndex::new(&text);
+        let start = 2;
+        for (off, _) in text[start..start + line.len()].char_indices() {
+            let want = text[start..start + off].chars().count() + 1;
+            assert_eq!(idx.pos(start + off), Pos { line: 2, col: want });
+        }
+        assert_eq!(idx.pos(text.len() - 1), Pos { line: 3, col: 1 });
+        assert_eq!(idx.pos(usize::MAX), Pos { line: 3, col: 2 });
     }
 
     #[test]

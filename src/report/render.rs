@@ -2,9 +2,12 @@
 //! complete report), `csv` (one row per server × tool, RFC 4180) and
 //! `compliance` (what an auditor asks for).
 //!
-//! Text formats escape control characters of values taken from logs, so a
-//! crafted tool name cannot move the cursor or fake lines; CSV quotes as
-//! RFC 4180 says and defuses cells a spreadsheet would run as a formula.
+//! Every value taken from logs is escaped by [`crate::text::escape`] in the
+//! text formats and in CSV cells alike (control characters, bidi overrides),
+//! so a crafted tool name cannot move the cursor, retitle the terminal of
+//! someone who runs `cat week.csv`, reorder a line or fake one; CSV also
+//! quotes as RFC 4180 says and defuses cells a spreadsheet would run as a
+//! formula.
 
 use std::io::{self, Write};
 
@@ -29,7 +32,7 @@ pub fn render(out: &mut dyn Write, report: &Report, format: Format) -> io::Resul
 }
 
 fn esc(s: &str) -> String {
-    crate::cli::printable(s)
+    crate::text::escape(s).into_owned()
 }
 
 pub fn write_json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
@@ -86,13 +89,17 @@ pub fn write_csv(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     Ok(())
 }
 
-/// A cell starting with `=`, `+`, `-`, `@`, tab or CR is run as a formula by
-/// spreadsheets (CSV injection): such text values get a leading `'`.
+/// A text cell from a log: escaped as in every human-facing format (a CSV
+/// ends up in a terminal as often as in a spreadsheet), then defused: a
+/// cell starting with `=`, `+`, `-` or `@` is run as a formula by
+/// spreadsheets (CSV injection), so it gets a leading `'`. (A leading tab or
+/// CR, the other formula triggers, is already shown as `\t` or `\r`.)
 fn defuse(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let s = crate::text::escape(s);
+    if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
-        s.to_string()
+        s.into_owned()
     }
 }
 
@@ -657,6 +664,19 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"a,b\",\"say \"\"hi\"\"\",\"x\ny\",'=1+1\r\n"
         );
+    }
+
+    #[test]
+    fn csv_cells_escape_controls_and_bidi_overrides() {
+        // `cat week.csv` must not retitle the terminal or reorder a line.
+        assert_eq!(defuse("t\u{1b}]0;pwned\u{7}x"), "t\\u{1b}]0;pwned\\u{7}x");
+        assert_eq!(defuse("invoice\u{202e}fdp.exe"), "invoice\\u{202e}fdp.exe");
+        assert_eq!(defuse("a\r\nb"), "a\\r\\nb");
+        // Formula triggers are still defused, after escaping.
+        assert_eq!(defuse("\t=1+1"), "\\t=1+1");
+        assert_eq!(defuse("-2+3"), "'-2+3");
+        assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("plain_tool"), "plain_tool");
     }
 
     #[test]
