@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod rotate;
+pub mod state;
 mod swar;
 #[cfg(feature = "testkit")]
 #[doc(hidden)]

@@ -8,12 +8,12 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
 use mcpwatch::metrics::Metrics;
 use mcpwatch::rotate::{
     self, Action, CheckpointConsumption, Consumption, DaemonConsumption, NoConsumer, RotateOptions,
     Rotator, verify_archive,
 };
+use mcpwatch::state::{FilePosition, TailCheckpoint};
 
 struct Fixture {
     _tmp: tempfile::TempDir,

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use mcpwatch::ingest::checkpoint::StateLock;
+use mcpwatch::state::StateLock;
 
 fn set_mtime(p: &Path, t: DateTime<Utc>) {
     let f = fs::File::options().write(true).open(p).unwrap();

@@ -572,7 +572,7 @@ fn poll_into_reuses_the_batch() {
 /// copy was read again as its continuation.
 #[test]
 fn restart_does_not_follow_a_reused_inode_for_a_position_without_head() {
-    use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
+    use mcpwatch::state::{FilePosition, TailCheckpoint};
     use std::os::unix::fs::MetadataExt;
     let d = tempfile::tempdir().unwrap();
     append(d.path(), "errors.log.1", b"already read elsewhere\n");
@@ -599,7 +599,7 @@ fn restart_does_not_follow_a_reused_inode_for_a_position_without_head() {
 
 #[test]
 fn a_checkpoint_with_absurd_values_is_ignored_without_panic() {
-    use mcpwatch::ingest::checkpoint::{FilePosition, TailCheckpoint};
+    use mcpwatch::state::{FilePosition, TailCheckpoint};
     use std::os::unix::fs::MetadataExt;
     let d = tempfile::tempdir().unwrap();
     append(d.path(), "tool-usage.log", b"a\n");

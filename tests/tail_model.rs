@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mcpwatch::event::Kind;
-use mcpwatch::ingest::checkpoint::TailCheckpoint;
 use mcpwatch::ingest::tail::Tailer;
+use mcpwatch::state::TailCheckpoint;
 use proptest::prelude::*;
 
 const ROTATE_WAIT: Duration = Duration::from_secs(10);

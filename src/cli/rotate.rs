@@ -17,11 +17,11 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::ingest::checkpoint::{self, LockError, StateLock};
 use crate::metrics::Metrics;
 use crate::rotate::{
     CheckpointConsumption, Consumption, NoConsumer, PassReport, RotateOptions, Rotator,
 };
+use crate::state::{self, LockError, StateLock};
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
@@ -115,7 +115,7 @@ pub fn execute(
     let consumption: Box<dyn Consumption> = if no_consumer {
         Box::new(NoConsumer)
     } else {
-        match checkpoint::load_tail(&opts.state_dir) {
+        match state::load_tail(&opts.state_dir) {
             Ok(Some(tail)) => Box::new(CheckpointConsumption::new(tail)),
             Ok(None) => Box::new(CheckpointConsumption::absent(format!(
                 "no checkpoint in {}: a future `mcpwatch run` would read it from its \
@@ -174,7 +174,7 @@ fn lock_failed(e: LockError, err: &mut dyn Write) -> anyhow::Result<u8> {
 /// when there is no lock file (then no daemon can hold it).
 fn probe_lock(state_dir: &Path) -> Result<Option<std::fs::File>, LockError> {
     let shown = state_dir.display().to_string();
-    let f = match std::fs::File::open(state_dir.join(checkpoint::LOCK_FILE)) {
+    let f = match std::fs::File::open(state_dir.join(state::LOCK_FILE)) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LockError::Io(shown, e)),

@@ -4,9 +4,7 @@
 //! - [`parse`]: one line → one [`crate::event::Event`] or a reject reason.
 //! - [`input`]: which files `scan`/`report` read, and in what order.
 //! - [`merge`]: the ts-ordered merge of SPEC §3.
-//! - [`checkpoint`]: checkpoints and the state directory lock.
 
-pub mod checkpoint;
 pub mod input;
 pub mod lines;
 pub mod merge;

@@ -10,7 +10,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::ingest::checkpoint::{FilePosition, TailCheckpoint};
+use crate::state::{FilePosition, TailCheckpoint};
 
 /// What the reader of the logs still needs. The daemon implements it with
 /// its tailer; `mcpwatch rotate` with [`CheckpointConsumption`].

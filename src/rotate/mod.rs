@@ -28,7 +28,7 @@
 //!
 //! ```no_run
 //! # fn demo(cfg: &mcpwatch::config::Config, metrics: &mcpwatch::metrics::Metrics,
-//! #         positions: Vec<mcpwatch::ingest::checkpoint::FilePosition>) {
+//! #         positions: Vec<mcpwatch::state::FilePosition>) {
 //! use mcpwatch::rotate::{DaemonConsumption, RotateOptions, Rotator};
 //! let dir = std::path::Path::new(".elevenlabs/audit");
 //! let state_dir = std::path::Path::new(".elevenlabs/mcpwatch");

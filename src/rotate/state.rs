@@ -91,7 +91,7 @@ impl RotationState {
             path: path.clone(),
             source: e,
         })?;
-        crate::ingest::checkpoint::write_atomic(&path, &bytes).map_err(io)
+        crate::state::write_atomic(&path, &bytes).map_err(io)
     }
 }
 

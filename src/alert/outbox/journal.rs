@@ -19,7 +19,7 @@ use super::{
 };
 use crate::alert::{Alert, format_ts};
 use crate::event::Millis;
-use crate::ingest::checkpoint::write_atomic;
+use crate::state::write_atomic;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct StoredAlert {

@@ -4,7 +4,7 @@
 //! # On disk (`<state_dir>/outbox/`)
 //!
 //! - `state.json`: a snapshot of the whole outbox, written atomically
-//!   ([`write_atomic`](crate::ingest::checkpoint::write_atomic)) at start,
+//!   ([`write_atomic`](crate::state::write_atomic)) at start,
 //!   at shutdown and every [`COMPACT_EVERY_OPS`] operations;
 //! - `journal.ndjson`: the operations since that snapshot, one JSON object a
 //!   line, each fsynced before the call that made it returns. A `kill -9`

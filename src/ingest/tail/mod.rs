@@ -45,8 +45,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{Kind, RejectReason};
-use crate::ingest::checkpoint::{FilePosition, Finished, TailCheckpoint};
 use crate::ingest::input::{AgeRank, rotation_of};
+use crate::state::{FilePosition, Finished, TailCheckpoint};
 
 mod file;
 mod identity;
@@ -276,8 +276,8 @@ pub struct TailStats {
 /// ```no_run
 /// # use mcpwatch::ingest::tail::Tailer;
 /// # use std::{path::Path, time::Instant};
-/// # fn detect(_: &[u8]) {} fn save(_: &mcpwatch::ingest::checkpoint::TailCheckpoint) {}
-/// let saved = mcpwatch::ingest::checkpoint::load_tail(Path::new("state")).ok().flatten();
+/// # fn detect(_: &[u8]) {} fn save(_: &mcpwatch::state::TailCheckpoint) {}
+/// let saved = mcpwatch::state::load_tail(Path::new("state")).ok().flatten();
 /// let mut tailer = Tailer::new(Path::new(".elevenlabs/audit"), 1 << 20, saved);
 /// loop {
 ///     // woken by a notify event on the directory or by the poll interval

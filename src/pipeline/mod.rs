@@ -18,29 +18,33 @@
 //! checkpoint are read again and give the same alert ids; ids already in
 //! `alerts.log` past the checkpoint are not written or submitted again.
 
-use std::collections::{HashSet, VecDeque};
-use std::fs::File;
-use std::io::{BufRead, Seek, Write};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::alert::Alert;
 use crate::alert::delivery::{Delivery, DeliveryHandle};
+use crate::alert::log::{AlertLog, AlertLogError};
 use crate::config::Config;
 use crate::detect::{Engine, EngineState, LineRef, Stats};
 use crate::event::{Event, Kind, Millis, RejectReason};
-use crate::ingest::checkpoint::{self, StateLock, TailCheckpoint};
 use crate::ingest::parse::Parser;
 use crate::ingest::tail::{Batch, Tailer};
 use crate::metrics::Metrics;
+use crate::metrics::server::Health;
 use crate::rotate::{DaemonConsumption, RotateOptions, Rotator};
+use crate::state::writer::{CheckpointWrite, CheckpointWriter};
+use crate::state::{self, CheckpointDoc, StateLock};
+
+mod gate;
+mod wake;
+
+use gate::BypassGate;
+use wake::{Wake, wait_for_signal, watch};
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -74,7 +78,7 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Locked(#[from] checkpoint::LockError),
+    Locked(#[from] state::LockError),
     #[error("metrics endpoint: cannot listen on {0}: {1}")]
     Metrics(SocketAddr, std::io::Error),
     #[error("{0}: {1}")]
@@ -83,234 +87,15 @@ pub enum RunError {
     Checkpoint(String, String),
     #[error("delivery: {0}")]
     Delivery(String),
-}
-
-/// The daemon's checkpoint document, `<state_dir>/checkpoint.json`. The
-/// detector state is large (every key of every rule), so it lives beside it
-/// in a compact binary file (postcard) that the document names: the engine
-/// file is written and fsynced first, the document renamed into place
-/// second, so the pair is always consistent.
-#[derive(Debug, Default, Deserialize)]
-struct CheckpointDoc {
-    tail: TailCheckpoint,
-    /// Detector state inline (JSON), as a hand-made checkpoint may hold it.
-    #[serde(default)]
-    engine: Option<EngineState>,
-    /// Name of the engine state file in the state directory.
-    #[serde(default)]
-    engine_file: Option<String>,
-    #[serde(default)]
-    alerts_log: Option<AlertLogPos>,
-}
-
-#[derive(Serialize)]
-struct CheckpointOut<'a> {
-    tail: TailCheckpoint,
-    engine_file: &'a str,
-    alerts_log: AlertLogPos,
-}
-
-/// One checkpoint, serialized, on its way to disk.
-struct CheckpointWrite {
-    engine: Vec<u8>,
-    engine_file: String,
-    doc: Vec<u8>,
-    started: Instant,
-}
-
-/// Writes checkpoints on its own thread so the fsyncs never stall
-/// detection. One write in flight at most (the queue holds one): the
-/// detection thread checks [`CheckpointWriter::busy`] before serializing.
-/// Dropping it closes the queue; the thread finishes its write and exits.
-struct CheckpointWriter {
-    tx: Option<mpsc::SyncSender<CheckpointWrite>>,
-    busy: Arc<AtomicBool>,
-    /// Set by the thread when its last write failed (disk full, read-only,
-    /// state directory deleted), cleared by the next one that succeeds.
-    failed: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CheckpointWriter {
-    fn start(state_dir: PathBuf, metrics: Arc<Metrics>, health: Arc<Health>) -> CheckpointWriter {
-        let (tx, rx) = mpsc::sync_channel::<CheckpointWrite>(1);
-        let busy = Arc::new(AtomicBool::new(false));
-        let flag = busy.clone();
-        let failed = Arc::new(AtomicBool::new(false));
-        let failed_flag = failed.clone();
-        let thread = std::thread::Builder::new()
-            .name("mcpwatch-checkpoint".into())
-            .spawn(move || {
-                for w in rx {
-                    match write_checkpoint(&state_dir, &w) {
-                        Ok(()) => {
-                            metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
-                            metrics.observe_seconds(
-                                "mcpwatch_checkpoint_seconds",
-                                &[],
-                                w.started.elapsed().as_secs_f64(),
-                            );
-                            health
-                                .last_checkpoint_ms
-                                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-                            if failed_flag.swap(false, Ordering::AcqRel) {
-                                tracing::info!("checkpoint written again; going on");
-                            }
-                        }
-                        Err(e) => {
-                            metrics.inc("mcpwatch_checkpoint_failures_total", &[], 1);
-                            tracing::error!(
-                                "checkpoint not written: {e}; reading stops until it can be written"
-                            );
-                            failed_flag.store(true, Ordering::Release);
-                        }
-                    }
-                    flag.store(false, Ordering::Release);
-                }
-            })
-            .ok();
-        CheckpointWriter {
-            tx: Some(tx),
-            busy,
-            failed,
-            thread,
-        }
-    }
-
-    /// Whether the last write failed.
-    fn failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
-    }
-
-    fn busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
-    }
-
-    fn send(&self, w: CheckpointWrite) {
-        if let Some(tx) = &self.tx {
-            self.busy.store(true, Ordering::Release);
-            if tx.send(w).is_err() {
-                self.busy.store(false, Ordering::Release);
-            }
-        }
-    }
-
-    fn wait_idle(&self, at_most: Duration) {
-        let until = Instant::now() + at_most;
-        while self.busy() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for CheckpointWriter {
-    fn drop(&mut self) {
-        self.tx = None;
-        // A write still running past the shutdown budget is left to the
-        // process's end: the checkpoint on disk is then the previous one,
-        // and the lines after it are read again (their alert ids are in
-        // `alerts.log`, so nothing is raised twice).
-        if let Some(t) = self.thread.take()
-            && !self.busy()
-        {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Engine file first (fsynced), then the document naming it (atomic
-/// rename), then older engine files go.
-fn write_checkpoint(state_dir: &Path, w: &CheckpointWrite) -> std::io::Result<()> {
-    checkpoint::write_atomic(&state_dir.join(&w.engine_file), &w.engine)?;
-    checkpoint::write_atomic(&state_dir.join(checkpoint::CHECKPOINT_FILE), &w.doc)?;
-    if let Ok(rd) = std::fs::read_dir(state_dir) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("engine-") && name.ends_with(".bin") && name != w.engine_file {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Where `alerts.log` ended when the checkpoint was written.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-struct AlertLogPos {
-    dev: u64,
-    ino: u64,
-    len: u64,
-}
-
-/// Liveness facts for `/healthz`, written by the detection loop.
-#[derive(Debug, Default)]
-pub struct Health {
-    /// Unix ms of the last completed poll.
-    pub last_poll_ms: AtomicI64,
-    /// Unix ms of the last checkpoint written (or of start-up).
-    pub last_checkpoint_ms: AtomicI64,
-    /// Whether detection has consumed lines not yet in a checkpoint.
-    pub dirty: AtomicBool,
-    /// Bytes written but not consumed at the last poll.
-    pub lag_bytes: AtomicU64,
-    /// Poll interval in ms (what "keeping up" is measured against).
-    pub poll_interval_ms: AtomicI64,
-    /// The state directory cannot be written (the outbox or the
-    /// checkpoint): reading has stopped until it can.
-    pub state_unwritable: AtomicBool,
-    /// The audit directory does not exist (SPEC §9: 503).
-    pub audit_dir_missing: AtomicBool,
-    /// Log names that are something else than a regular file (or a link
-    /// to one): a FIFO, a directory. Nothing can be read from them.
-    pub unreadable_inputs: std::sync::Mutex<Vec<String>>,
-}
-
-impl Health {
-    /// `(healthy, JSON body)`.
-    pub fn report(&self, now_ms: i64) -> (bool, String) {
-        let poll_age = now_ms - self.last_poll_ms.load(Ordering::Relaxed);
-        let ckpt_age = now_ms - self.last_checkpoint_ms.load(Ordering::Relaxed);
-        let interval = self.poll_interval_ms.load(Ordering::Relaxed).max(1);
-        let tailing_ok = poll_age <= 3 * interval + 5_000;
-        let state_ok = !self.state_unwritable.load(Ordering::Relaxed);
-        let checkpoint_ok = state_ok && (!self.dirty.load(Ordering::Relaxed) || ckpt_age <= 10_000);
-        let dir_ok = !self.audit_dir_missing.load(Ordering::Relaxed);
-        let unreadable = self
-            .unreadable_inputs
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_default();
-        let ok = tailing_ok && checkpoint_ok && dir_ok && unreadable.is_empty();
-        let body = serde_json::json!({
-            "status": if ok { "ok" } else { "degraded" },
-            "audit_dir": if dir_ok { "ok" } else { "missing" },
-            "inputs": if unreadable.is_empty() {
-                "ok".to_string()
-            } else {
-                format!("not a regular file: {}", unreadable.join(", "))
-            },
-            "tailing": if tailing_ok { "ok" } else { "stalled" },
-            "checkpoint": if checkpoint_ok { "ok" } else { "behind" },
-            "state_dir": if state_ok { "ok" } else { "unwritable" },
-            "last_poll_age_ms": poll_age,
-            "last_checkpoint_age_ms": ckpt_age,
-            "lag_bytes": self.lag_bytes.load(Ordering::Relaxed),
-        });
-        (ok, body.to_string())
-    }
-}
-
-/// Why the loop was woken.
-enum Wake {
-    Files,
-    Shutdown,
+    #[error("alert log {0}")]
+    AlertLog(#[from] AlertLogError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Blocks the calling thread.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let _lock = StateLock::acquire(&opts.state_dir)?;
     let metrics = Arc::new(Metrics::new());
-    describe_metrics(&metrics);
+    crate::metrics::server::describe_daemon(&metrics);
     let health = Arc::new(Health::default());
     let now_ms = chrono::Utc::now().timestamp_millis();
     health.last_poll_ms.store(now_ms, Ordering::Relaxed);
@@ -340,7 +125,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
         let (m, h) = (metrics.clone(), health.clone());
         runtime.spawn(async move {
-            if let Err(e) = serve_metrics(listener, m, h).await {
+            if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
                 tracing::error!("metrics endpoint stopped: {e}");
             }
         });
@@ -491,54 +276,6 @@ struct Daemon {
     held_queued: bool,
 }
 
-/// When a pending `approval_bypass` call may be judged live: once
-/// `approvals.log` has yielded a line past its deadline, or `grace` of
-/// wall-clock time has passed since the call was read. So approvals
-/// written a moment after a line stamped minutes ahead are still in time.
-#[derive(Debug)]
-struct BypassGate {
-    /// Highest ts of an approval read so far.
-    approvals_seen: Millis,
-    /// (when read, lowest call ts of that read) for reads younger than
-    /// `grace`, as a monotonic queue: lowest ts ascending from the front,
-    /// so the front is the lowest ts still within its grace.
-    calls: VecDeque<(Instant, Millis)>,
-}
-
-impl BypassGate {
-    fn new() -> BypassGate {
-        BypassGate {
-            approvals_seen: Millis::MIN,
-            calls: VecDeque::new(),
-        }
-    }
-
-    /// Notes calls read at `at`, the lowest of them stamped `lowest`.
-    fn calls_read(&mut self, at: Instant, lowest: Millis) {
-        while self.calls.back().is_some_and(|b| b.1 >= lowest) {
-            self.calls.pop_back();
-        }
-        self.calls.push_back((at, lowest));
-    }
-
-    /// Deadlines below this may be judged.
-    fn horizon(&mut self, now: Instant, grace: Millis) -> Millis {
-        let g = Duration::from_millis(grace.max(0) as u64);
-        while self
-            .calls
-            .front()
-            .is_some_and(|c| now.saturating_duration_since(c.0) >= g)
-        {
-            self.calls.pop_front();
-        }
-        let wall = self
-            .calls
-            .front()
-            .map_or(Millis::MAX, |c| c.1.saturating_add(grace));
-        self.approvals_seen.max(wall)
-    }
-}
-
 /// An event held over to the next cycle, with what evidence needs.
 struct Carried {
     ev: Event,
@@ -554,17 +291,15 @@ impl Daemon {
         health: Arc<Health>,
         delivery: DeliveryHandle,
     ) -> Result<Daemon, RunError> {
-        let cp_path = opts.state_dir.join(checkpoint::CHECKPOINT_FILE);
-        let (doc, restart): (CheckpointDoc, bool) = match std::fs::read(&cp_path) {
-            Ok(bytes) => (
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
-                })?,
-                true,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (CheckpointDoc::default(), false),
-            Err(e) => return Err(RunError::Io(cp_path.display().to_string(), e)),
-        };
+        let cp_path = opts.state_dir.join(state::CHECKPOINT_FILE);
+        let loaded = CheckpointDoc::load(&opts.state_dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
+            }
+            _ => RunError::Io(cp_path.display().to_string(), e),
+        })?;
+        let restart = loaded.is_some();
+        let doc = loaded.unwrap_or_default();
         let settings = &opts.config.settings;
         let rotate_wait = Duration::from_millis(settings.rotation.rotate_wait.max(0) as u64);
         let mut tailer = Tailer::new(
@@ -593,18 +328,23 @@ impl Daemon {
                     .ok()
             })
             .unwrap_or(0);
-        let engine_state =
-            match &doc.engine_file {
-                Some(name) => {
-                    let path = opts.state_dir.join(name);
-                    let bytes = std::fs::read(&path)
-                        .map_err(|e| RunError::Io(path.display().to_string(), e))?;
-                    Some(postcard::from_bytes::<EngineState>(&bytes).map_err(|e| {
+        let engine_state = match &doc.engine_file {
+            Some(name) => {
+                let path = opts.state_dir.join(name);
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| RunError::Io(path.display().to_string(), e))?;
+                Some(
+                    postcard::from_bytes::<EngineState>(&bytes).map_err(|e| {
                         RunError::Checkpoint(path.display().to_string(), e.to_string())
-                    })?)
-                }
-                None => doc.engine,
-            };
+                    })?,
+                )
+            }
+            None => doc
+                .engine
+                .map(serde_json::from_value::<EngineState>)
+                .transpose()
+                .map_err(|e| RunError::Checkpoint(cp_path.display().to_string(), e.to_string()))?,
+        };
         let exported = match engine_state {
             Some(state) => {
                 let stats = state.stats.clone();
@@ -1029,10 +769,11 @@ impl Daemon {
         })?;
         self.generation += 1;
         let engine_file = format!("engine-{}.bin", self.generation);
-        let doc = serde_json::to_vec(&CheckpointOut {
+        let doc = serde_json::to_vec(&CheckpointDoc {
             tail: self.tailer.checkpoint(),
-            engine_file: &engine_file,
-            alerts_log: alerts_pos,
+            engine: None,
+            engine_file: Some(engine_file.clone()),
+            alerts_log: Some(alerts_pos),
         })
         .map_err(|e| RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string()))?;
         self.checkpoint_cost = started.elapsed();
@@ -1096,274 +837,4 @@ impl Daemon {
             let _ = h.join();
         }
     }
-}
-
-/// The append-only alert log (`<dir>/alerts.log`), reopened when rotated.
-struct AlertLog {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl AlertLog {
-    fn open(path: &Path) -> Result<AlertLog, RunError> {
-        let mut log = AlertLog {
-            path: path.to_path_buf(),
-            file: None,
-        };
-        if path.parent().is_some_and(Path::exists) {
-            log.reopen()?;
-        }
-        Ok(log)
-    }
-
-    fn reopen(&mut self) -> Result<(), RunError> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
-        self.file = Some(f);
-        Ok(())
-    }
-
-    /// Whether the file at `path` is still the one open (a rotation renames it).
-    fn current(&self) -> bool {
-        match (&self.file, std::fs::metadata(&self.path)) {
-            (Some(f), Ok(m)) => f
-                .metadata()
-                .is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev()),
-            _ => false,
-        }
-    }
-
-    /// Appends complete lines (`text` ends with a newline).
-    fn append(&mut self, text: &str) -> Result<(), RunError> {
-        if !self.current() {
-            if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| RunError::Io(parent.display().to_string(), e))?;
-            }
-            self.reopen()?;
-        }
-        let Some(f) = self.file.as_mut() else {
-            return Ok(());
-        };
-        f.write_all(text.as_bytes())
-            .map_err(|e| RunError::Io(self.path.display().to_string(), e))
-    }
-
-    /// fsyncs and returns the position to checkpoint.
-    fn sync(&mut self) -> Result<AlertLogPos, RunError> {
-        let Some(f) = self.file.as_mut() else {
-            return Ok(AlertLogPos {
-                dev: 0,
-                ino: 0,
-                len: 0,
-            });
-        };
-        f.sync_data()
-            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
-        let m = f
-            .metadata()
-            .map_err(|e| RunError::Io(self.path.display().to_string(), e))?;
-        Ok(AlertLogPos {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-        })
-    }
-
-    /// Alert ids written after `pos` (all of the current file when there
-    /// is no checkpoint or it describes another file).
-    fn ids_since(&self, pos: Option<AlertLogPos>) -> HashSet<String> {
-        let mut ids = HashSet::new();
-        let Ok(mut f) = File::open(&self.path) else {
-            return ids;
-        };
-        // No checkpoint: a lifetime may have written alerts and died before
-        // its first checkpoint, so every id in the file counts.
-        let start = match (pos, f.metadata()) {
-            (Some(pos), Ok(m)) if m.ino() == pos.ino && m.dev() == pos.dev => pos.len,
-            _ => 0,
-        };
-        if f.seek(std::io::SeekFrom::Start(start)).is_err() {
-            return ids;
-        }
-        #[derive(Deserialize)]
-        struct IdOnly {
-            id: String,
-        }
-        for line in std::io::BufReader::new(f)
-            .split(b'\n')
-            .map_while(Result::ok)
-        {
-            if let Ok(a) = serde_json::from_slice::<IdOnly>(&line) {
-                ids.insert(a.id);
-            }
-        }
-        ids
-    }
-}
-
-/// Watches the audit directory (or, until it exists, its nearest existing
-/// ancestor) and turns every event into a wake-up. The periodic poll backs
-/// it up: a missed or overflowed notification costs at most one interval.
-fn watch(dir: &Path, tx: mpsc::SyncSender<Wake>) -> Option<notify::RecommendedWatcher> {
-    use notify::{RecursiveMode, Watcher};
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.try_send(Wake::Files);
-    })
-    .map_err(|e| tracing::warn!("file notifications unavailable ({e}); polling only"))
-    .ok()?;
-    let mut target = dir.to_path_buf();
-    let mode = if dir.exists() {
-        RecursiveMode::NonRecursive
-    } else {
-        // Watch the nearest existing ancestor recursively so the
-        // directory's creation wakes us.
-        while !target.exists() {
-            match target.parent() {
-                Some(p) if !p.as_os_str().is_empty() => target = p.to_path_buf(),
-                _ => {
-                    target = PathBuf::from(".");
-                    break;
-                }
-            }
-        }
-        RecursiveMode::Recursive
-    };
-    if let Err(e) = watcher.watch(&target, mode) {
-        tracing::warn!("cannot watch {} ({e}); polling only", target.display());
-        return None;
-    }
-    Some(watcher)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-}
-
-async fn serve_metrics(
-    listener: std::net::TcpListener,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-) -> std::io::Result<()> {
-    use axum::http::{StatusCode, header};
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get({
-                let m = metrics.clone();
-                move || {
-                    let m = m.clone();
-                    async move {
-                        (
-                            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                            m.render(),
-                        )
-                    }
-                }
-            }),
-        )
-        .route(
-            "/healthz",
-            get(move || {
-                let h = health.clone();
-                async move {
-                    let (ok, body) = h.report(chrono::Utc::now().timestamp_millis());
-                    let code = if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (code, [(header::CONTENT_TYPE, "application/json")], body)
-                }
-            }),
-        );
-    axum::serve(listener, app).await
-}
-
-/// HELP and TYPE lines for every metric the daemon exports.
-fn describe_metrics(m: &Metrics) {
-    let d = [
-        (
-            "mcpwatch_events_total",
-            "counter",
-            "Accepted audit events, by log file and kind.",
-        ),
-        (
-            "mcpwatch_lines_rejected_total",
-            "counter",
-            "Rejected lines, by log file and reason.",
-        ),
-        (
-            "mcpwatch_alerts_total",
-            "counter",
-            "Alerts raised, by rule and severity.",
-        ),
-        (
-            "mcpwatch_alerts_suppressed_total",
-            "counter",
-            "Rule hits suppressed by realert, by rule.",
-        ),
-        (
-            "mcpwatch_state_evictions_total",
-            "counter",
-            "Detector keys evicted because max_keys was reached, by rule.",
-        ),
-        (
-            "mcpwatch_checkpoint_writes_total",
-            "counter",
-            "Checkpoints written.",
-        ),
-        (
-            "mcpwatch_alert_latency_seconds",
-            "summary",
-            "Time from reading the firing line to appending its alert.",
-        ),
-        (
-            "mcpwatch_approvals_late_total",
-            "counter",
-            "Approve decisions that arrived after their call was judged a bypass.",
-        ),
-        (
-            "mcpwatch_bypass_unjudged_total",
-            "counter",
-            "Calls needing approval that had no request_id to judge.",
-        ),
-        (
-            "mcpwatch_deliveries_total",
-            "counter",
-            "Delivery attempts, by channel and result.",
-        ),
-        (
-            "mcpwatch_outbox_pending",
-            "gauge",
-            "Deliveries waiting in the outbox.",
-        ),
-    ];
-    for (name, kind, help) in d {
-        m.describe(name, kind, help);
-    }
-    for k in Kind::ALL {
-        m.touch(
-            "mcpwatch_events_total",
-            &[("file", k.base_file()), ("kind", k.as_str())],
-        );
-    }
-    m.touch("mcpwatch_checkpoint_writes_total", &[]);
-    m.set_gauge("mcpwatch_outbox_pending", &[], 0.0);
 }

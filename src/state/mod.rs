@@ -1,11 +1,15 @@
-//! Checkpoints: where each followed file was consumed up to, written
-//! atomically (temp file, fsync, rename, directory fsync) into the state
-//! directory, plus the state directory's lock.
+//! The state directory's ground floor: atomic writes (temp file, fsync,
+//! rename, directory fsync), the directory's lock, and the one checkpoint
+//! document every command reads or writes.
 //!
 //! The daemon's whole checkpoint is one JSON document at
-//! `<state_dir>/checkpoint.json`; the tailer owns its `tail` part
-//! ([`TailCheckpoint`]), the pipeline adds detector state and the alert log
-//! offset beside it. `mcpwatch rotate` reads only the `tail` part.
+//! `<state_dir>/checkpoint.json` ([`CheckpointDoc`]): the tailer owns its
+//! `tail` part ([`TailCheckpoint`]), the daemon adds the name of the
+//! detector state file and the alert log's offset beside it.
+//! `mcpwatch rotate` reads only the `tail` part. [`writer`] writes it off
+//! the detection thread.
+
+pub mod writer;
 
 use std::path::Path;
 
@@ -71,27 +75,57 @@ pub struct TailCheckpoint {
     pub since_ms: Option<i64>,
 }
 
+/// The daemon's checkpoint document, `<state_dir>/checkpoint.json`. The
+/// detector state is large (every key of every rule), so it lives beside it
+/// in a compact binary file (postcard) that the document names: the engine
+/// file is written and fsynced first, the document renamed into place
+/// second, so the pair is always consistent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CheckpointDoc {
+    #[serde(default)]
+    pub tail: TailCheckpoint,
+    /// Detector state inline (JSON), as a hand-made checkpoint may hold it;
+    /// the daemon writes `engine_file` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<serde_json::Value>,
+    /// Name of the engine state file in the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_log: Option<AlertLogPos>,
+}
+
+/// Where `alerts.log` ended when the checkpoint was written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLogPos {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+}
+
+impl CheckpointDoc {
+    /// Reads `<state_dir>/checkpoint.json`; `Ok(None)` when there is no
+    /// checkpoint yet.
+    pub fn load(state_dir: &Path) -> std::io::Result<Option<CheckpointDoc>> {
+        let path = state_dir.join(CHECKPOINT_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+}
+
 /// Reads only the `tail` part of `<state_dir>/checkpoint.json`; `Ok(None)`
 /// when there is no checkpoint yet.
 pub fn load_tail(state_dir: &Path) -> std::io::Result<Option<TailCheckpoint>> {
-    #[derive(Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        tail: TailCheckpoint,
-    }
-    let path = state_dir.join(CHECKPOINT_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let doc: Doc = serde_json::from_slice(&bytes).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    Ok(Some(doc.tail))
+    Ok(CheckpointDoc::load(state_dir)?.map(|d| d.tail))
 }
 
 /// Writes `data` to `path` atomically: a temp file beside it, fsync,

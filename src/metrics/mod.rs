@@ -6,6 +6,8 @@
 //! different threads do not contend on one lock; latency histograms are
 //! hdrhistograms exposed as quantiles (a Prometheus summary).
 
+pub mod server;
+
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,61 @@
+//! What wakes the detection loop: file notifications on the audit
+//! directory (or its nearest existing ancestor until it exists) and the
+//! stop signals. The periodic poll backs both up.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// Why the loop was woken.
+pub(super) enum Wake {
+    Files,
+    Shutdown,
+}
+
+/// Watches the audit directory (or, until it exists, its nearest existing
+/// ancestor) and turns every event into a wake-up. The periodic poll backs
+/// it up: a missed or overflowed notification costs at most one interval.
+pub(super) fn watch(dir: &Path, tx: mpsc::SyncSender<Wake>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.try_send(Wake::Files);
+    })
+    .map_err(|e| tracing::warn!("file notifications unavailable ({e}); polling only"))
+    .ok()?;
+    let mut target = dir.to_path_buf();
+    let mode = if dir.exists() {
+        RecursiveMode::NonRecursive
+    } else {
+        // Watch the nearest existing ancestor recursively so the
+        // directory's creation wakes us.
+        while !target.exists() {
+            match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => target = p.to_path_buf(),
+                _ => {
+                    target = PathBuf::from(".");
+                    break;
+                }
+            }
+        }
+        RecursiveMode::Recursive
+    };
+    if let Err(e) = watcher.watch(&target, mode) {
+        tracing::warn!("cannot watch {} ({e}); polling only", target.display());
+        return None;
+    }
+    Some(watcher)
+}
+
+pub(super) async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,144 @@
+//! Writes checkpoints on a thread of their own, so the fsyncs never stall
+//! detection; remembers whether the last write failed (a full or read-only
+//! state directory), which stops the daemon from reading on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::metrics::server::Health;
+
+/// One checkpoint, serialized, on its way to disk.
+pub struct CheckpointWrite {
+    /// The engine state (postcard), written first.
+    pub engine: Vec<u8>,
+    /// Its file name in the state directory (`engine-<N>.bin`).
+    pub engine_file: String,
+    /// The document ([`CheckpointDoc`](super::CheckpointDoc)) naming it.
+    pub doc: Vec<u8>,
+    /// When the daemon began serializing (for the duration metric).
+    pub started: Instant,
+}
+
+/// Writes checkpoints on its own thread so the fsyncs never stall
+/// detection. One write in flight at most (the queue holds one): the
+/// detection thread checks [`CheckpointWriter::busy`] before serializing.
+/// Dropping it closes the queue; the thread finishes its write and exits.
+pub struct CheckpointWriter {
+    tx: Option<mpsc::SyncSender<CheckpointWrite>>,
+    busy: Arc<AtomicBool>,
+    /// Set by the thread when its last write failed (disk full, read-only,
+    /// state directory deleted), cleared by the next one that succeeds.
+    failed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWriter {
+    pub fn start(
+        state_dir: PathBuf,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> CheckpointWriter {
+        let (tx, rx) = mpsc::sync_channel::<CheckpointWrite>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let flag = busy.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_flag = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("mcpwatch-checkpoint".into())
+            .spawn(move || {
+                for w in rx {
+                    match write_checkpoint(&state_dir, &w) {
+                        Ok(()) => {
+                            metrics.inc("mcpwatch_checkpoint_writes_total", &[], 1);
+                            metrics.observe_seconds(
+                                "mcpwatch_checkpoint_seconds",
+                                &[],
+                                w.started.elapsed().as_secs_f64(),
+                            );
+                            health
+                                .last_checkpoint_ms
+                                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                            if failed_flag.swap(false, Ordering::AcqRel) {
+                                tracing::info!("checkpoint written again; going on");
+                            }
+                        }
+                        Err(e) => {
+                            metrics.inc("mcpwatch_checkpoint_failures_total", &[], 1);
+                            tracing::error!(
+                                "checkpoint not written: {e}; reading stops until it can be written"
+                            );
+                            failed_flag.store(true, Ordering::Release);
+                        }
+                    }
+                    flag.store(false, Ordering::Release);
+                }
+            })
+            .ok();
+        CheckpointWriter {
+            tx: Some(tx),
+            busy,
+            failed,
+            thread,
+        }
+    }
+
+    /// Whether the last write failed.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    pub fn send(&self, w: CheckpointWrite) {
+        if let Some(tx) = &self.tx {
+            self.busy.store(true, Ordering::Release);
+            if tx.send(w).is_err() {
+                self.busy.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    pub fn wait_idle(&self, at_most: Duration) {
+        let until = Instant::now() + at_most;
+        while self.busy() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        // A write still running past the shutdown budget is left to the
+        // process's end: the checkpoint on disk is then the previous one,
+        // and the lines after it are read again (their alert ids are in
+        // `alerts.log`, so nothing is raised twice).
+        if let Some(t) = self.thread.take()
+            && !self.busy()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Engine file first (fsynced), then the document naming it (atomic
+/// rename), then older engine files go.
+fn write_checkpoint(state_dir: &Path, w: &CheckpointWrite) -> std::io::Result<()> {
+    super::write_atomic(&state_dir.join(&w.engine_file), &w.engine)?;
+    super::write_atomic(&state_dir.join(super::CHECKPOINT_FILE), &w.doc)?;
+    if let Ok(rd) = std::fs::read_dir(state_dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("engine-") && name.ends_with(".bin") && name != w.engine_file {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
