@@ -325,3 +325,13 @@ impl std::fmt::Display for Severity {
         f.write_str(self.as_str())
     }
 }
+
+/// Where the event being processed was read: evidence and the alert id
+/// need the file name, the line number and the raw line.
+#[derive(Clone, Copy, Debug)]
+pub struct LineRef<'a> {
+    pub file: &'a std::sync::Arc<str>,
+    pub line: u64,
+    /// The line as read (a BOM or line ending is stripped when hashing).
+    pub raw: &'a [u8],
+}

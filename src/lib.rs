@@ -3,23 +3,34 @@
 //!
 //! # Layout
 //!
-//! The folders follow an event's way through the program:
+//! The folders follow an event's way through the program. The ground floor,
+//! used by every stage and using none of them:
 //!
-//! - [`event`]: the one `Event` type every stage speaks.
+//! - [`event`]: the one `Event` type every stage speaks, and where a line
+//!   was read ([`event::LineRef`]).
+//! - [`policy`]: the tool policy (which tools are auto-approved, need
+//!   approval, are disabled); `config` builds it, `detect` uses it.
+//! - [`state`]: the state directory: atomic writes, its lock, the one
+//!   checkpoint document and its writer.
+//! - [`metrics`]: the counters, gauges and histograms, and the
+//!   `/metrics`/`/healthz` server.
+//! - [`text`]: the escaping of log text for terminals, spreadsheets and
+//!   mail bodies that every human-facing output shares (SPEC §8).
+//!
+//! The stages:
+//!
 //! - [`config`]: the four optional sources (SPEC §2) → one validated
 //!   [`config::Config`], every error reported at once with `file:line:col`.
 //! - [`ingest`]: bytes → lines → events: line framing, the JSON parser, file
-//!   inputs for `scan`, the tailer and its checkpoints for `run`, and the
-//!   ts-ordered merge both share.
-//! - [`detect`]: the tool policy and the pure, event-time detection engine
-//!   (one file per rule). No clock, no I/O.
-//! - [`alert`]: the `Alert` type, router, durable outbox, email and webhook.
+//!   inputs for `scan`, the tailer for `run`, and the ts-ordered merge.
+//! - [`detect`]: the pure, event-time detection engine (one file per rule).
+//!   No clock, no I/O.
+//! - [`alert`]: the `Alert` type, the alert log, router, durable outbox,
+//!   email and webhook.
 //! - [`rotate`]: rotation, zstd compression and retention of the logs.
 //! - [`report`]: audit reports over logs and archives.
 //! - [`pipeline`]: the daemon, the only place stages are wired together.
 //! - [`cli`]: the commands of SPEC §7 on top of the above.
-//! - [`text`]: the escaping of log text for terminals, spreadsheets and
-//!   mail bodies that every human-facing output shares (SPEC §8).
 
 pub mod alert;
 pub mod cli;
@@ -29,6 +40,7 @@ pub mod event;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy;
 pub mod report;
 pub mod rotate;
 pub mod state;

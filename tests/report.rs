@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use chrono::DateTime;
-use mcpwatch::detect::policy::ToolClass;
 use mcpwatch::event::Millis;
 use mcpwatch::ingest::merge::TimeRange;
+use mcpwatch::policy::ToolClass;
 use mcpwatch::report::model::Report;
 use mcpwatch::report::{Caps, ReportOptions, ToolClassifier, build};
 use serde_json::Value;

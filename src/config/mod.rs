@@ -16,8 +16,8 @@ pub use types::*;
 
 use std::path::{Path, PathBuf};
 
-use crate::detect::policy::Policy;
 use crate::event::Millis;
+use crate::policy::Policy;
 use tree::{Ctx, SyntaxError};
 
 /// Where the configuration comes from. `None` means "the default place if

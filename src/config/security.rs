@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::tree::{Ctx, Entry, Node, Pos, Val, one_of};
 use super::{RateLimiting, Retention, SecurityExtras};
-use crate::detect::policy::{Policy, ToolList, compile_glob};
 use crate::event::{ApprovalMode, Millis};
+use crate::policy::{Policy, ToolList, compile_glob};
 
 /// What `security-config.json` yields.
 pub(crate) struct SecurityFile {

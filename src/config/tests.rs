@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::detect::policy::ToolClass;
 use crate::event::{ApprovalMode, Field, Severity};
+use crate::policy::ToolClass;
 
 struct Dir(tempfile::TempDir);
 

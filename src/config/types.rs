@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::detect::policy::Policy;
 use crate::event::{Field, Millis, Severity};
+use crate::policy::Policy;
 
 /// Everything `mcpwatch` knows after loading the four optional sources.
 #[derive(Clone, Debug)]

@@ -10,7 +10,6 @@
 //! `approval_bypass` decisions first, then the rules of the event's kind in
 //! the order of SPEC §3's table), which makes the alert order deterministic.
 
-pub mod policy;
 pub mod rules;
 pub mod state;
 
@@ -23,15 +22,7 @@ use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
 use crate::config::{Config, RuleConfig, RuleName};
 use crate::event::{Event, Field, Kind, Millis};
 
-/// Where the event being processed was read: evidence and the alert id
-/// need the file name, the line number and the raw line.
-#[derive(Clone, Copy, Debug)]
-pub struct LineRef<'a> {
-    pub file: &'a Arc<str>,
-    pub line: u64,
-    /// The line as read (a BOM or line ending is stripped when hashing).
-    pub raw: &'a [u8],
-}
+pub use crate::event::LineRef;
 
 /// Counters the engine keeps for the caller to export (SPEC §8 metrics).
 /// Plain numbers since the engine started (they persist with its state).

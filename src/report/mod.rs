@@ -27,12 +27,12 @@ pub use collect::{Caps, Collector};
 pub use model::Report;
 pub use period::Period;
 
-use crate::detect::policy::{Policy, ToolClass};
 use crate::event::{Kind, Millis};
 use crate::ingest::input::{InputError, InputFile, discover, rotation_of};
 use crate::ingest::lines::{LineReader, open_log};
 use crate::ingest::merge::{Reading, TimeRange, merge_files_auto};
 use crate::ingest::parse::Parser;
+use crate::policy::{Policy, ToolClass};
 
 /// Decides whether a tool is disabled. The policy of `security-config.json`
 /// implements it; tests bring their own.

@@ -19,10 +19,10 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::Cx;
-use super::policy::{Policy, ToolClass};
 use crate::config::{Config, RuleConfig, RuleName};
 use crate::detect::state::same_key;
 use crate::event::{Kind, Text};
+use crate::policy::{Policy, ToolClass};
 
 pub use approval_bypass::BypassState;
 pub use new_tool_usage::NewToolState;

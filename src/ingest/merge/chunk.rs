@@ -13,7 +13,7 @@
 use std::io;
 
 use super::{FileLines, ReadStats, Reader, Rejected};
-use crate::detect::LineRef;
+use crate::event::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
 use crate::ingest::input::{InputError, InputFile};
 use crate::ingest::parse::Parser;

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use super::input::{InputError, InputFile};
 use super::lines::{LineReader, LogStream};
 use super::parse::Parser;
-use crate::detect::LineRef;
+use crate::event::LineRef;
 use crate::event::{Event, Kind, Millis, RejectReason};
 
 mod chunk;

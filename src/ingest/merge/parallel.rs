@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::chunk::{Chunk, End, Next, Place, Sizes};
 use super::{FileLines, Heads, ReadStats, Reading, Rejected, merge_heads};
-use crate::detect::LineRef;
+use crate::event::LineRef;
 use crate::event::{Event, Kind, Millis};
 use crate::ingest::input::{InputError, InputFile};
 use crate::ingest::parse::Parser;

@@ -22,8 +22,8 @@ use super::period::day_of;
 use super::{ReportOptions, ToolClassifier};
 use crate::alert::{Alert, format_ts};
 use crate::detect::LineRef;
-use crate::detect::policy::ToolClass;
 use crate::event::{ApprovalMode, Decision, Event, Kind, Millis, Outcome, RejectReason, Severity};
+use crate::policy::ToolClass;
 use stats::{MAX_DURATION_MS, PairStats, SIGFIG, UserStats, bump_capped};
 
 pub use stats::{Caps, rate};
