@@ -46,7 +46,7 @@ impl Kind {
     }
 
     /// The live file name of this kind in the audit directory.
-    pub fn base_file(self) -> &'static str {
+    pub const fn base_file(self) -> &'static str {
         match self {
             Kind::ToolCall => "tool-usage.log",
             Kind::Approval => "approvals.log",

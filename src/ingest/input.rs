@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::event::Kind;
+use crate::logs::{AgeRank, INPUT_LOGS, rotation_of};
 
 /// One file to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,16 +24,6 @@ pub struct InputFile {
     pub age: AgeRank,
 }
 
-/// Sort key putting a log's generations in the order they were written:
-/// logrotate-style `.N` (higher N is older), then timestamped rotations by
-/// their time, then the live file.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AgeRank {
-    Numbered(std::cmp::Reverse<u64>),
-    Stamped(String),
-    Live,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{0}: no such file or directory")]
@@ -43,52 +34,6 @@ pub enum InputError {
     UnknownKind(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
-}
-
-/// The base log names, in merge tie-break order.
-pub const LOGS: [&str; 3] = ["tool-usage.log", "approvals.log", "errors.log"];
-
-/// Parses a file name of SPEC §6 for `base` (`tool-usage.log`, ...,
-/// `alerts.log`): `Some((age, zst))` when it is `base` or one of its
-/// rotations/archives.
-pub fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
-    let rest = name.strip_prefix(base)?;
-    let (rest, zst) = match rest.strip_suffix(".zst") {
-        Some(r) => (r, true),
-        None => (rest, false),
-    };
-    if rest.is_empty() {
-        return Some((AgeRank::Live, zst));
-    }
-    let suffix = rest.strip_prefix('.')?;
-    if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
-        return suffix
-            .parse()
-            .ok()
-            .map(|n| (AgeRank::Numbered(std::cmp::Reverse(n)), zst));
-    }
-    if is_stamp(suffix) {
-        return Some((AgeRank::Stamped(suffix.to_string()), zst));
-    }
-    None
-}
-
-/// `YYYYMMDD-HHMMSS` optionally followed by `-N`.
-pub fn is_stamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 15 {
-        return false;
-    }
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if !(digits(0..8) && b[8] == b'-' && digits(9..15)) {
-        return false;
-    }
-    match &s[15..] {
-        "" => true,
-        tail => tail
-            .strip_prefix('-')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())),
-    }
 }
 
 /// The files `paths` name, sorted by kind (tool-usage, approvals, errors)
@@ -151,11 +96,11 @@ pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>,
 /// regular file is read like the file, by every command alike (SPEC §8):
 /// `run` opens it through the link too. Rotated names are never followed.
 fn live_link(path: &Path, name: &str) -> bool {
-    LOGS.contains(&name) && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+    INPUT_LOGS.contains(&name) && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn classify(path: &Path, name: &str) -> Option<InputFile> {
-    for (kind, base) in Kind::ALL.into_iter().zip(LOGS) {
+    for (kind, base) in Kind::ALL.into_iter().zip(INPUT_LOGS) {
         if let Some((age, zst)) = rotation_of(name, base) {
             return Some(InputFile {
                 path: path.to_path_buf(),
@@ -172,24 +117,6 @@ fn classify(path: &Path, name: &str) -> Option<InputFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rotation_names_of_spec_section_6() {
-        assert_eq!(
-            rotation_of("tool-usage.log", "tool-usage.log"),
-            Some((AgeRank::Live, false))
-        );
-        assert_eq!(
-            rotation_of("tool-usage.log.2", "tool-usage.log"),
-            Some((AgeRank::Numbered(std::cmp::Reverse(2)), false))
-        );
-        assert_eq!(
-            rotation_of("tool-usage.log.20261102-000000-1.zst", "tool-usage.log"),
-            Some((AgeRank::Stamped("20261102-000000-1".into()), true))
-        );
-        assert_eq!(rotation_of("tool-usage.log.bak", "tool-usage.log"), None);
-        assert_eq!(rotation_of("tool-usage.logx", "tool-usage.log"), None);
-    }
 
     #[test]
     fn a_symlinked_live_log_is_read_and_a_symlinked_rotation_is_not() {

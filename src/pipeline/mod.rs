@@ -353,7 +353,7 @@ impl Daemon {
             }
             None => Stats::default(),
         };
-        let alert_log = AlertLog::open(&opts.dir.join("alerts.log"))?;
+        let alert_log = AlertLog::open(&opts.dir.join(crate::logs::ALERTS_LOG))?;
         let writer =
             CheckpointWriter::start(opts.state_dir.clone(), metrics.clone(), health.clone());
         let written_ids = alert_log.ids_since(doc.alerts_log);

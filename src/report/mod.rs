@@ -28,10 +28,11 @@ pub use model::Report;
 pub use period::Period;
 
 use crate::event::{Kind, Millis};
-use crate::ingest::input::{InputError, InputFile, discover, rotation_of};
+use crate::ingest::input::{InputError, InputFile, discover};
 use crate::ingest::lines::{LineReader, open_log};
 use crate::ingest::merge::{Reading, TimeRange, merge_files_auto};
 use crate::ingest::parse::Parser;
+use crate::logs::{ALERTS_LOG, AgeRank, rotation_of};
 use crate::policy::{Policy, ToolClass};
 
 /// Decides whether a tool is disabled. The policy of `security-config.json`
@@ -113,9 +114,6 @@ pub enum ReportError {
 /// clock skew): it is read only for coverage and new-tool bookkeeping.
 const OLD_FILE_MARGIN_MS: Millis = 3_600_000;
 
-/// The base name of the alert log.
-pub const ALERTS_LOG: &str = "alerts.log";
-
 /// The log files and alert files of `dir`, with their modification times.
 pub struct ReportInputs {
     pub logs: Vec<InputFile>,
@@ -127,7 +125,7 @@ pub struct ReportInputs {
 /// Lists the inputs of a report (for the caller's progress bar size).
 pub fn inputs(dir: &Path) -> Result<ReportInputs, ReportError> {
     let logs = discover(&[dir.to_path_buf()], dir)?;
-    let mut alerts: Vec<(crate::ingest::input::AgeRank, PathBuf)> = Vec::new();
+    let mut alerts: Vec<(AgeRank, PathBuf)> = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| ReportError::Io(dir.display().to_string(), e))?;
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

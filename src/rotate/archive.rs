@@ -254,7 +254,7 @@ pub(crate) fn archive_file_with(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(super::names::temp_name(&dst_name));
+    let tmp = dir.join(crate::logs::temp_name(&dst_name));
     if std::fs::symlink_metadata(dst).is_ok() {
         return Err(ArchiveError::Exists {
             path: dst.to_path_buf(),

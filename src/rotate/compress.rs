@@ -59,7 +59,7 @@ impl Rotator {
             let base = e.kind.base();
             let rotated_at = match e.kind {
                 LogName::Rotated { zst: false, ts, .. } => Some(ts),
-                LogName::Numbered { .. } => None,
+                LogName::Numbered { zst: false, .. } => None,
                 _ => continue,
             };
             let last_write = mtime(&e.meta);

@@ -20,7 +20,7 @@
 //! The pass is synchronous and never reads the wall clock: the caller passes
 //! `now`, so tests drive midnight and 90-day ages without sleeping. It never
 //! follows a symbolic link and only touches regular files whose names
-//! [`names::classify`] accepts, directly in the log directory. What a reader
+//! [`crate::logs::classify`] accepts, directly in the log directory. What a reader
 //! still needs is asked through [`Consumption`]: the daemon answers from its
 //! tailer, `mcpwatch rotate` from the checkpoint on disk.
 //!
@@ -56,7 +56,7 @@ pub mod archive;
 mod compress;
 mod consume;
 pub mod hook;
-pub mod names;
+use crate::logs as names;
 pub mod state;
 
 use std::collections::HashMap;

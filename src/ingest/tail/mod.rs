@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{Kind, RejectReason};
-use crate::ingest::input::{AgeRank, rotation_of};
+use crate::logs::{AgeRank, rotation_of};
 use crate::state::{FilePosition, Finished, TailCheckpoint};
 
 mod file;

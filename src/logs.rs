@@ -1,24 +1,33 @@
-//! The only file names the rotator ever touches (SPEC §6), parsed strictly.
+//! The log names of SPEC §1, §4 and §6 and their rotation grammar, parsed
+//! strictly, in one place for every reader and the rotator: `scan`,
+//! `report` and the tailer read what [`classify`] accepts, and the rotator
+//! touches nothing else.
 //!
 //! Anything that does not parse here is left alone: a stray `notes.txt`, a
 //! `tool-usage.log.1.gz` from logrotate's own compression, a `.zst` file
-//! without a time in its name. Keeping the grammar in one place is what makes
-//! "nothing else is ever touched" checkable.
+//! without a time or number in its name. Keeping the grammar in one place is
+//! what makes "nothing else is ever touched" checkable.
+
+use std::cmp::Reverse;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// The logs the rotator manages: the three inputs of SPEC §1 and the alert
-/// log of SPEC §4.
-pub const LOGS: [&str; 4] = [
-    "tool-usage.log",
-    "approvals.log",
-    "errors.log",
-    "alerts.log",
+use crate::event::Kind;
+
+/// The alert log of SPEC §4, written by `run` beside the audit logs.
+pub const ALERTS_LOG: &str = "alerts.log";
+
+/// The logs the daemon's tailer consumes (SPEC §1), in merge tie-break
+/// order; only these wait for consumption. `alerts.log` is the daemon's own
+/// output: nothing reads it behind us.
+pub const INPUT_LOGS: [&str; 3] = [
+    Kind::ToolCall.base_file(),
+    Kind::Approval.base_file(),
+    Kind::Error.base_file(),
 ];
 
-/// The logs the daemon's tailer consumes; only these wait for consumption.
-/// `alerts.log` is the daemon's own output: nothing reads it behind us.
-pub const INPUT_LOGS: [&str; 3] = ["tool-usage.log", "approvals.log", "errors.log"];
+/// The logs the rotator manages: the three inputs and the alert log.
+pub const LOGS: [&str; 4] = [INPUT_LOGS[0], INPUT_LOGS[1], INPUT_LOGS[2], ALERTS_LOG];
 
 /// `YYYYMMDD-HHMMSS`, UTC, as in `tool-usage.log.20261102-000000`.
 pub const TS_FORMAT: &str = "%Y%m%d-%H%M%S";
@@ -35,8 +44,14 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub enum LogName {
     /// `<log>`: the file writers append to.
     Live { base: &'static str },
-    /// `<log>.<N>`: rotated by another tool (logrotate's default naming).
-    Numbered { base: &'static str, n: u64 },
+    /// `<log>.<N>[.zst]`: rotated by another tool (logrotate's default
+    /// naming). Read by `scan` and a restarted `run`; the rotator compresses
+    /// a plain one and leaves a compressed one alone.
+    Numbered {
+        base: &'static str,
+        n: u64,
+        zst: bool,
+    },
     /// `<log>.<YYYYMMDD-HHMMSS>[-N][.zst]`: rotated by us (or by the rename
     /// step of compressing a `<log>.<N>`).
     Rotated {
@@ -55,10 +70,56 @@ impl LogName {
             | LogName::Rotated { base, .. } => base,
         }
     }
+
+    /// A `.zst` archive.
+    pub fn zst(&self) -> bool {
+        match self {
+            LogName::Live { .. } => false,
+            LogName::Numbered { zst, .. } | LogName::Rotated { zst, .. } => *zst,
+        }
+    }
+
+    /// Where the file stands among its log's generations.
+    pub fn age(&self) -> AgeRank {
+        match self {
+            LogName::Live { .. } => AgeRank::Live,
+            LogName::Numbered { n, .. } => AgeRank::Numbered(Reverse(*n)),
+            LogName::Rotated { ts, seq, .. } => AgeRank::Stamped(*ts, seq.unwrap_or(0)),
+        }
+    }
 }
 
-/// Classifies a file name (not a path). `None`: not ours, leave it alone.
+/// Sort key putting a log's generations in the order they were written:
+/// logrotate-style `.N` (higher N is older), then timestamped rotations by
+/// their time (and collision number), then the live file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AgeRank {
+    Numbered(Reverse<u64>),
+    Stamped(DateTime<Utc>, u64),
+    Live,
+}
+
+/// `Some((age, zst))` when `name` is `base` or one of its rotations or
+/// archives (SPEC §6), or the live log compressed whole (`<log>.zst`, as an
+/// export or a copy made for an investigation).
+pub fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
+    if name.strip_prefix(base) == Some(ZST) {
+        return Some((AgeRank::Live, true));
+    }
+    parse(name)
+        .filter(|n| n.base() == base)
+        .map(|n| (n.age(), n.zst()))
+}
+
+/// Classifies a file name (not a path) as the rotator sees it. `None`: not
+/// ours, leave it alone (a `<log>.<N>.zst` is another tool's archive).
 pub fn classify(name: &str) -> Option<LogName> {
+    parse(name).filter(|n| !matches!(n, LogName::Numbered { zst: true, .. }))
+}
+
+/// Every name of SPEC §6 a reader reads, the rotator's and another tool's
+/// `<log>.<N>.zst`.
+fn parse(name: &str) -> Option<LogName> {
     for base in LOGS {
         let Some(rest) = name.strip_prefix(base) else {
             continue;
@@ -67,18 +128,21 @@ pub fn classify(name: &str) -> Option<LogName> {
             return Some(LogName::Live { base });
         }
         let rest = rest.strip_prefix('.')?;
-        if is_digits(rest) {
-            // `<log>.<N>`; a leading zero or an absurd length is not a
-            // rotation number any tool writes.
-            if rest.len() > 6 || (rest.len() > 1 && rest.starts_with('0')) {
-                return None;
-            }
-            return rest.parse().ok().map(|n| LogName::Numbered { base, n });
-        }
         let (stem, zst) = match rest.strip_suffix(ZST) {
             Some(s) => (s, true),
             None => (rest, false),
         };
+        if is_digits(stem) {
+            // `<log>.<N>`; a leading zero or an absurd length is not a
+            // rotation number any tool writes.
+            if stem.len() > 6 || (stem.len() > 1 && stem.starts_with('0')) {
+                return None;
+            }
+            return stem
+                .parse()
+                .ok()
+                .map(|n| LogName::Numbered { base, n, zst });
+        }
         let (ts, seq) = parse_stamp(stem)?;
         return Some(LogName::Rotated { base, ts, seq, zst });
     }
@@ -157,7 +221,8 @@ mod tests {
             classify("alerts.log.3"),
             Some(LogName::Numbered {
                 base: "alerts.log",
-                n: 3
+                n: 3,
+                zst: false
             })
         );
         assert_eq!(
@@ -177,6 +242,53 @@ mod tests {
                 seq: Some(12),
                 zst: false
             })
+        );
+    }
+
+    #[test]
+    fn readers_take_numbered_archives_and_order_generations_by_age() {
+        assert_eq!(
+            rotation_of("tool-usage.log.1.zst", "tool-usage.log"),
+            Some((AgeRank::Numbered(Reverse(1)), true))
+        );
+        assert_eq!(
+            rotation_of("tool-usage.log", "tool-usage.log"),
+            Some((AgeRank::Live, false))
+        );
+        assert_eq!(
+            rotation_of("tool-usage.log.2", "tool-usage.log"),
+            Some((AgeRank::Numbered(Reverse(2)), false))
+        );
+        assert_eq!(
+            rotation_of("tool-usage.log.20261102-000000-1.zst", "tool-usage.log"),
+            Some((AgeRank::Stamped(ts(2026, 11, 2, 0, 0, 0), 1), true))
+        );
+        assert_eq!(rotation_of("tool-usage.log.bak", "tool-usage.log"), None);
+        assert_eq!(rotation_of("tool-usage.logx", "tool-usage.log"), None);
+        assert_eq!(
+            rotation_of("alerts.log.zst", "alerts.log"),
+            Some((AgeRank::Live, true))
+        );
+        assert_eq!(rotation_of("tool-usage.log.1", "errors.log"), None);
+        let mut names = [
+            "tool-usage.log",
+            "tool-usage.log.20261102-000000-10",
+            "tool-usage.log.1",
+            "tool-usage.log.20261102-000000-2",
+            "tool-usage.log.2.zst",
+            "tool-usage.log.20261102-000000",
+        ];
+        names.sort_by_key(|n| rotation_of(n, "tool-usage.log").unwrap().0);
+        assert_eq!(
+            names,
+            [
+                "tool-usage.log.2.zst",
+                "tool-usage.log.1",
+                "tool-usage.log.20261102-000000",
+                "tool-usage.log.20261102-000000-2",
+                "tool-usage.log.20261102-000000-10",
+                "tool-usage.log",
+            ]
         );
     }
 
