@@ -1,7 +1,9 @@
 //! The integration tests, as one crate: one binary to link instead of one
 //! per file. Each module is one former `tests/<name>.rs`, and a test is
 //! named `<module>::<test>` (`cargo test --test it golden::` runs a file's
-//! worth; `--exact delivery_crash::kill_9_…` one test).
+//! worth; `--exact delivery_crash::kill_9_…` one test). A new test file
+//! belongs here as one more `mod`: a file at `tests/<name>.rs` would be a
+//! crate (and a binary) of its own again.
 //!
 //! What being one process changes, and how each module copes:
 //! - environment variables a test sets (`std::env::set_var`) are seen by
