@@ -19,6 +19,7 @@
 
 mod support;
 
+mod bad_luck;
 mod check;
 mod delivery;
 mod delivery_cli;
