@@ -35,5 +35,6 @@ mod rotate_cli;
 mod run_daemon;
 mod run_logrotate;
 mod run_rotation;
+mod small_fixes;
 mod tail_cases;
 mod tail_model;
