@@ -4,7 +4,8 @@
 //! here, so they agree on what the example contains. Everything is driven by
 //! a tiny seeded PRNG (splitmix64) and fixed timestamps, never by the clock:
 //! the same call writes the same bytes on every machine, which is what lets
-//! `tests/fixtures_gen.rs` pin the committed `fixtures/example/` to this code.
+//! `tests/it/fixtures_gen.rs` pin the committed `fixtures/example/` to this
+//! code.
 //!
 //! The example is one day (2026-11-23 UTC) of traffic for 36 users, shaped so
 //! that normal traffic sets off none of the rules of SPEC §3 and each planted

@@ -16,7 +16,7 @@
 //! - nesting deeper than [`MAX_DEPTH`] inside a value.
 //!
 //! It never rejects a line itself. The property tests in
-//! `tests/parse_props.rs` hold it to the serde path's answer on arbitrary
+//! `tests/it/parse_props.rs` hold it to the serde path's answer on arbitrary
 //! and mangled input.
 
 use std::borrow::Cow;

@@ -7,7 +7,7 @@
 //! poll) and passes the time in; [`Tailer::poll`] then reads every followed
 //! file to its current end. Everything that makes a tailer lose or duplicate
 //! lines lives here, where a model-based test can reach it
-//! (`tests/tail_model.rs`):
+//! (`tests/it/tail_model.rs`):
 //!
 //! - a file is known by its content, as Vector's file source does: its
 //!   fingerprint is the SHA-256 of its first line (at most

@@ -3,16 +3,13 @@
 //! of itself, one line stamped minutes ahead, a state directory that fills
 //! up, and a live log that is a symbolic link.
 
-#[path = "support/delivery.rs"]
-mod delivery_support;
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::daemon::{BIN, POLICY, Project, call_line, http_get};
+use crate::support;
+use crate::support::daemon::{BIN, POLICY, Project, call_line, http_get};
 
 /// 2026-11-20T12:00:00Z: in the past, at an ordinary hour.
 const BASE: i64 = 1_795_176_000_000;
@@ -331,7 +328,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_state_disk_loses_no_alert_and_says_503_meanwhile() {
-    use delivery_support::{Receiver, Script, route_toml, webhook_toml};
+    use crate::support::delivery::{Receiver, Script, route_toml, webhook_toml};
     let rx = Receiver::start(None, Script::default());
     let mut settings = webhook_toml("siem", &rx.url(), None, "5s");
     settings += &route_toml(&["siem"], "100ms");

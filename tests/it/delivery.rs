@@ -2,15 +2,12 @@
 //! SMTP server and an axum webhook receiver. Drives the library's delivery
 //! core directly (the daemon's way in), so each test states one rule.
 
-#[path = "support/delivery.rs"]
-mod delivery_support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use delivery_support::{Receiver, RefusingPort, Script, SmtpOptions, SmtpServer};
+use crate::support::delivery::{Receiver, RefusingPort, Script, SmtpOptions, SmtpServer};
 use mcpwatch::alert::delivery::{Delivery, DeliveryHandle, DeliveryOptions};
 use mcpwatch::alert::outbox::Backoff;
 use mcpwatch::alert::router::{DeliveryConfig, ESCALATION_WEBHOOK, NOTIFICATION_EMAILS};

@@ -2,12 +2,11 @@
 //! temporary project, with restarts, `kill -9`, hostile input and the
 //! metrics endpoint.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::daemon::{POLICY, Project, call_line};
+use crate::support;
+use crate::support::daemon::{POLICY, Project, call_line};
 
 /// 2026-11-20T12:00:00Z: safely in the past, at an ordinary hour.
 const BASE: i64 = 1_795_176_000_000;

@@ -4,14 +4,13 @@
 //! twice, and the events counters of the process lifetimes account for
 //! every line written.
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::daemon::{POLICY, Project, call_line};
+use crate::support;
+use crate::support::daemon::{POLICY, Project, call_line};
 
 const BASE: i64 = 1_795_176_000_000;
 const TOOL_EVENTS: &str = r#"mcpwatch_events_total{file="tool-usage.log",kind="tool_call"}"#;

@@ -7,12 +7,16 @@
 //! the cases also run with the binary pinned to one core (`taskset`), so
 //! both ways are held to the same output.
 //!
-//! To re-bless after an intended change: `MCPWATCH_BLESS=1 cargo test --test golden`,
-//! then review the diff of every `expected.ndjson` by eye.
+//! A case without `expected.ndjson` fails (an empty file is the way to say
+//! "no alerts"). To re-bless after an intended change:
+//! `MCPWATCH_BLESS=1 cargo test --test it golden::`, then review the diff of
+//! every `expected.ndjson` by eye.
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+
+use crate::support;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden");
@@ -54,7 +58,7 @@ fn scan(case: &Path, one_core: bool) -> String {
 fn every_golden_case_prints_exactly_its_expected_alerts() {
     let cases = cases();
     assert!(cases.len() >= 7, "golden cases missing");
-    let bless = std::env::var_os("MCPWATCH_BLESS").is_some();
+    let bless = support::blessing();
     let mut failures = Vec::new();
     for case in cases {
         let got = scan(&case, false);
@@ -63,7 +67,18 @@ fn every_golden_case_prints_exactly_its_expected_alerts() {
             std::fs::write(&expected_path, &got).unwrap();
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        let expected = match std::fs::read_to_string(&expected_path) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!(
+                    "{}: {e}; every case needs its expected.ndjson \
+                     (write it with MCPWATCH_BLESS=1 cargo test --test it golden::, \
+                     then review it)",
+                    expected_path.display()
+                ));
+                continue;
+            }
+        };
         if got != expected {
             failures.push(format!(
                 "{}:\n--- expected\n{expected}--- got\n{got}",

@@ -1,8 +1,6 @@
 //! Runs the real `mcpwatch run` binary in a temporary project directory and
 //! talks to it: metrics over loopback HTTP, signals, the alert log.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

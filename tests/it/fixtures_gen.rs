@@ -2,7 +2,7 @@
 //! writes, and its planted anomalies are exactly what a brute-force reading
 //! of SPEC §3 finds in it.
 //!
-//! Set `MCPWATCH_REGENERATE=1` to rewrite the committed files from the
+//! Set `MCPWATCH_BLESS=1` to rewrite the committed files from the
 //! generator (then review the diff and commit it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -13,13 +13,15 @@ use mcpwatch::ingest::lines::{LineReader, open_log};
 use mcpwatch::ingest::parse::Parser;
 use mcpwatch::testkit::{self, EXAMPLE_DAY_MS, EXAMPLE_FILES};
 
+use crate::support;
+
 fn committed() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example")
 }
 
 #[test]
 fn committed_example_equals_generator_output() {
-    if std::env::var_os("MCPWATCH_REGENERATE").is_some_and(|v| v == "1") {
+    if support::blessing() {
         testkit::write_example(&committed()).expect("regenerate fixtures/example");
     }
     let fresh = tempfile::tempdir().expect("tempdir");
@@ -27,12 +29,12 @@ fn committed_example_equals_generator_output() {
     for name in EXAMPLE_FILES {
         let want = std::fs::read(fresh.path().join(name)).expect("generated file");
         let have = std::fs::read(committed().join(name)).unwrap_or_else(|e| {
-            panic!("fixtures/example/{name}: {e}; run MCPWATCH_REGENERATE=1 cargo test --test fixtures_gen")
+            panic!("fixtures/example/{name}: {e}; run MCPWATCH_BLESS=1 cargo test --test it fixtures_gen::")
         });
         assert!(
             have == want,
             "fixtures/example/{name} differs from the generator; \
-             run MCPWATCH_REGENERATE=1 cargo test --test fixtures_gen"
+             run MCPWATCH_BLESS=1 cargo test --test it fixtures_gen::"
         );
     }
 }

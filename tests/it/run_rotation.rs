@@ -2,12 +2,11 @@
 //! no event lost, none read twice, every planted burst alerted once, and
 //! every archive a valid zstd file.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use support::daemon::{POLICY, Project, call_line};
+use crate::support;
+use crate::support::daemon::{POLICY, Project, call_line};
 
 /// 2026-11-20T12:00:00Z.
 const BASE: i64 = 1_795_176_000_000;

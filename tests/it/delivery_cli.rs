@@ -1,13 +1,10 @@
 //! `mcpwatch test-alert` end to end: the real binary, a real `mcpwatch.toml`,
 //! an aiosmtpd SMTP server and a webhook receiver on 127.0.0.1.
 
-#[path = "support/delivery.rs"]
-mod delivery_support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use delivery_support::{
+use crate::support::delivery::{
     Receiver, Script, SmtpOptions, SmtpServer, email_toml, route_toml, webhook_toml,
 };
 

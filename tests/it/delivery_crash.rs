@@ -7,16 +7,13 @@
 //! then restarts delivery on the same state directory with the receiver
 //! healthy and checks that every alert arrives, once, in its original group.
 
-#[path = "support/delivery.rs"]
-mod delivery_support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use delivery_support::{Receiver, Script};
+use crate::support::delivery::{Receiver, Script};
 use mcpwatch::alert::delivery::{Delivery, DeliveryOptions};
 use mcpwatch::alert::outbox::Backoff;
 use mcpwatch::alert::router::DeliveryConfig;
@@ -29,7 +26,14 @@ const CHILD_STATE: &str = "MCPWATCH_TEST_CRASH_CHILD_STATE";
 const CHILD_URL: &str = "MCPWATCH_TEST_CRASH_CHILD_URL";
 const SECRET_ENV: &str = "MCPWATCH_TEST_CRASH_SECRET";
 const SECRET: &str = "crash-whsec-5Tn1";
-const TEST_NAME: &str = "kill_9_during_retries_loses_nothing_and_delivers_once";
+const TEST: &str = "kill_9_during_retries_loses_nothing_and_delivers_once";
+
+/// The test's name as the harness lists it, `delivery_crash::<TEST>` (the
+/// module path without the crate's name), for the child's `--exact`.
+fn test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{TEST}")
+}
 
 fn cfg(url: &str) -> DeliveryConfig {
     DeliveryConfig {
@@ -121,7 +125,7 @@ fn kill_9_during_retries_loses_nothing_and_delivers_once() {
     );
     let state = tempfile::tempdir().unwrap();
     let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &test_name(), "--nocapture", "--test-threads=1"])
         .env(CHILD_STATE, state.path())
         .env(CHILD_URL, rx.url())
         .env(SECRET_ENV, SECRET)

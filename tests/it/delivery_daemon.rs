@@ -2,18 +2,14 @@
 //! `kill -9` in the middle loses nothing, and a slow webhook delays neither
 //! email nor detection. Real servers on 127.0.0.1 only.
 
-#[path = "support/delivery.rs"]
-mod delivery_support;
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use delivery_support::{
+use crate::support::daemon::{POLICY, Project, call_line};
+use crate::support::delivery::{
     Receiver, Script, SmtpOptions, SmtpServer, email_toml, route_toml, webhook_toml,
 };
-use support::daemon::{POLICY, Project, call_line};
 
 /// 2026-11-20T12:00:00Z: in the past, at an ordinary hour (so only the
 /// planted bursts alert).

@@ -5,10 +5,6 @@
 //!
 //! Both can be used from plain `#[test]`s (the daemon end-to-end tests) and
 //! from `#[tokio::test]`s: the receiver runs on its own thread and runtime.
-//! Include with `#[path = "support/delivery.rs"] mod delivery_support;` or
-//! `pub mod delivery;` in `support/mod.rs`.
-
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -46,7 +42,10 @@ impl RefusingPort {
 /// The Python that Debian's python3-aiosmtpd installs for (not the pyenv
 /// `python3` that may come first on PATH).
 pub const PYTHON: &str = "/usr/bin/python3";
-pub const SMTP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+pub const SMTP_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/support/smtp_server.py"
+);
 
 /// Fails the test, loudly, when aiosmtpd is not installed: CI installs it
 /// (`.ci/run`), so a missing module is a broken machine, not a reason to skip.
@@ -163,6 +162,10 @@ impl SmtpServer {
     }
 
     /// While set, every DATA is answered with this reply.
+    #[allow(
+        dead_code,
+        reason = "smtp_server.py's `fail` switch; no test turns it on mid-run yet"
+    )]
     pub fn set_failing(&self, reply: Option<&str>) {
         let f = self.path().join("fail");
         match reply {
@@ -275,6 +278,10 @@ pub struct Hit {
     /// Unix seconds when the request arrived (before any delay).
     pub at: f64,
     pub status: u16,
+    #[allow(
+        dead_code,
+        reason = "shown by Debug in failure messages; no test asserts on it yet"
+    )]
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,

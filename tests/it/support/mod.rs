@@ -1,0 +1,16 @@
+//! Helpers shared by the integration tests. They are one crate with the
+//! tests now, so `dead_code` sees every use: a helper no test calls is
+//! reported (or kept with an `allow` that says why).
+
+pub mod daemon;
+pub mod delivery;
+
+/// The one switch that makes a test rewrite the committed files it compares
+/// against (golden outputs, the generated example) instead of failing:
+/// `MCPWATCH_BLESS=1`. Review the diff before committing it.
+pub const BLESS_ENV: &str = "MCPWATCH_BLESS";
+
+/// Whether this run rewrites expected outputs (`MCPWATCH_BLESS=1`).
+pub fn blessing() -> bool {
+    std::env::var_os(BLESS_ENV).is_some_and(|v| v == "1")
+}
