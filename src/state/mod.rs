@@ -54,8 +54,15 @@ pub struct FilePosition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finished {
     pub base: String,
-    /// Hex SHA-256 of the first line, as [`FilePosition::fingerprint`].
-    pub fingerprint: String,
+    /// Hex SHA-256 of the first line, as [`FilePosition::fingerprint`];
+    /// absent for a file whose only line never ended (then `dev` and `ino`
+    /// tell it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub dev: u64,
+    #[serde(default)]
+    pub ino: u64,
     /// Bytes consumed: a plain copy longer than this is read on from here.
     pub offset: u64,
     pub line: u64,

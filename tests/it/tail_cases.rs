@@ -622,3 +622,45 @@ fn a_checkpoint_with_absurd_values_is_ignored_without_panic() {
     let b = t.poll(Instant::now()).unwrap();
     assert_eq!(lines(&b), vec![("tool-usage.log".into(), 1, "a".into())]);
 }
+
+#[test]
+/// A log replaced by a copy of itself while the tailer is behind (a read
+/// limit, a restart) goes on in the copy: every line once.
+fn a_log_replaced_by_a_copy_while_behind_is_read_once() {
+    use std::time::Duration;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("approvals.log");
+    let mut lines = String::from("\u{feff}");
+    for i in 0..13 {
+        lines.push_str(&format!("g0000-s{i:04}-xxxxxxxxxxx\n"));
+    }
+    std::fs::write(&p, &lines).unwrap();
+    let mut t = Tailer::new(d.path(), MAX, None);
+    t.set_read_limit(9);
+    let mut got = Vec::new();
+    let mut now = Instant::now();
+    for _ in 0..3 {
+        got.extend(lines_of(&t.poll(now).unwrap()));
+    }
+    let cp = t.checkpoint();
+    let mut t = Tailer::new(d.path(), MAX, Some(cp));
+    t.set_read_limit(9);
+    got.extend(lines_of(&t.poll(now).unwrap()));
+    let tmp = d.path().join(".x");
+    std::fs::copy(&p, &tmp).unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
+    for _ in 0..200 {
+        now += Duration::from_secs(1);
+        got.extend(lines_of(&t.poll(now).unwrap()));
+    }
+    let want: Vec<(String, u64)> = (0..13)
+        .map(|i| (format!("g0000-s{i:04}-xxxxxxxxxxx"), i + 1))
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn lines_of(b: &mcpwatch::ingest::tail::Batch) -> Vec<(String, u64)> {
+    b.iter()
+        .map(|(l, bytes)| (String::from_utf8_lossy(bytes).into_owned(), l.line_no))
+        .collect()
+}

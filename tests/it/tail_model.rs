@@ -27,6 +27,10 @@
 //!   previous write (after that the tailer lets it go, as SPEC §6 lets the
 //!   rotator compress it).
 //!
+//! Rotations while the tailer is stopped (twice, one copy compressed by
+//! another tool) and a log replaced by a copy of itself (running or
+//! stopped) are operations of the walk too (SPEC §8).
+//!
 //! Cases: 64 by default, `PROPTEST_CASES` to change.
 
 use std::collections::BTreeMap;
@@ -86,6 +90,22 @@ enum Op {
         pick: u8,
         n: u8,
     },
+    /// While the tailer is stopped (saved, then a new one): `mv log log.N`
+    /// and new lines, maybe twice (logrotate shifting meanwhile), the older
+    /// copy maybe compressed to `.zst` by another tool. The restart reads
+    /// every copy it has not finished before the live file (SPEC §8).
+    RotateWhileStopped {
+        k: usize,
+        n: u8,
+        twice: bool,
+        compress: bool,
+    },
+    /// `cp log t && mv t log` (`sed -i`, an editor, rsync): the same lines
+    /// under a new inode, running or stopped; nothing is read twice.
+    ReplaceByCopy {
+        k: usize,
+        stopped: bool,
+    },
     Poll,
     Save,
     Restart,
@@ -104,7 +124,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (k.clone(), any::<bool>()).prop_map(|(k, crlf)| Op::Complete { k, crlf }),
         2 => (k.clone(), any::<bool>()).prop_map(|(k, create)| Op::Rotate { k, create }),
         2 => k.clone().prop_map(|k| Op::CopyTruncate { k }),
-        1 => (k, any::<bool>()).prop_map(|(k, create)| Op::DeleteRecreate { k, create }),
+        1 => (k.clone(), any::<bool>()).prop_map(|(k, create)| Op::DeleteRecreate { k, create }),
+        1 => (k.clone(), 1u8..4, any::<bool>(), any::<bool>())
+            .prop_map(|(k, n, twice, compress)| Op::RotateWhileStopped { k, n, twice, compress }),
+        1 => (k, any::<bool>()).prop_map(|(k, stopped)| Op::ReplaceByCopy { k, stopped }),
         1 => any::<u8>().prop_map(|pick| Op::Shift { pick }),
         2 => (any::<u8>(), 1u8..4).prop_map(|(pick, n)| Op::LateWrite { pick, n }),
         3 => Just(Op::Poll),
@@ -156,8 +179,17 @@ fn base(k: usize) -> &'static str {
     Kind::ALL[k].base_file()
 }
 
+/// When tailing began, for every tailer of one run: as the daemon passes
+/// the wall clock at its first start (files older than this are history).
+fn started_ms() -> i64 {
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| chrono::Utc::now().timestamp_millis() - 1_000)
+}
+
 fn new_tailer(dir: &Path, cp: Option<TailCheckpoint>, limit: Option<u64>) -> Tailer {
-    let mut t = Tailer::new(dir, MAX_LINE, cp).with_rotate_wait(ROTATE_WAIT);
+    let mut t = Tailer::new(dir, MAX_LINE, cp)
+        .with_rotate_wait(ROTATE_WAIT)
+        .with_since(started_ms());
     if let Some(l) = limit {
         t.set_read_limit(l);
     }
@@ -273,7 +305,12 @@ impl Model {
             let g: usize = text
                 .get(1..5)
                 .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected line {text:?}"));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unexpected line {text:?} from {} line {}",
+                        l.file, l.line_no
+                    )
+                });
             assert_eq!(
                 Kind::ALL[self.gens[g].kind],
                 l.kind,
@@ -433,6 +470,60 @@ impl Model {
                 f.write_all(chunk.as_bytes()).unwrap();
                 self.gens[g].bytes += chunk.len() as u64;
                 self.gens[g].last_write = now;
+            }
+            Op::RotateWhileStopped {
+                k,
+                n,
+                twice,
+                compress,
+            } => {
+                self.save();
+                let mut first_rotated = None;
+                for _ in 0..(1 + usize::from(twice)) {
+                    if self.path(k).exists() {
+                        // Numbered names only: a restart reads a copy it
+                        // never saw only under SPEC §6's names.
+                        self.counter += 1;
+                        let to = format!("{}.{}", base(k), self.counter);
+                        fs::rename(self.path(k), self.dir.join(&to)).unwrap();
+                        if let Some(g) = self.live[k].take() {
+                            self.close(g);
+                            self.gens[g].renamed = Some(to);
+                            first_rotated.get_or_insert(g);
+                        }
+                    }
+                    self.apply(&Op::Write {
+                        k,
+                        n,
+                        pad: 3,
+                        crlf: false,
+                    });
+                }
+                if compress && let Some(g) = first_rotated {
+                    let plain = self.dir.join(self.gens[g].renamed.take().unwrap());
+                    let data = fs::read(&plain).unwrap();
+                    let mut zst = plain.clone().into_os_string();
+                    zst.push(".zst");
+                    fs::write(zst, zstd::encode_all(&data[..], 1).unwrap()).unwrap();
+                    fs::remove_file(plain).unwrap();
+                }
+                self.tailer = new_tailer(&self.dir, self.saved.clone(), self.limit);
+            }
+            Op::ReplaceByCopy { k, stopped } => {
+                // A copy is known by its first line: one must have ended.
+                let Some(g) = self.live[k] else { return };
+                if self.gens[g].lines.is_empty() || !self.path(k).exists() {
+                    return;
+                }
+                if stopped {
+                    self.save();
+                }
+                let tmp = self.dir.join(format!(".{}.tmp", base(k)));
+                fs::copy(self.path(k), &tmp).unwrap();
+                fs::rename(&tmp, self.path(k)).unwrap();
+                if stopped {
+                    self.tailer = new_tailer(&self.dir, self.saved.clone(), self.limit);
+                }
             }
             Op::Poll => {
                 self.poll();

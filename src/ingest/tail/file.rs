@@ -120,6 +120,23 @@ impl Tracked {
         Ok(())
     }
 
+    /// Read to its end as far as is known now (an archive only once its
+    /// decoder has reached the end of the stream).
+    pub(super) fn at_end(&self) -> bool {
+        self.read_pos >= self.size && self.zst.as_ref().is_none_or(|z| z.eof)
+    }
+
+    /// The fingerprint of what the file holds now (the cached one may be
+    /// stale for a file truncated and rewritten since it was read).
+    pub(super) fn current_fingerprint(&self) -> Option<Fingerprint> {
+        match &self.zst {
+            None => read_head(&self.file, FINGERPRINT_BYTES)
+                .ok()
+                .and_then(|h| fingerprint(&h)),
+            Some(_) => self.fp,
+        }
+    }
+
     pub(super) fn position(&self, base: &str) -> FilePosition {
         FilePosition {
             base: base.to_string(),

@@ -227,14 +227,16 @@ impl Base {
     /// Remembers a file let go of after it was read, so a restart does not
     /// read it again under another name or compressed.
     fn finish(&mut self, t: &Tracked) {
-        let Some(fp) = t.fp else {
-            return;
-        };
-        let fingerprint = hex::encode(fp);
-        self.finished.retain(|f| f.fingerprint != fingerprint);
+        let fingerprint = t.fp.map(hex::encode);
+        self.finished.retain(|f| match &fingerprint {
+            Some(fp) => f.fingerprint.as_ref() != Some(fp),
+            None => f.fingerprint.is_some() || (f.dev, f.ino) != (t.dev, t.ino),
+        });
         self.finished.push_back(Finished {
             base: self.kind.base_file().to_string(),
             fingerprint,
+            dev: t.dev,
+            ino: t.ino,
             offset: t.offset,
             line: t.line,
         });
@@ -514,7 +516,13 @@ impl Tailer {
             (Some(_), Some(None)) => true,
             _ => false,
         };
-        if gone && let Some(mut old) = b.live.take() {
+        if gone
+            && let Some(mut old) = b.live.take()
+            && old.continues.is_none()
+        {
+            // (A copy still waiting to continue its original is dropped
+            // unread: the original, still followed, holds the same lines,
+            // and whatever replaced the copy continues it in turn.)
             b.stats.rotations += 1;
             // Renamed away or deleted: drain it under its new name.
             old.rotated = true;
@@ -551,7 +559,9 @@ impl Tailer {
                             // where that one ends (see the read below).
                             if t.update_fingerprint().is_ok()
                                 && let Some(fp) = t.fp
-                                && b.rotated.iter().any(|r| r.fp == Some(fp))
+                                && b.rotated
+                                    .iter()
+                                    .any(|r| r.current_fingerprint() == Some(fp))
                             {
                                 t.continues = Some(fp);
                             }
@@ -653,14 +663,18 @@ impl Tailer {
                 break;
             }
         }
-        if !stopped {
-            continue_copy(b, now);
-            if let Some(t) = b.live.as_mut()
-                && t.continues.is_none()
-            {
-                read_one(t, &dir, kind, max, limit, now, out);
-            }
+        // A copy waiting for its original is resolved even when the read
+        // limit stopped this poll: the original must not be let go below
+        // while the copy still needs its offset.
+        continue_copy(b, now);
+        if !stopped
+            && let Some(t) = b.live.as_mut()
+            && t.continues.is_none()
+        {
+            read_one(t, &dir, kind, max, limit, now, out);
         }
+
+        adopt_copies(&dir, base_name, b, now);
 
         // Give up waiting on rotated files: return a partial last line after
         // `rotate_wait`, let go of drained files once the writer moved on.
@@ -669,7 +683,7 @@ impl Tailer {
         while k < b.rotated.len() {
             let t = &mut b.rotated[k];
             let idle = now.saturating_duration_since(t.idle_since);
-            let at_end = t.read_pos >= t.size;
+            let at_end = t.at_end();
             if at_end && idle >= rotate_wait {
                 t.release_partial(kind, max, out);
                 if live_exists || t.deleted || idle >= RELEASE_IDLE_ALONE {
@@ -685,7 +699,7 @@ impl Tailer {
             let victim = b
                 .rotated
                 .iter()
-                .position(|t| t.read_pos >= t.size && !t.has_partial())
+                .position(|t| t.at_end() && !t.has_partial())
                 .unwrap_or(0);
             let Some(t) = b.rotated.remove(victim) else {
                 break;

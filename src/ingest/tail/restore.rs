@@ -24,12 +24,16 @@ pub(super) fn continue_copy(b: &mut Base, now: Instant) {
     let Some(fp) = live.continues else {
         return;
     };
-    let Some(i) = b.rotated.iter().position(|r| r.fp == Some(fp)) else {
+    let Some(i) = b
+        .rotated
+        .iter()
+        .position(|r| r.fp == Some(fp) || r.current_fingerprint() == Some(fp))
+    else {
         live.continues = None;
         return;
     };
     let orig = &b.rotated[i];
-    if orig.read_pos < orig.size && !orig.deleted {
+    if !orig.at_end() && !orig.deleted {
         // Still being written or cut short by the read limit: wait.
         return;
     }
@@ -48,6 +52,55 @@ pub(super) fn continue_copy(b: &mut Base, now: Instant) {
         );
         // Its lines are the copy's: nothing of it is read again.
         b.rotated.remove(i);
+    }
+}
+
+/// A followed file that was deleted, read to its end, while a copy of it
+/// (same first line, longer) sits under a rotated name that nobody
+/// follows: it was replaced by a copy and the copy then rotated
+/// (copytruncate, rename) before the tailer looked. It goes on in the
+/// copy from where it stopped: the copy holds its lines and more.
+pub(super) fn adopt_copies(dir: &Path, base_name: &str, b: &mut Base, now: Instant) {
+    for i in 0..b.rotated.len() {
+        let t = &b.rotated[i];
+        let Some(fp) = t.fp else { continue };
+        if !t.deleted || t.zst.is_some() || t.read_pos < t.size {
+            continue;
+        }
+        let followed = |md: &Metadata| {
+            b.rotated
+                .iter()
+                .chain(b.live.iter())
+                .any(|f| f.dev == md.dev() && f.ino == md.ino())
+        };
+        let (offset, line) = (t.offset, t.line);
+        let found = rotated_candidates(dir, base_name, false)
+            .into_iter()
+            .filter(|(_, md)| !followed(md) && md.len() > offset)
+            .find_map(|(name, _)| {
+                let (file, md) = open_file(&dir.join(&name)).ok().flatten()?;
+                let head = read_head(&file, FINGERPRINT_BYTES).ok()?;
+                (fingerprint(&head) == Some(fp)).then_some((name, file, md))
+            });
+        let Some((name, file, md)) = found else {
+            continue;
+        };
+        let mut c = Tracked::open(name.as_str().into(), file, &md, (0, fnv1a(&[])), 0, 0, now);
+        if !c.resumable_at(offset) {
+            continue;
+        }
+        let _ = c.verify_head();
+        c.fp = Some(fp);
+        c.offset = offset;
+        c.read_pos = offset;
+        c.line = line;
+        c.rotated = true;
+        tracing::info!(
+            file = %c.name,
+            offset,
+            "a deleted log goes on in its copy under a rotated name"
+        );
+        b.rotated[i] = c;
     }
 }
 
@@ -182,11 +235,16 @@ pub(super) fn restore(
     // on from where it ended; nothing else of them is read again.
     let mut still_there: Vec<bool> = vec![false; b.finished.len()];
     for (k, f) in b.finished.iter().enumerate() {
-        let Some(fp) = parse_fingerprint(Some(&f.fingerprint)) else {
-            continue;
-        };
+        let fp = parse_fingerprint(f.fingerprint.as_deref());
         for ci in 0..cands.len() {
-            if claimed[ci] || cands[ci].fp != Some(fp) {
+            let c = &cands[ci];
+            let same = match fp {
+                Some(fp) => c.fp == Some(fp),
+                // Its only line never ended: the same inode, still without
+                // a complete first line.
+                None => c.fp.is_none() && c.md.dev() == f.dev && c.md.ino() == f.ino,
+            };
+            if claimed[ci] || !same {
                 continue;
             }
             claimed[ci] = true;
@@ -283,8 +341,17 @@ pub(super) fn by_inode_and_head(
             && c.md.len() >= pos.offset
             && head_matches(&dir.join(&c.name), pos.head_len, pos.head_hash)
     };
-    let by_id = (0..cands.len())
-        .find(|&i| cands[i].md.dev() == pos.dev && cands[i].md.ino() == pos.ino && usable(i));
+    // An archive read before (its only line never ended): the very same
+    // file under the same name.
+    let same_archive = |i: usize| {
+        let c = &cands[i];
+        !claimed[i] && is_zst(&c.name) && c.name == pos.name
+    };
+    let by_id = (0..cands.len()).find(|&i| {
+        cands[i].md.dev() == pos.dev
+            && cands[i].md.ino() == pos.ino
+            && (usable(i) || same_archive(i))
+    });
     by_id.or_else(|| {
         if pos.head_len == 0 {
             return None;
