@@ -30,10 +30,11 @@
 //! - [`rotate`]: rotation, zstd compression and retention of the logs.
 //! - [`report`]: audit reports over logs and archives.
 //! - [`pipeline`]: the daemon, the only place stages are wired together.
-//! - [`cli`]: the commands of SPEC §7 on top of the above.
+//!
+//! The commands of SPEC §7 are the binary's (`src/main.rs`, `src/cli/`),
+//! on top of the above.
 
 pub mod alert;
-pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod event;

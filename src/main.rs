@@ -1,8 +1,11 @@
-//! The `mcpwatch` binary: argument parsing, logging setup and exit codes.
-//! Everything else lives in the library.
+//! The `mcpwatch` binary: the commands of SPEC §7 ([`cli`]) over the
+//! `mcpwatch` library. Argument parsing, logging setup and exit codes live
+//! here; everything else lives in the library.
+
+mod cli;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    mcpwatch::cli::main()
+    cli::main()
 }

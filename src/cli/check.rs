@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CommonArgs, EXIT_OK, EXIT_USAGE};
-use crate::config::{self, Config, RuleName, Sources};
+use super::{CommonArgs, EXIT_OK};
+use mcpwatch::config::{Config, RuleName};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -20,20 +20,9 @@ pub struct CheckArgs {
 }
 
 pub fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {
-    let sources = Sources::from_args(
-        common.config.clone(),
-        common.rules.clone(),
-        common.settings.clone(),
-        args.dir,
-    );
-    let cfg = match config::load(&sources) {
+    let cfg = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     if args.tools.is_empty() {
         print!("{}", summary(&cfg));

@@ -133,14 +133,14 @@ pub fn init_logging(json: bool) {
 pub fn load_config(
     common: &CommonArgs,
     dir: Option<&std::path::Path>,
-) -> Result<crate::config::Config, u8> {
-    let sources = crate::config::Sources {
+) -> Result<mcpwatch::config::Config, u8> {
+    let sources = mcpwatch::config::Sources {
         config: common.config.clone(),
         rules: common.rules.clone(),
         settings: common.settings.clone(),
         dir: dir.map(std::path::Path::to_path_buf),
     };
-    match crate::config::load(&sources) {
+    match mcpwatch::config::load(&sources) {
         Ok(c) => Ok(c),
         Err(errors) => {
             eprintln!("{errors}");
@@ -153,17 +153,20 @@ pub fn load_config(
 /// years 0000 to 9999, the times an alert or a report can print. A
 /// duration reaching back further (`99999999999h`) is a mistake, not "since
 /// forever": it is refused instead of silently selecting everything.
-const TIME_ARG_MIN: crate::event::Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
-const TIME_ARG_MAX: crate::event::Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+const TIME_ARG_MIN: mcpwatch::event::Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+const TIME_ARG_MAX: mcpwatch::event::Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 
 /// Parses `--since`/`--until`: a duration back from `now` (`24h`, `7d`)
 /// or an RFC 3339 time. A duration too large for a representable time is
 /// an error.
-pub fn parse_time_arg(s: &str, now: crate::event::Millis) -> Result<crate::event::Millis, String> {
+pub fn parse_time_arg(
+    s: &str,
+    now: mcpwatch::event::Millis,
+) -> Result<mcpwatch::event::Millis, String> {
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(d.timestamp_millis());
     }
-    match crate::config::parse_duration(s) {
+    match mcpwatch::config::parse_duration(s) {
         Ok(d) => now
             .checked_sub(d)
             .filter(|t| (TIME_ARG_MIN..=TIME_ARG_MAX).contains(t))
@@ -185,13 +188,13 @@ pub fn parse_time_arg(s: &str, now: crate::event::Millis) -> Result<crate::event
 pub fn time_range(
     since: Option<&str>,
     until: Option<&str>,
-    now: crate::event::Millis,
-) -> Result<crate::ingest::merge::TimeRange, String> {
+    now: mcpwatch::event::Millis,
+) -> Result<mcpwatch::ingest::merge::TimeRange, String> {
     let parse = |flag: &str, v: Option<&str>| {
         v.map(|s| parse_time_arg(s, now).map_err(|e| format!("--{flag}: {e}")))
             .transpose()
     };
-    let range = crate::ingest::merge::TimeRange {
+    let range = mcpwatch::ingest::merge::TimeRange {
         since: parse("since", since)?,
         until: parse("until", until)?,
     };
@@ -201,8 +204,8 @@ pub fn time_range(
         return Err(format!(
             "--since {s_arg} ({}) is later than --until {u_arg} ({}): nothing could be selected; \
              expected --since before --until",
-            crate::alert::format_ts(s),
-            crate::alert::format_ts(u)
+            mcpwatch::alert::format_ts(s),
+            mcpwatch::alert::format_ts(u)
         ));
     }
     Ok(range)
@@ -210,9 +213,9 @@ pub fn time_range(
 
 /// Text from log lines made safe for a terminal: control characters and
 /// bidi overrides are shown escaped so a line cannot move the cursor,
-/// reorder the display or fake output. See [`crate::text::escape`].
+/// reorder the display or fake output. See [`mcpwatch::text::escape`].
 pub fn printable(s: &str) -> String {
-    crate::text::escape(s).into_owned()
+    mcpwatch::text::escape(s).into_owned()
 }
 
 #[cfg(test)]
@@ -220,7 +223,7 @@ mod tests {
     use super::*;
 
     /// 2026-11-23T12:00:00Z.
-    const NOW: crate::event::Millis = 1_795_435_200_000;
+    const NOW: mcpwatch::event::Millis = 1_795_435_200_000;
 
     #[test]
     fn since_later_than_until_is_an_error_naming_both() {

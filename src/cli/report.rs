@@ -1,5 +1,5 @@
 //! `mcpwatch report` (SPEC §7): flags and configuration → [`ReportOptions`],
-//! then [`crate::report::build`] and a renderer. The wall clock is read here
+//! then [`mcpwatch::report::build`] and a renderer. The wall clock is read here
 //! only: `MCPWATCH_NOW` (RFC 3339) overrides it, so the period selection can
 //! be tested.
 
@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clap::Args;
 
 use super::{CommonArgs, EXIT_OK, EXIT_USAGE};
-use crate::report::render::{Format, render};
-use crate::report::{ReportOptions, ToolClassifier};
+use mcpwatch::report::render::{Format, render};
+use mcpwatch::report::{ReportOptions, ToolClassifier};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -69,9 +69,9 @@ pub fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
     let (range, period) = match args.period {
         Some(p) => {
             let p = match p {
-                Period::Daily => crate::report::Period::Daily,
-                Period::Weekly => crate::report::Period::Weekly,
-                Period::Monthly => crate::report::Period::Monthly,
+                Period::Daily => mcpwatch::report::Period::Daily,
+                Period::Weekly => mcpwatch::report::Period::Weekly,
+                Period::Monthly => mcpwatch::report::Period::Monthly,
             };
             (p.range(now), Some(p))
         }
@@ -114,13 +114,13 @@ pub fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
     opts.parser.now_ms = wall.max(now);
     opts.parser.max_line_bytes = config.settings.input.max_line_bytes;
     opts.policy = policy;
-    opts.policy_info = crate::report::policy_info(
+    opts.policy_info = mcpwatch::report::policy_info(
         config.policy.as_ref().map(|p| p.mode),
         raw_security.as_deref(),
     );
     opts.retention_days = config.retention.days;
 
-    let total = crate::report::inputs(&opts.dir)
+    let total = mcpwatch::report::inputs(&opts.dir)
         .map(|i| i.bytes)
         .unwrap_or(0);
     let counter = Arc::new(AtomicU64::new(0));
@@ -148,7 +148,7 @@ pub fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
         });
         (done, h)
     });
-    let report = crate::report::build(&opts);
+    let report = mcpwatch::report::build(&opts);
     if let Some((done, h)) = ticker {
         done.store(true, Ordering::Relaxed);
         let _ = h.join();

@@ -17,11 +17,11 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::metrics::Metrics;
-use crate::rotate::{
+use mcpwatch::metrics::Metrics;
+use mcpwatch::rotate::{
     CheckpointConsumption, Consumption, NoConsumer, PassReport, RotateOptions, Rotator,
 };
-use crate::state::{self, LockError, StateLock};
+use mcpwatch::state::{self, LockError, StateLock};
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
@@ -40,21 +40,10 @@ pub struct RotateArgs {
     pub no_consumer: bool,
 }
 
-pub use crate::config::default_state_dir;
-
 pub fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
-    let sources = crate::config::Sources {
-        config: common.config.clone(),
-        rules: common.rules.clone(),
-        settings: common.settings.clone(),
-        dir: args.dir.clone(),
-    };
-    let cfg = match crate::config::load(&sources) {
+    let cfg = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
-        Err(errs) => {
-            eprintln!("{errs}");
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     let (dir, state_dir) = cfg.dirs(args.dir.as_deref(), args.state_dir.as_deref());
     let mut opts = RotateOptions::from_config(&cfg, &dir, &state_dir);
@@ -192,7 +181,7 @@ fn print_report(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
-    use crate::rotate::{M_BYTES_IN, M_BYTES_OUT, M_COMPRESSED, M_PRUNED};
+    use mcpwatch::rotate::{M_BYTES_IN, M_BYTES_OUT, M_COMPRESSED, M_PRUNED};
     if report.dry_run {
         writeln!(out, "dry run: planned actions (nothing is changed)")?;
     }
@@ -218,29 +207,4 @@ fn print_report(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_state_dir_is_beside_the_log_dir() {
-        assert_eq!(
-            default_state_dir(Path::new(".elevenlabs/audit")),
-            PathBuf::from(".elevenlabs/mcpwatch")
-        );
-        assert_eq!(
-            default_state_dir(Path::new("/var/log/audit")),
-            PathBuf::from("/var/log/mcpwatch")
-        );
-        assert_eq!(
-            default_state_dir(Path::new("audit")),
-            PathBuf::from("mcpwatch")
-        );
-        assert_eq!(
-            default_state_dir(Path::new(".")),
-            PathBuf::from("./../mcpwatch")
-        );
-    }
 }

@@ -1,12 +1,12 @@
 //! `mcpwatch run` (SPEC §7): the daemon. Resolves directories and the
-//! metrics address, then hands over to [`crate::pipeline::run`].
+//! metrics address, then hands over to [`mcpwatch::pipeline::run`].
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::pipeline::{RunError, RunOptions};
+use mcpwatch::pipeline::{RunError, RunOptions};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -26,11 +26,11 @@ pub fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    super::init_logging(config.settings.log_format == crate::config::LogFormat::Json);
+    super::init_logging(config.settings.log_format == mcpwatch::config::LogFormat::Json);
     let (dir, state_dir) = config.dirs(args.dir.as_deref(), args.state_dir.as_deref());
     let metrics_addr = match args.metrics_addr.as_deref() {
         None => config.settings.metrics_addr,
-        Some(s) => match crate::config::parse_addr(s) {
+        Some(s) => match mcpwatch::config::parse_addr(s) {
             Ok(a) => a,
             Err(msg) => {
                 eprintln!("mcpwatch run: --metrics-addr: {msg}");
@@ -44,7 +44,7 @@ pub fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         state_dir,
         metrics_addr,
     };
-    match crate::pipeline::run(opts) {
+    match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),
         Err(e @ RunError::Locked(_)) => {
             eprintln!("mcpwatch run: {e}");

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FOUND, EXIT_OK, EXIT_USAGE};
-use crate::alert::Alert;
-use crate::detect::Engine;
-use crate::event::{Kind, Severity};
-use crate::ingest::input::discover;
-use crate::ingest::merge::{ReadStats, Reading, merge_files_auto};
-use crate::ingest::parse::Parser;
+use mcpwatch::alert::Alert;
+use mcpwatch::detect::Engine;
+use mcpwatch::event::{Kind, Severity};
+use mcpwatch::ingest::input::discover;
+use mcpwatch::ingest::merge::{ReadStats, Reading, merge_files_auto};
+use mcpwatch::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
 pub struct ScanArgs {
@@ -106,7 +106,7 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
     let mut batch = Vec::new();
     let mut write_err: Option<std::io::Error> = None;
     let mut tick = 0u32;
-    let mut on_reject = |r: crate::ingest::merge::Rejected<'_>| {
+    let mut on_reject = |r: mcpwatch::ingest::merge::Rejected<'_>| {
         let n = rejects_by_file.entry(r.file.to_string()).or_default();
         *n += 1;
         if *n <= REJECTS_SHOWN_PER_FILE {
@@ -123,7 +123,7 @@ pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
             );
         }
     };
-    let mut on_event = |ev: &crate::event::Event, line: crate::detect::LineRef<'_>| {
+    let mut on_event = |ev: &mcpwatch::event::Event, line: mcpwatch::detect::LineRef<'_>| {
         engine.process(ev, line, &mut batch);
         for a in batch.drain(..) {
             if let Err(e) = sink.push(&mut out, a)

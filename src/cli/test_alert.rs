@@ -14,9 +14,8 @@ use std::io::Write;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::alert::delivery::{SendError, send_test};
-use crate::alert::router::DeliveryConfig;
-use crate::config::Sources;
+use mcpwatch::alert::delivery::{SendError, send_test};
+use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]
 pub struct TestAlertArgs {
@@ -27,18 +26,9 @@ pub struct TestAlertArgs {
 
 pub fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8> {
     super::init_logging(false);
-    let sources = Sources {
-        config: common.config.clone(),
-        rules: common.rules.clone(),
-        settings: common.settings.clone(),
-        dir: None,
-    };
-    let config = match crate::config::load(&sources) {
+    let config = match super::load_config(common, None) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     for w in &config.warnings {
         eprintln!("mcpwatch test-alert: warning: {w}");
@@ -100,3 +90,6 @@ pub fn report(
     }
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests;

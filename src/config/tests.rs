@@ -682,6 +682,26 @@ fn state_dir_defaults_next_to_the_log_dir() {
 }
 
 #[test]
+fn default_state_dir_is_beside_the_log_dir() {
+    assert_eq!(
+        default_state_dir(Path::new(".elevenlabs/audit")),
+        PathBuf::from(".elevenlabs/mcpwatch")
+    );
+    assert_eq!(
+        default_state_dir(Path::new("/var/log/audit")),
+        PathBuf::from("/var/log/mcpwatch")
+    );
+    assert_eq!(
+        default_state_dir(Path::new("audit")),
+        PathBuf::from("mcpwatch")
+    );
+    assert_eq!(
+        default_state_dir(Path::new(".")),
+        PathBuf::from("./../mcpwatch")
+    );
+}
+
+#[test]
 fn policy_from_json_text() {
     let (p, extras) = policy_from_json(
         r#"{"approvalMode": "require_approval_per_tool", "fallbackOnTimeout": "allow",
