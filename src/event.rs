@@ -14,7 +14,7 @@ pub type Millis = i64;
 /// A string field of an event. Ids, names and codes are short, so values of
 /// up to 24 bytes are stored inline: building an event from a line costs no
 /// allocation in the common case. Serialized as a plain string.
-pub type Text = compact_str::CompactString;
+pub(crate) type Text = compact_str::CompactString;
 
 /// Which log a line came from; decided by the file name, never by content.
 ///
@@ -33,7 +33,7 @@ impl Kind {
 
     /// The kind of a log file by its name: `tool-usage*`, `approvals*`,
     /// `errors*` (so rotated copies and archives keep their kind).
-    pub fn from_file_name(name: &str) -> Option<Kind> {
+    pub(crate) fn from_file_name(name: &str) -> Option<Kind> {
         if name.starts_with("tool-usage") {
             Some(Kind::ToolCall)
         } else if name.starts_with("approvals") {
@@ -89,7 +89,7 @@ impl ApprovalMode {
     }
 
     /// Accepts the spec names and the platform's API names (SPEC §1).
-    pub fn parse(s: &str) -> Option<ApprovalMode> {
+    pub(crate) fn parse(s: &str) -> Option<ApprovalMode> {
         match s {
             "always_ask" | "require_approval_all" => Some(ApprovalMode::AlwaysAsk),
             "fine_grained" | "require_approval_per_tool" => Some(ApprovalMode::FineGrained),
@@ -108,16 +108,8 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
-            Decision::Timeout => "timeout",
-        }
-    }
-
     /// Accepts the canonical values and their synonyms (SPEC §1).
-    pub fn parse(s: &str) -> Option<Decision> {
+    pub(crate) fn parse(s: &str) -> Option<Decision> {
         match s {
             "approve" | "approved" | "allow" | "allowed" => Some(Decision::Approve),
             "deny" | "denied" | "rejected" | "blocked" => Some(Decision::Deny),
@@ -150,7 +142,7 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 7] = [
+    pub(crate) const ALL: [Field; 7] = [
         Field::RequestId,
         Field::UserId,
         Field::AgentId,
@@ -160,7 +152,7 @@ impl Field {
         Field::TokenId,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Field::RequestId => "request_id",
             Field::UserId => "user_id",
@@ -172,12 +164,12 @@ impl Field {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Field> {
+    pub(crate) fn parse(s: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
     /// A word for messages: `user u-42`, `server gmail`.
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             Field::RequestId => "request",
             Field::UserId => "user",
@@ -224,7 +216,7 @@ pub struct Event {
 impl Event {
     /// The value of a canonical identity field, if present.
     #[inline]
-    pub fn field(&self, f: Field) -> Option<&str> {
+    pub(crate) fn field(&self, f: Field) -> Option<&str> {
         match f {
             Field::RequestId => self.request_id.as_deref(),
             Field::UserId => self.user_id.as_deref(),
@@ -238,17 +230,9 @@ impl Event {
 
     /// The value of a key field, `"unknown"` when missing (SPEC §3).
     #[inline]
-    pub fn key_value(&self, f: Field) -> &str {
+    pub(crate) fn key_value(&self, f: Field) -> &str {
         self.field(f).unwrap_or("unknown")
     }
-}
-
-/// Where a line came from: the file's name as read (`tool-usage.log`,
-/// `tool-usage.log.20261102-000000.zst`) and its 1-based line number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Origin {
-    pub file: std::sync::Arc<str>,
-    pub line: u64,
 }
 
 /// Why a line was rejected (SPEC §1). The label is the metric label.
@@ -265,7 +249,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 7] = [
+    pub(crate) const ALL: [RejectReason; 7] = [
         RejectReason::Empty,
         RejectReason::NotJson,
         RejectReason::NotObject,
@@ -299,7 +283,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
+    pub(crate) const ALL: [Severity; 4] = [
         Severity::Low,
         Severity::Medium,
         Severity::High,

@@ -39,7 +39,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod ingest;
-pub mod logs;
+pub(crate) mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

@@ -15,33 +15,33 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::event::Kind;
 
 /// The alert log of SPEC §4, written by `run` beside the audit logs.
-pub const ALERTS_LOG: &str = "alerts.log";
+pub(crate) const ALERTS_LOG: &str = "alerts.log";
 
 /// The logs the daemon's tailer consumes (SPEC §1), in merge tie-break
 /// order; only these wait for consumption. `alerts.log` is the daemon's own
 /// output: nothing reads it behind us.
-pub const INPUT_LOGS: [&str; 3] = [
+pub(crate) const INPUT_LOGS: [&str; 3] = [
     Kind::ToolCall.base_file(),
     Kind::Approval.base_file(),
     Kind::Error.base_file(),
 ];
 
 /// The logs the rotator manages: the three inputs and the alert log.
-pub const LOGS: [&str; 4] = [INPUT_LOGS[0], INPUT_LOGS[1], INPUT_LOGS[2], ALERTS_LOG];
+pub(crate) const LOGS: [&str; 4] = [INPUT_LOGS[0], INPUT_LOGS[1], INPUT_LOGS[2], ALERTS_LOG];
 
 /// `YYYYMMDD-HHMMSS`, UTC, as in `tool-usage.log.20261102-000000`.
-pub const TS_FORMAT: &str = "%Y%m%d-%H%M%S";
+pub(crate) const TS_FORMAT: &str = "%Y%m%d-%H%M%S";
 
 /// Suffix of compressed archives.
-pub const ZST: &str = ".zst";
+pub(crate) const ZST: &str = ".zst";
 
 /// Suffix of the temp file an archive is written to before its verified
 /// rename; the temp is `.<archive name>.tmp` (hidden, same directory).
-pub const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// What a file name in the log directory is to the rotator.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogName {
+pub(crate) enum LogName {
     /// `<log>`: the file writers append to.
     Live { base: &'static str },
     /// `<log>.<N>[.zst]`: rotated by another tool (logrotate's default
@@ -63,7 +63,7 @@ pub enum LogName {
 }
 
 impl LogName {
-    pub fn base(&self) -> &'static str {
+    pub(crate) fn base(&self) -> &'static str {
         match self {
             LogName::Live { base }
             | LogName::Numbered { base, .. }
@@ -72,7 +72,7 @@ impl LogName {
     }
 
     /// A `.zst` archive.
-    pub fn zst(&self) -> bool {
+    pub(crate) fn zst(&self) -> bool {
         match self {
             LogName::Live { .. } => false,
             LogName::Numbered { zst, .. } | LogName::Rotated { zst, .. } => *zst,
@@ -80,7 +80,7 @@ impl LogName {
     }
 
     /// Where the file stands among its log's generations.
-    pub fn age(&self) -> AgeRank {
+    pub(crate) fn age(&self) -> AgeRank {
         match self {
             LogName::Live { .. } => AgeRank::Live,
             LogName::Numbered { n, .. } => AgeRank::Numbered(Reverse(*n)),
@@ -102,7 +102,7 @@ pub enum AgeRank {
 /// `Some((age, zst))` when `name` is `base` or one of its rotations or
 /// archives (SPEC §6), or the live log compressed whole (`<log>.zst`, as an
 /// export or a copy made for an investigation).
-pub fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
+pub(crate) fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
     if name.strip_prefix(base) == Some(ZST) {
         return Some((AgeRank::Live, true));
     }
@@ -113,7 +113,7 @@ pub fn rotation_of(name: &str, base: &str) -> Option<(AgeRank, bool)> {
 
 /// Classifies a file name (not a path) as the rotator sees it. `None`: not
 /// ours, leave it alone (a `<log>.<N>.zst` is another tool's archive).
-pub fn classify(name: &str) -> Option<LogName> {
+pub(crate) fn classify(name: &str) -> Option<LogName> {
     parse(name).filter(|n| !matches!(n, LogName::Numbered { zst: true, .. }))
 }
 
@@ -177,7 +177,7 @@ fn is_digits(s: &str) -> bool {
 }
 
 /// `<base>.<YYYYMMDD-HHMMSS>` or with `-<seq>`.
-pub fn rotated_name(base: &str, ts: DateTime<Utc>, seq: u64) -> String {
+pub(crate) fn rotated_name(base: &str, ts: DateTime<Utc>, seq: u64) -> String {
     let stamp = ts.format(TS_FORMAT);
     if seq == 0 {
         format!("{base}.{stamp}")
@@ -187,12 +187,12 @@ pub fn rotated_name(base: &str, ts: DateTime<Utc>, seq: u64) -> String {
 }
 
 /// The hidden temp name an archive is written under before its rename.
-pub fn temp_name(archive_name: &str) -> String {
+pub(crate) fn temp_name(archive_name: &str) -> String {
     format!(".{archive_name}{TMP_SUFFIX}")
 }
 
 /// If `name` is one of our archive temps, the archive name it was for.
-pub fn temp_target(name: &str) -> Option<&str> {
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
     let inner = name.strip_prefix('.')?.strip_suffix(TMP_SUFFIX)?;
     match classify(inner)? {
         LogName::Rotated { zst: true, .. } => Some(inner),

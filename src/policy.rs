@@ -23,7 +23,7 @@ pub enum ToolClass {
 }
 
 impl ToolClass {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ToolClass::AutoApproved => "auto_approved",
             ToolClass::RequiresApproval => "requires_approval",
@@ -49,7 +49,7 @@ pub struct ToolList {
 
 impl ToolList {
     /// Compiles the list; the error names the first bad pattern.
-    pub fn new<T, P>(tools: T, patterns: P) -> Result<ToolList, (String, globset::Error)>
+    pub(crate) fn new<T, P>(tools: T, patterns: P) -> Result<ToolList, (String, globset::Error)>
     where
         T: IntoIterator,
         T::Item: Into<String>,
@@ -72,7 +72,7 @@ impl ToolList {
         })
     }
 
-    pub fn tools(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn tools(&self) -> impl Iterator<Item = &str> {
         self.tools.iter().map(|t| &**t)
     }
 
@@ -84,7 +84,7 @@ impl ToolList {
 /// Compiles one pattern as the policy does: a case-sensitive shell glob on
 /// the whole tool name. Exposed so the config loader can point at the exact
 /// bad pattern.
-pub fn compile_glob(pattern: &str) -> Result<Glob, globset::Error> {
+pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, globset::Error> {
     globset::GlobBuilder::new(pattern)
         .case_insensitive(false)
         .literal_separator(false)
@@ -123,7 +123,7 @@ pub struct Policy {
 
 impl Policy {
     /// A policy with the three lists of `rules` (empty lists where absent).
-    pub fn new(
+    pub(crate) fn new(
         mode: ApprovalMode,
         auto_approved: ToolList,
         requires_approval: ToolList,
@@ -139,7 +139,7 @@ impl Policy {
 
     /// A policy without fine-grained rules (e.g. a config with only
     /// `approvalMode`).
-    pub fn with_mode(mode: ApprovalMode) -> Policy {
+    pub(crate) fn with_mode(mode: ApprovalMode) -> Policy {
         Policy::new(
             mode,
             ToolList::default(),
@@ -158,7 +158,7 @@ impl Policy {
     }
 
     /// The class of a tool under this policy. Allocation-free.
-    pub fn classify(&self, tool: &str) -> ToolClass {
+    pub(crate) fn classify(&self, tool: &str) -> ToolClass {
         let lists = self.lists();
         let rule_class = lists
             .iter()
@@ -203,7 +203,7 @@ impl Policy {
     }
 
     /// The class and the rule that decided it, e.g. `"pattern admin_*"`.
-    pub fn explain(&self, tool: &str) -> (ToolClass, String) {
+    pub(crate) fn explain(&self, tool: &str) -> (ToolClass, String) {
         let (c, r) = self.decide(tool);
         (c, r.to_string())
     }
@@ -222,7 +222,7 @@ impl Policy {
 
     /// Whether `tool` is named in any list's `tools` (allocation-free form of
     /// [`Policy::named_tools`] for `new_tool_usage`).
-    pub fn is_named(&self, tool: &str) -> bool {
+    pub(crate) fn is_named(&self, tool: &str) -> bool {
         self.lists().iter().any(|(_, l)| l.tools.contains(tool))
     }
 }

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 /// U+202A–U+202E, the isolates U+2066–U+2069, and the marks U+200E (LRM),
 /// U+200F (RLM) and U+061C (ALM). Any of them can reorder how the text
 /// around it is displayed.
-pub fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
@@ -27,7 +27,7 @@ pub fn is_bidi_control(c: char) -> bool {
 /// Whether `c` must not reach a terminal, spreadsheet or mail body raw: C0
 /// and C1 controls and DEL (tab, CR and LF included), the Unicode line and
 /// paragraph separators (U+2028, U+2029) and the bidi controls.
-pub fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c)
 }
 

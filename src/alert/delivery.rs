@@ -48,16 +48,16 @@ use crate::event::{Millis, Severity};
 use crate::metrics::Metrics;
 
 /// How long shutdown waits for workers to leave before snapshotting.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Pause after an outbox I/O error before a worker tries again.
 const IO_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-pub const M_DELIVERIES: &str = "mcpwatch_deliveries_total";
-pub const M_RETRIES: &str = "mcpwatch_delivery_retries_total";
-pub const M_PENDING: &str = "mcpwatch_outbox_pending";
-pub const M_DEAD: &str = "mcpwatch_dead_letters_total";
-pub const M_LATENCY: &str = "mcpwatch_delivery_latency_seconds";
-pub const M_REFUSED: &str = "mcpwatch_outbox_refused_total";
+pub(crate) const M_DELIVERIES: &str = "mcpwatch_deliveries_total";
+pub(crate) const M_RETRIES: &str = "mcpwatch_delivery_retries_total";
+pub(crate) const M_PENDING: &str = "mcpwatch_outbox_pending";
+pub(crate) const M_DEAD: &str = "mcpwatch_dead_letters_total";
+pub(crate) const M_LATENCY: &str = "mcpwatch_delivery_latency_seconds";
+pub(crate) const M_REFUSED: &str = "mcpwatch_outbox_refused_total";
 
 /// Wall clock in ms; tests substitute their own.
 pub trait Clock: Send + Sync + 'static {
@@ -65,7 +65,7 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
@@ -99,13 +99,13 @@ pub struct SendError {
 }
 
 impl SendError {
-    pub fn retryable(message: String) -> SendError {
+    pub(crate) fn retryable(message: String) -> SendError {
         SendError {
             message,
             retryable: true,
         }
     }
-    pub fn permanent(message: String) -> SendError {
+    pub(crate) fn permanent(message: String) -> SendError {
         SendError {
             message,
             retryable: false,
@@ -122,7 +122,7 @@ pub enum DeliveryError {
 }
 
 /// An error and its sources as one line, without repeats.
-pub fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut src = e.source();
     while let Some(s) = src {
@@ -145,7 +145,7 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `10s`, `1500ms`.
-pub fn fmt_millis(ms: Millis) -> String {
+pub(crate) fn fmt_millis(ms: Millis) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
@@ -155,7 +155,7 @@ pub fn fmt_millis(ms: Millis) -> String {
 
 /// Replaces every occurrence of a secret by `[redacted]`. Defence in depth:
 /// no code path puts a secret in an error, but a server may echo one back.
-pub fn redact(msg: &str, secrets: &[String]) -> String {
+pub(crate) fn redact(msg: &str, secrets: &[String]) -> String {
     let mut out = msg.to_string();
     for s in secrets {
         if s.len() >= 4 {
@@ -167,13 +167,13 @@ pub fn redact(msg: &str, secrets: &[String]) -> String {
 
 /// A configured channel, ready to send.
 #[derive(Clone, Debug)]
-pub enum Sender {
+pub(crate) enum Sender {
     Email(EmailSender),
     Webhook(super::webhook::WebhookSender),
 }
 
 impl Sender {
-    pub fn new(def: &ChannelDef) -> Sender {
+    pub(crate) fn new(def: &ChannelDef) -> Sender {
         match def {
             ChannelDef::Email(c) => Sender::Email(EmailSender::new(c.clone())),
             ChannelDef::Webhook(c) => {
@@ -183,7 +183,7 @@ impl Sender {
     }
 
     /// One attempt; the error never holds the channel's secret.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         def: &ChannelDef,
         group: &str,
@@ -252,7 +252,7 @@ impl Delivery {
     /// `<state_dir>/outbox`, then spawns the workers. Must be called inside
     /// a tokio runtime (it spawns tasks). The caller holds the state
     /// directory's lock: two processes must never share one outbox.
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         state_dir: &Path,
         metrics: Arc<Metrics>,
@@ -439,7 +439,7 @@ impl DeliveryHandle {
 
     /// Whether any channel is configured (without one, the daemon writes
     /// alerts to stderr besides the alert log).
-    pub fn has_channels(&self) -> bool {
+    pub(crate) fn has_channels(&self) -> bool {
         !self.shared.router.channels().is_empty()
     }
 
@@ -578,7 +578,7 @@ fn record(sh: &Shared, name: &str, job: &Job, result: Result<(), SendError>) {
 }
 
 /// The clearly marked alert `mcpwatch test-alert` sends.
-pub fn test_alert(now: Millis) -> Alert {
+pub(crate) fn test_alert(now: Millis) -> Alert {
     let key = key_map(&[]);
     let ts = format_ts(now);
     let line = format!(

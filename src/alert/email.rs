@@ -28,17 +28,17 @@ use super::delivery::SendError;
 use crate::config::{EmailChannel, TlsMode};
 
 /// Timeout of each SMTP command (connect, greeting, each reply).
-pub const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound of one whole send, whatever the server does.
-pub const SMTP_SEND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const SMTP_SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest alert message quoted in a subject, in characters.
-pub const SUBJECT_MESSAGE_CHARS: usize = 120;
+pub(crate) const SUBJECT_MESSAGE_CHARS: usize = 120;
 
 /// Replaces control characters, Unicode line/paragraph separators and bidi
 /// controls ([`crate::text::needs_escape`]) by U+FFFD: for any text that
 /// ends up in a header value, where an escape would only make the subject
 /// longer and a bidi override would reorder it in the inbox list.
-pub fn header_safe(s: &str) -> String {
+pub(crate) fn header_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if crate::text::needs_escape(c) {
@@ -54,18 +54,18 @@ pub fn header_safe(s: &str) -> String {
 /// `\n`, `\r`, `\t`, `\\`, `\u{..}` for other controls and bidi
 /// overrides): a reader sees exactly what the log held, and no log line can
 /// fake a line of the message or reorder one.
-pub fn body_safe(s: &str) -> String {
+pub(crate) fn body_safe(s: &str) -> String {
     crate::text::escape(s).into_owned()
 }
 
 /// The group's most severe alert (the first of them on a tie).
-pub fn headline(alerts: &[Alert]) -> Option<&Alert> {
+pub(crate) fn headline(alerts: &[Alert]) -> Option<&Alert> {
     let top = alerts.iter().map(|a| a.severity).max()?;
     alerts.iter().find(|a| a.severity == top)
 }
 
 /// `[mcpwatch] <SEVERITY> <rule>: <short message>` plus ` (+N more)`.
-pub fn subject(alerts: &[Alert]) -> String {
+pub(crate) fn subject(alerts: &[Alert]) -> String {
     let Some(a) = headline(alerts) else {
         return "[mcpwatch] no alerts".to_string();
     };
@@ -89,7 +89,7 @@ pub fn subject(alerts: &[Alert]) -> String {
 }
 
 /// What an operator should look at for each rule.
-pub fn advice(rule: &str) -> &'static str {
+pub(crate) fn advice(rule: &str) -> &'static str {
     match rule {
         "rapid_tool_usage" => {
             "Check whether this user's agent is looping or scripted: review the calls in \
@@ -127,7 +127,7 @@ pub fn advice(rule: &str) -> &'static str {
 
 /// The plain-text body: every alert with what happened, key, when,
 /// evidence and what to check.
-pub fn body(group: &str, alerts: &[Alert]) -> String {
+pub(crate) fn body(group: &str, alerts: &[Alert]) -> String {
     use std::fmt::Write as _;
     let mut b = String::new();
     let n = alerts.len();
@@ -200,7 +200,7 @@ fn number(n: &super::Number) -> String {
 
 /// Builds the message. `Message-ID` is derived from the group id so a
 /// receiver can recognise a retry of a message it already has.
-pub fn build_message(
+pub(crate) fn build_message(
     ch: &EmailChannel,
     group: &str,
     alerts: &[Alert],
@@ -230,12 +230,12 @@ pub fn build_message(
 
 /// Sends through one email channel.
 #[derive(Clone, Debug)]
-pub struct EmailSender {
+pub(crate) struct EmailSender {
     cfg: EmailChannel,
 }
 
 impl EmailSender {
-    pub fn new(cfg: EmailChannel) -> EmailSender {
+    pub(crate) fn new(cfg: EmailChannel) -> EmailSender {
         EmailSender { cfg }
     }
 
@@ -284,7 +284,7 @@ impl EmailSender {
     /// One attempt: permanent SMTP replies (5xx) are not retryable;
     /// transient replies (4xx), timeouts and connection failures are. The
     /// error never holds the credentials ([`redact_credentials`]).
-    pub async fn send(&self, group: &str, alerts: &[Alert]) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, group: &str, alerts: &[Alert]) -> Result<(), SendError> {
         let msg = build_message(&self.cfg, group, alerts)?;
         let transport = self.transport()?;
         let r = match tokio::time::timeout(SMTP_SEND_TIMEOUT, transport.send(msg)).await {
@@ -320,7 +320,7 @@ const REDACTED: &str = "[redacted]";
 /// server may quote either. Whatever follows `AUTH PLAIN` or `AUTH LOGIN`
 /// in a quoted command is removed too, so even a blob cut short by the
 /// server does not get through.
-pub fn redact_credentials(msg: &str, user: &str, password: &str) -> String {
+pub(crate) fn redact_credentials(msg: &str, user: &str, password: &str) -> String {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut forms = vec![

@@ -31,13 +31,13 @@ impl AlertLogError {
 }
 
 /// The append-only alert log (`<dir>/alerts.log`), reopened when rotated.
-pub struct AlertLog {
+pub(crate) struct AlertLog {
     path: PathBuf,
     file: Option<File>,
 }
 
 impl AlertLog {
-    pub fn open(path: &Path) -> Result<AlertLog, AlertLogError> {
+    pub(crate) fn open(path: &Path) -> Result<AlertLog, AlertLogError> {
         let mut log = AlertLog {
             path: path.to_path_buf(),
             file: None,
@@ -48,7 +48,7 @@ impl AlertLog {
         Ok(log)
     }
 
-    pub fn reopen(&mut self) -> Result<(), AlertLogError> {
+    pub(crate) fn reopen(&mut self) -> Result<(), AlertLogError> {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -59,7 +59,7 @@ impl AlertLog {
     }
 
     /// Whether the file at `path` is still the one open (a rotation renames it).
-    pub fn current(&self) -> bool {
+    pub(crate) fn current(&self) -> bool {
         match (&self.file, std::fs::metadata(&self.path)) {
             (Some(f), Ok(m)) => f
                 .metadata()
@@ -69,7 +69,7 @@ impl AlertLog {
     }
 
     /// Appends complete lines (`text` ends with a newline).
-    pub fn append(&mut self, text: &str) -> Result<(), AlertLogError> {
+    pub(crate) fn append(&mut self, text: &str) -> Result<(), AlertLogError> {
         if !self.current() {
             if let Some(parent) = self.path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| AlertLogError::new(parent, e))?;
@@ -84,7 +84,7 @@ impl AlertLog {
     }
 
     /// fsyncs and returns the position to checkpoint.
-    pub fn sync(&mut self) -> Result<AlertLogPos, AlertLogError> {
+    pub(crate) fn sync(&mut self) -> Result<AlertLogPos, AlertLogError> {
         let Some(f) = self.file.as_mut() else {
             return Ok(AlertLogPos {
                 dev: 0,
@@ -106,7 +106,7 @@ impl AlertLog {
 
     /// Alert ids written after `pos` (all of the current file when there
     /// is no checkpoint or it describes another file).
-    pub fn ids_since(&self, pos: Option<AlertLogPos>) -> HashSet<String> {
+    pub(crate) fn ids_since(&self, pos: Option<AlertLogPos>) -> HashSet<String> {
         let mut ids = HashSet::new();
         let Ok(mut f) = File::open(&self.path) else {
             return ids;

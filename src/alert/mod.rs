@@ -4,11 +4,11 @@
 //! is the contract (field names and order as in SPEC §4).
 
 pub mod delivery;
-pub mod email;
-pub mod log;
+pub(crate) mod email;
+pub(crate) mod log;
 pub mod outbox;
 pub mod router;
-pub mod webhook;
+pub(crate) mod webhook;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,7 +65,7 @@ pub struct Alert {
 impl Alert {
     /// Event time of the alert in ms (parsed back from `ts`; 0 if unparsable,
     /// which cannot happen for alerts this program made).
-    pub fn ts_millis(&self) -> Millis {
+    pub(crate) fn ts_millis(&self) -> Millis {
         chrono::DateTime::parse_from_rfc3339(&self.ts)
             .map(|d| d.timestamp_millis())
             .unwrap_or(0)
@@ -82,7 +82,7 @@ pub fn format_ts(ms: Millis) -> String {
 /// Appends [`format_ts`]'s text to `out`. Every alert formats a ts, so the
 /// years 0000–9999 are formatted by hand (chrono's formatter reads its
 /// pattern each time); anything else goes through chrono.
-pub fn push_ts(out: &mut String, ms: Millis) {
+pub(crate) fn push_ts(out: &mut String, ms: Millis) {
     const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
     if !(MIN..=MAX).contains(&ms) {
@@ -130,7 +130,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// The key object as canonical field names → values (sorted by name, which
 /// is what the id's compact JSON needs).
-pub fn key_map(fields: &[(Field, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn key_map(fields: &[(Field, &str)]) -> BTreeMap<String, String> {
     fields
         .iter()
         .map(|(f, v)| (f.as_str().to_string(), (*v).to_string()))
@@ -170,7 +170,7 @@ pub fn alert_id(rule: &str, key: &BTreeMap<String, String>, line: &[u8]) -> Stri
 }
 
 /// The line without a leading UTF-8 BOM and without a trailing `\n`/`\r\n`.
-pub fn strip_line(mut line: &[u8]) -> &[u8] {
+pub(crate) fn strip_line(mut line: &[u8]) -> &[u8] {
     if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
         line = rest;
     }

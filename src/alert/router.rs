@@ -28,11 +28,11 @@ use crate::event::{Millis, Severity};
 use super::Alert;
 
 /// `group_wait` when no route says otherwise (SPEC §5: 30 s).
-pub const DEFAULT_GROUP_WAIT: Millis = 30_000;
+pub(crate) const DEFAULT_GROUP_WAIT: Millis = 30_000;
 /// `delivery.max_age` when not configured (SPEC §5: 24 h).
-pub const DEFAULT_MAX_AGE: Millis = 24 * 3_600_000;
+pub(crate) const DEFAULT_MAX_AGE: Millis = 24 * 3_600_000;
 /// Timeout of the implicit escalation webhook (it has no settings of its own).
-pub const ESCALATION_TIMEOUT: Millis = 10_000;
+pub(crate) const ESCALATION_TIMEOUT: Millis = 10_000;
 /// Name of the implicit channel for `incidentResponse.escalationWebhook`
 /// (as it appears in metrics labels and `test-alert` output).
 pub const ESCALATION_WEBHOOK: &str = "escalation_webhook";
@@ -60,7 +60,7 @@ impl DeliveryConfig {
         Self::from_parts(&config.settings, &config.security)
     }
 
-    pub fn from_parts(settings: &Settings, security: &SecurityExtras) -> DeliveryConfig {
+    pub(crate) fn from_parts(settings: &Settings, security: &SecurityExtras) -> DeliveryConfig {
         DeliveryConfig {
             email: settings.email.clone(),
             webhook: settings.webhook.clone(),
@@ -71,9 +71,11 @@ impl DeliveryConfig {
         }
     }
 
-    /// Non-fatal findings for `check` and `run` (SPEC §5: notification
-    /// emails with no email channel to send them through).
-    pub fn warnings(&self) -> Vec<String> {
+    /// SPEC §5's finding of notification emails with no email channel to
+    /// send them through (for tests; `config::load` reports it as a
+    /// warning).
+    #[cfg(test)]
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         if !self.notification_emails.is_empty() && self.email.is_empty() {
             w.push(
@@ -88,28 +90,24 @@ impl DeliveryConfig {
 
 /// One destination, configured or implicit.
 #[derive(Clone, Debug)]
-pub enum ChannelDef {
+pub(crate) enum ChannelDef {
     Email(EmailChannel),
     Webhook(WebhookChannel),
 }
 
 impl ChannelDef {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             ChannelDef::Email(c) => &c.name,
             ChannelDef::Webhook(c) => &c.name,
         }
-    }
-
-    pub fn is_email(&self) -> bool {
-        matches!(self, ChannelDef::Email(_))
     }
 }
 
 /// Where one alert goes on one channel: the group it joins is the open
 /// group of (`route`, `channel`), or a new one sent `group_wait` later.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     pub channel: String,
     /// Stable label of the route (`r0`, `r1`, … in file order; `all` when
     /// no routes are configured; `escalation` for the implicit channels).
@@ -119,14 +117,14 @@ pub struct Placement {
 
 /// Routes resolved against the channel list.
 #[derive(Clone, Debug)]
-pub struct Router {
+pub(crate) struct Router {
     channels: Vec<ChannelDef>,
     routes: Vec<Route>,
     escalation: Vec<String>,
 }
 
 impl Router {
-    pub fn new(cfg: &DeliveryConfig) -> Router {
+    pub(crate) fn new(cfg: &DeliveryConfig) -> Router {
         let mut channels: Vec<ChannelDef> = Vec::new();
         channels.extend(cfg.email.iter().cloned().map(ChannelDef::Email));
         channels.extend(cfg.webhook.iter().cloned().map(ChannelDef::Webhook));
@@ -159,16 +157,16 @@ impl Router {
 
     /// Every channel, configured ones first in file order (emails, then
     /// webhooks), then the implicit escalation channels.
-    pub fn channels(&self) -> &[ChannelDef] {
+    pub(crate) fn channels(&self) -> &[ChannelDef] {
         &self.channels
     }
 
-    pub fn channel(&self, name: &str) -> Option<&ChannelDef> {
+    pub(crate) fn channel(&self, name: &str) -> Option<&ChannelDef> {
         self.channels.iter().find(|c| c.name() == name)
     }
 
     /// The placements of one alert, at most one per channel, in channel order.
-    pub fn route(&self, alert: &Alert) -> Vec<Placement> {
+    pub(crate) fn route(&self, alert: &Alert) -> Vec<Placement> {
         let mut out: Vec<Placement> = Vec::new();
         let mut place = |channel: &str, route: String, group_wait: Millis| {
             if self.channel(channel).is_none() {

@@ -25,7 +25,7 @@ struct Payload<'a> {
 }
 
 /// The exact bytes POSTed (and signed).
-pub fn body(alerts: &[Alert]) -> Vec<u8> {
+pub(crate) fn body(alerts: &[Alert]) -> Vec<u8> {
     serde_json::to_vec(&Payload {
         version: "1",
         alerts,
@@ -34,7 +34,7 @@ pub fn body(alerts: &[Alert]) -> Vec<u8> {
 }
 
 /// The `Mcpwatch-Signature` value for `body` sent at unix second `t`.
-pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -46,13 +46,13 @@ pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
 
 /// Sends through one webhook channel.
 #[derive(Clone, Debug)]
-pub struct WebhookSender {
+pub(crate) struct WebhookSender {
     cfg: WebhookChannel,
     client: Result<reqwest::Client, String>,
 }
 
 impl WebhookSender {
-    pub fn new(cfg: WebhookChannel) -> WebhookSender {
+    pub(crate) fn new(cfg: WebhookChannel) -> WebhookSender {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout.max(1) as u64))
             .user_agent(concat!("mcpwatch/", env!("CARGO_PKG_VERSION")))
@@ -65,7 +65,7 @@ impl WebhookSender {
 
     /// One attempt at unix time `now_secs`: retryable on connection
     /// failures, timeouts, 5xx and 429; any other non-2xx is permanent.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         group: &str,
         alerts: &[Alert],

@@ -10,7 +10,7 @@ use super::{CommonArgs, EXIT_OK};
 use mcpwatch::config::{Config, RuleName};
 
 #[derive(Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The audit log directory (for its config.json) [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
@@ -19,7 +19,7 @@ pub struct CheckArgs {
     pub tools: Vec<String>,
 }
 
-pub fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {
     let cfg = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -38,7 +38,7 @@ pub fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {
 }
 
 /// `NAME: <class> (<rule>)` per tool, in the order given.
-pub fn tool_lines(cfg: &Config, tools: &[String]) -> Vec<String> {
+pub(crate) fn tool_lines(cfg: &Config, tools: &[String]) -> Vec<String> {
     tools
         .iter()
         .map(|t| match &cfg.policy {
@@ -52,7 +52,7 @@ pub fn tool_lines(cfg: &Config, tools: &[String]) -> Vec<String> {
 }
 
 /// What was loaded, one fact per line.
-pub fn summary(cfg: &Config) -> String {
+pub(crate) fn summary(cfg: &Config) -> String {
     use std::fmt::Write;
     let s = &cfg.sources;
     let mut out = String::new();

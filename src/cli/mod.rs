@@ -7,18 +7,18 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-pub mod check;
-pub mod report;
-pub mod rotate;
-pub mod run;
-pub mod scan;
-pub mod test_alert;
+pub(crate) mod check;
+pub(crate) mod report;
+pub(crate) mod rotate;
+pub(crate) mod run;
+pub(crate) mod scan;
+pub(crate) mod test_alert;
 
 /// Exit codes of SPEC §7.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_FOUND: u8 = 3;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_FOUND: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,7 +30,7 @@ approvals.log, errors.log), runs event-time detectors driven by the approval pol
 security-config.json, delivers alerts by email and signed webhooks, and keeps the log \
 directory compressed and pruned. No configuration file is required."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(subcommand)]
@@ -39,7 +39,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// The approval policy (security-config.json) [default: ./security-config.json when it exists]
     #[arg(long, global = true, value_name = "F")]
     pub config: Option<PathBuf>,
@@ -52,7 +52,7 @@ pub struct CommonArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// The daemon: tail, detect, route, rotate, serve /metrics and /healthz
     Run(run::RunArgs),
     /// Run the detectors over files, directories and .zst archives
@@ -68,7 +68,7 @@ pub enum Command {
 }
 
 /// Entry point of the binary.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => run::run(&cli.common, a),
@@ -113,7 +113,7 @@ fn raise_open_files_limit() {
 }
 
 /// Logging to stderr for commands; `RUST_LOG` overrides the level.
-pub fn init_logging(json: bool) {
+pub(crate) fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -130,7 +130,7 @@ pub fn init_logging(json: bool) {
 
 /// Loads the configuration for a command; on errors prints them all to
 /// stderr and returns the exit code (2).
-pub fn load_config(
+pub(crate) fn load_config(
     common: &CommonArgs,
     dir: Option<&std::path::Path>,
 ) -> Result<mcpwatch::config::Config, u8> {
@@ -159,7 +159,7 @@ const TIME_ARG_MAX: mcpwatch::event::Millis = 253_402_300_799_999; // 9999-12-31
 /// Parses `--since`/`--until`: a duration back from `now` (`24h`, `7d`)
 /// or an RFC 3339 time. A duration too large for a representable time is
 /// an error.
-pub fn parse_time_arg(
+pub(crate) fn parse_time_arg(
     s: &str,
     now: mcpwatch::event::Millis,
 ) -> Result<mcpwatch::event::Millis, String> {
@@ -185,7 +185,7 @@ pub fn parse_time_arg(
 /// The selection of `--since` and `--until`. Each error names its flag;
 /// `--since` later than `--until` is an error naming both (it would select
 /// nothing and look like a clean result).
-pub fn time_range(
+pub(crate) fn time_range(
     since: Option<&str>,
     until: Option<&str>,
     now: mcpwatch::event::Millis,
@@ -214,7 +214,7 @@ pub fn time_range(
 /// Text from log lines made safe for a terminal: control characters and
 /// bidi overrides are shown escaped so a line cannot move the cursor,
 /// reorder the display or fake output. See [`mcpwatch::text::escape`].
-pub fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     mcpwatch::text::escape(s).into_owned()
 }
 

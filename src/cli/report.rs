@@ -15,7 +15,7 @@ use mcpwatch::report::render::{Format, render};
 use mcpwatch::report::{ReportOptions, ToolClassifier};
 
 #[derive(Args, Debug)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The audit log directory [default: input.dir of mcpwatch.toml, .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
@@ -47,9 +47,9 @@ const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Environment variable fixing "now" (RFC 3339), for tests and for
 /// re-running a report exactly as it was made.
-pub const NOW_ENV: &str = "MCPWATCH_NOW";
+pub(crate) const NOW_ENV: &str = "MCPWATCH_NOW";
 
-pub fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
     super::init_logging(false);
     let wall = chrono::Utc::now().timestamp_millis();
     let now = match std::env::var(NOW_ENV) {
@@ -175,14 +175,14 @@ pub fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Period {
+pub(crate) enum Period {
     Daily,
     Weekly,
     Monthly,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Text,
     Json,
     Csv,

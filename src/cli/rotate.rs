@@ -24,7 +24,7 @@ use mcpwatch::rotate::{
 use mcpwatch::state::{self, LockError, StateLock};
 
 #[derive(Args, Debug)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// The audit log directory [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
@@ -40,7 +40,7 @@ pub struct RotateArgs {
     pub no_consumer: bool,
 }
 
-pub fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
     let cfg = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -61,7 +61,7 @@ pub fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
 
 /// The command once options are known; `now` is the wall clock of this
 /// pass. Separate from [`run`] so it can be driven without a configuration.
-pub fn execute(
+pub(crate) fn execute(
     opts: &RotateOptions,
     no_consumer: bool,
     now: chrono::DateTime<chrono::Utc>,

@@ -9,7 +9,7 @@ use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use mcpwatch::pipeline::{RunError, RunOptions};
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The audit log directory to watch [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
@@ -21,7 +21,7 @@ pub struct RunArgs {
     pub metrics_addr: Option<String>,
 }
 
-pub fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
     let config = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),

@@ -19,7 +19,7 @@ use mcpwatch::ingest::merge::{ReadStats, Reading, merge_files_auto};
 use mcpwatch::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// Files, directories and .zst archives [default: .elevenlabs/audit/]
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -38,7 +38,7 @@ pub struct ScanArgs {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScanFormat {
+pub(crate) enum ScanFormat {
     Ndjson,
     Json,
     Table,
@@ -50,7 +50,7 @@ const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 /// Rejected lines reported one by one per file before they are only counted.
 const REJECTS_SHOWN_PER_FILE: u64 = 10;
 
-pub fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
     super::init_logging(false);
     let config = match super::load_config(common, None) {
         Ok(c) => c,

@@ -18,13 +18,13 @@ use mcpwatch::alert::delivery::{SendError, send_test};
 use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]
-pub struct TestAlertArgs {
+pub(crate) struct TestAlertArgs {
     /// Only this channel (by its name in mcpwatch.toml)
     #[arg(long, value_name = "NAME")]
     pub channel: Option<String>,
 }
 
-pub fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8> {
     super::init_logging(false);
     let config = match super::load_config(common, None) {
         Ok(c) => c,
@@ -46,7 +46,7 @@ pub fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8> {
 
 /// The command without configuration loading: sends and reports to `out`
 /// (results) and `err` (usage problems); returns the exit code.
-pub fn run_with(
+pub(crate) fn run_with(
     cfg: &DeliveryConfig,
     channel: Option<&str>,
     out: &mut dyn Write,
@@ -74,7 +74,7 @@ pub fn run_with(
 }
 
 /// Prints one line per channel; 1 if any failed.
-pub fn report(
+pub(crate) fn report(
     results: &[(String, Result<(), SendError>)],
     out: &mut dyn Write,
 ) -> std::io::Result<u8> {

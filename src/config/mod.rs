@@ -10,13 +10,18 @@ mod security;
 mod settings;
 mod tree;
 mod types;
-pub use rules::{BUILTIN_RULES, allowed_keys, builtin as builtin_rules};
-pub use settings::{DEFAULT_DIR, DEFAULT_METRICS_ADDR, parse_addr, parse_size};
+#[cfg(test)]
+use rules::BUILTIN_RULES;
+pub(crate) use settings::DEFAULT_DIR;
+pub use settings::parse_addr;
+#[cfg(test)]
+use settings::parse_size;
 pub use types::*;
 
 use std::path::{Path, PathBuf};
 
 use crate::event::Millis;
+#[cfg(test)]
 use crate::policy::Policy;
 use tree::{Ctx, SyntaxError};
 
@@ -36,31 +41,15 @@ pub struct Sources {
 }
 
 /// The default file names, relative to the working directory (SPEC §7).
-pub const DEFAULT_CONFIG: &str = "security-config.json";
-pub const DEFAULT_RULES: &str = "rules";
-pub const DEFAULT_SETTINGS: &str = "mcpwatch.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "security-config.json";
+pub(crate) const DEFAULT_RULES: &str = "rules";
+pub(crate) const DEFAULT_SETTINGS: &str = "mcpwatch.toml";
 
 impl Sources {
-    /// The sources as the command line gave them (`--config`, `--rules`,
-    /// `--settings`, `--dir`); absent ones are defaulted by [`load`].
-    pub fn from_args(
-        config: Option<PathBuf>,
-        rules: Option<PathBuf>,
-        settings: Option<PathBuf>,
-        dir: Option<PathBuf>,
-    ) -> Sources {
-        Sources {
-            config,
-            rules,
-            settings,
-            dir,
-        }
-    }
-
     /// Fills each absent source with its default place when that exists
     /// in the working directory; an absent `dir` stays `None` (it comes
     /// from the settings' `input.dir`).
-    pub fn resolve(&self) -> Sources {
+    pub(crate) fn resolve(&self) -> Sources {
         fn default_if_exists(given: &Option<PathBuf>, name: &str) -> Option<PathBuf> {
             given
                 .clone()
@@ -106,7 +95,7 @@ impl std::error::Error for ConfigErrors {}
 
 impl Config {
     /// No files at all: built-in rules, default settings, no policy.
-    pub fn defaults() -> Config {
+    pub(crate) fn defaults() -> Config {
         Config {
             policy: None,
             security: default_security(),
@@ -130,14 +119,18 @@ impl Config {
                 || !matches!(name, RuleName::DisabledTool | RuleName::ApprovalBypass))
     }
 
-    /// The audit log directory: `--dir`, else `input.dir`.
-    pub fn dir(&self) -> &Path {
+    /// The audit log directory: `--dir`, else `input.dir` (for tests; the
+    /// commands use [`Config::dirs`]).
+    #[cfg(test)]
+    pub(crate) fn dir(&self) -> &Path {
         &self.sources.dir
     }
 
     /// The state directory: `state_dir`, else `<dir>/../mcpwatch` (SPEC §2).
-    /// Commands with `--state-dir` override it themselves.
-    pub fn state_dir(&self) -> PathBuf {
+    /// Commands with `--state-dir` override it themselves; they use
+    /// [`Config::dirs`], this is for tests.
+    #[cfg(test)]
+    pub(crate) fn state_dir(&self) -> PathBuf {
         match &self.settings.state_dir {
             Some(d) => d.clone(),
             None => default_state_dir(self.dir()),
@@ -158,7 +151,7 @@ impl Config {
 }
 
 /// `<dir>/../mcpwatch` (SPEC §2), written without `..` where the path allows.
-pub fn default_state_dir(dir: &Path) -> PathBuf {
+pub(crate) fn default_state_dir(dir: &Path) -> PathBuf {
     match (dir.parent(), dir.file_name()) {
         (Some(parent), Some(_)) => parent.join("mcpwatch"),
         _ => dir.join("..").join("mcpwatch"),
@@ -166,9 +159,12 @@ pub fn default_state_dir(dir: &Path) -> PathBuf {
 }
 
 /// Parses the text of a `security-config.json` into its policy, for tests
-/// and tools that hold the text rather than a file. `file` names it in
-/// errors.
-pub fn policy_from_json(text: &str, file: &str) -> Result<(Policy, SecurityExtras), ConfigErrors> {
+/// that hold the text rather than a file. `file` names it in errors.
+#[cfg(test)]
+pub(crate) fn policy_from_json(
+    text: &str,
+    file: &str,
+) -> Result<(Policy, SecurityExtras), ConfigErrors> {
     let root = tree::parse_json(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: file.to_string(),

@@ -9,7 +9,7 @@ use super::{RuleConfig, RuleName, RuleSet};
 use crate::event::{Field, Severity};
 
 /// The shipped rule files, in [`RuleName::ALL`] order.
-pub const BUILTIN_RULES: [(RuleName, &str); 7] = [
+pub(crate) const BUILTIN_RULES: [(RuleName, &str); 7] = [
     (
         RuleName::RapidToolUsage,
         include_str!("../../rules/rapid_tool_usage.toml"),
@@ -43,7 +43,7 @@ pub const BUILTIN_RULES: [(RuleName, &str); 7] = [
 const COMMON: [&str; 5] = ["enabled", "severity", "key", "realert", "max_keys"];
 
 /// The keys a rule's file may set: the common ones plus its own.
-pub fn allowed_keys(rule: RuleName) -> Vec<&'static str> {
+pub(crate) fn allowed_keys(rule: RuleName) -> Vec<&'static str> {
     let own: &[&str] = match rule {
         RuleName::RapidToolUsage | RuleName::ErrorSpike => &["window", "threshold"],
         RuleName::HighDenialRate => &["window", "threshold", "min_decisions"],
@@ -83,7 +83,7 @@ fn blank(name: RuleName) -> RuleConfig {
 }
 
 /// The built-in rule set, parsed from the embedded files.
-pub fn builtin() -> RuleSet {
+pub(crate) fn builtin() -> RuleSet {
     let rules = BUILTIN_RULES
         .iter()
         .map(|(name, text)| {

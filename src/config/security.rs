@@ -24,7 +24,7 @@ pub(crate) struct RetentionPatch {
 }
 
 impl RetentionPatch {
-    pub fn apply(self, r: &mut Retention) {
+    pub(crate) fn apply(self, r: &mut Retention) {
         if let Some(d) = self.days {
             r.days = d;
         }

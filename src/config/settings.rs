@@ -15,10 +15,10 @@ use super::{
 use crate::event::Severity;
 
 /// The default audit log directory (SPEC §2).
-pub const DEFAULT_DIR: &str = ".elevenlabs/audit";
+pub(crate) const DEFAULT_DIR: &str = ".elevenlabs/audit";
 /// The default metrics address; loopback only, so nothing is exposed
 /// unless the operator asks.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+pub(crate) const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -673,7 +673,7 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 
 /// A size: `"100MiB"`, `"1GiB"`, `"500KB"`, `"4096"`, `"10B"`. KB/MB/GB/TB
 /// are powers of 1000, KiB/MiB/GiB/TiB powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);

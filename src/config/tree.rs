@@ -42,7 +42,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// "a string", "a number", ... for "expected X, got Y" messages.
-    pub fn type_name(&self, table_word: &'static str) -> &'static str {
+    pub(crate) fn type_name(&self, table_word: &'static str) -> &'static str {
         match self.val {
             Val::Null => "null",
             Val::Bool(_) => "a boolean",
@@ -54,7 +54,7 @@ impl Node {
         }
     }
 
-    pub fn entries(&self) -> Option<&[Entry]> {
+    pub(crate) fn entries(&self) -> Option<&[Entry]> {
         match &self.val {
             Val::Obj(e) => Some(e),
             _ => None,
@@ -62,7 +62,7 @@ impl Node {
     }
 
     /// The entry of an object with this key (the last one when repeated).
-    pub fn get(&self, key: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
         self.entries()?.iter().rev().find(|e| e.key == key)
     }
 }
@@ -88,7 +88,7 @@ pub(crate) struct LineIndex<'t> {
 }
 
 impl<'t> LineIndex<'t> {
-    pub fn new(text: &'t str) -> Self {
+    pub(crate) fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         let mut marks = Vec::with_capacity(text.len() / CHAR_BLOCK + 1);
@@ -109,7 +109,7 @@ impl<'t> LineIndex<'t> {
         }
     }
 
-    pub fn pos(&self, offset: usize) -> Pos {
+    pub(crate) fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
@@ -274,7 +274,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(file: impl Into<String>, table_word: &'static str) -> Self {
+    pub(crate) fn new(file: impl Into<String>, table_word: &'static str) -> Self {
         Ctx {
             file: file.into(),
             errors: Vec::new(),
@@ -282,7 +282,7 @@ impl Ctx {
         }
     }
 
-    pub fn err(&mut self, pos: Pos, field: &str, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Pos, field: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line: pos.line,
@@ -297,7 +297,7 @@ impl Ctx {
         self.err(n.pos, field, format!("expected {what}, got {got}"));
     }
 
-    pub fn obj<'n>(&mut self, n: &'n Node, field: &str) -> Option<&'n [Entry]> {
+    pub(crate) fn obj<'n>(&mut self, n: &'n Node, field: &str) -> Option<&'n [Entry]> {
         match &n.val {
             Val::Obj(e) => Some(e),
             _ => {
@@ -308,7 +308,7 @@ impl Ctx {
         }
     }
 
-    pub fn arr<'n>(&mut self, n: &'n Node, field: &str) -> Option<&'n [Node]> {
+    pub(crate) fn arr<'n>(&mut self, n: &'n Node, field: &str) -> Option<&'n [Node]> {
         match &n.val {
             Val::Arr(a) => Some(a),
             _ => {
@@ -318,7 +318,7 @@ impl Ctx {
         }
     }
 
-    pub fn str_<'n>(&mut self, n: &'n Node, field: &str, what: &str) -> Option<&'n str> {
+    pub(crate) fn str_<'n>(&mut self, n: &'n Node, field: &str, what: &str) -> Option<&'n str> {
         match &n.val {
             Val::Str(s) => Some(s),
             _ => {
@@ -328,7 +328,7 @@ impl Ctx {
         }
     }
 
-    pub fn bool_(&mut self, n: &Node, field: &str) -> Option<bool> {
+    pub(crate) fn bool_(&mut self, n: &Node, field: &str) -> Option<bool> {
         match n.val {
             Val::Bool(b) => Some(b),
             _ => {
@@ -339,7 +339,14 @@ impl Ctx {
     }
 
     /// A whole number in `min..=max`; `what` words the message.
-    pub fn int(&mut self, n: &Node, field: &str, min: i64, max: i64, what: &str) -> Option<i64> {
+    pub(crate) fn int(
+        &mut self,
+        n: &Node,
+        field: &str,
+        min: i64,
+        max: i64,
+        what: &str,
+    ) -> Option<i64> {
         let v = match n.val {
             Val::Int(i) => Some(i),
             Val::Float(f) if f.fract() == 0.0 && f.is_finite() && f.abs() < 9e15 => Some(f as i64),
@@ -368,7 +375,14 @@ impl Ctx {
     }
 
     /// Any finite number in `min..=max`.
-    pub fn num(&mut self, n: &Node, field: &str, min: f64, max: f64, what: &str) -> Option<f64> {
+    pub(crate) fn num(
+        &mut self,
+        n: &Node,
+        field: &str,
+        min: f64,
+        max: f64,
+        what: &str,
+    ) -> Option<f64> {
         let v = match n.val {
             Val::Int(i) => Some(i as f64),
             Val::Float(f) if f.is_finite() => Some(f),
@@ -392,7 +406,7 @@ impl Ctx {
     }
 
     /// A duration string of SPEC §2, at least `min`.
-    pub fn duration(&mut self, n: &Node, field: &str, min: Millis) -> Option<Millis> {
+    pub(crate) fn duration(&mut self, n: &Node, field: &str, min: Millis) -> Option<Millis> {
         const WHAT: &str = "a duration such as \"500ms\", \"60s\", \"10m\", \"1h\" or \"90d\"";
         let s = self.str_(n, field, WHAT)?;
         match parse_duration(s) {
@@ -409,7 +423,12 @@ impl Ctx {
     }
 
     /// An array of strings; reports each non-string element.
-    pub fn str_list<'n>(&mut self, n: &'n Node, field: &str, what: &str) -> Vec<(Pos, &'n str)> {
+    pub(crate) fn str_list<'n>(
+        &mut self,
+        n: &'n Node,
+        field: &str,
+        what: &str,
+    ) -> Vec<(Pos, &'n str)> {
         let mut out = Vec::new();
         if let Some(items) = self.arr(n, field) {
             for (i, item) in items.iter().enumerate() {
@@ -422,7 +441,7 @@ impl Ctx {
     }
 
     /// Reports keys of a table not in `allowed`.
-    pub fn known_keys(&mut self, entries: &[Entry], prefix: &str, allowed: &[&str]) {
+    pub(crate) fn known_keys(&mut self, entries: &[Entry], prefix: &str, allowed: &[&str]) {
         for e in entries {
             if !allowed.contains(&e.key.as_str()) {
                 let field = join(prefix, &e.key);

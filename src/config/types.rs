@@ -118,7 +118,7 @@ impl RuleName {
         }
     }
 
-    pub fn parse(s: &str) -> Option<RuleName> {
+    pub(crate) fn parse(s: &str) -> Option<RuleName> {
         RuleName::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
@@ -155,10 +155,10 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    pub fn get(&self, name: RuleName) -> &RuleConfig {
+    pub(crate) fn get(&self, name: RuleName) -> &RuleConfig {
         &self.rules[name as usize]
     }
-    pub fn get_mut(&mut self, name: RuleName) -> &mut RuleConfig {
+    pub(crate) fn get_mut(&mut self, name: RuleName) -> &mut RuleConfig {
         &mut self.rules[name as usize]
     }
 }

@@ -10,8 +10,8 @@
 //! `approval_bypass` decisions first, then the rules of the event's kind in
 //! the order of SPEC §3's table), which makes the alert order deterministic.
 
-pub mod rules;
-pub mod state;
+pub(crate) mod rules;
+pub(crate) mod state;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
 use crate::config::{Config, RuleConfig, RuleName};
-use crate::event::{Event, Field, Kind, Millis};
+use crate::event::{Event, Field, Millis};
 
 pub use crate::event::LineRef;
 
 /// Counters the engine keeps for the caller to export (SPEC §8 metrics).
 /// Plain numbers since the engine started (they persist with its state).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Alerts raised, by rule.
     pub alerts: BTreeMap<String, u64>,
     /// Hits suppressed by `realert`, by rule.
@@ -77,7 +77,7 @@ pub struct Engine {
 
 /// Everything the engine must remember across restarts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct EngineState {
+pub(crate) struct EngineState {
     /// Highest event time processed.
     pub watermark: Option<Millis>,
     /// Event time of the first event ever processed (`learning_period`).
@@ -99,23 +99,23 @@ impl Engine {
 
     /// Opens the live gate of pending `approval_bypass` calls up to (not
     /// including) deadlines at `horizon` (see the field's doc).
-    pub fn set_bypass_horizon(&mut self, horizon: Millis) {
+    pub(crate) fn set_bypass_horizon(&mut self, horizon: Millis) {
         self.bypass_horizon = horizon;
     }
 
     /// `approval_bypass`'s `grace`, when the rule is on.
-    pub fn bypass_grace(&self) -> Option<Millis> {
+    pub(crate) fn bypass_grace(&self) -> Option<Millis> {
         self.rules.bypass_grace()
     }
 
     /// Whether `approval_bypass` calls wait for their judgement.
-    pub fn bypass_pending(&self) -> bool {
+    pub(crate) fn bypass_pending(&self) -> bool {
         self.state.rules.approval_bypass.pending_len() > 0
     }
 
     /// Judges what became due without a new event (the live gate moved):
     /// alerts go to `out`.
-    pub fn tick(&mut self, out: &mut Vec<Alert>) {
+    pub(crate) fn tick(&mut self, out: &mut Vec<Alert>) {
         let Some(wm) = self.state.watermark else {
             return;
         };
@@ -158,27 +158,29 @@ impl Engine {
     }
 
     /// Counters since the engine's state began.
-    pub fn stats(&self) -> &Stats {
+    pub(crate) fn stats(&self) -> &Stats {
         &self.state.stats
     }
 
-    pub fn watermark(&self) -> Option<Millis> {
+    #[cfg(test)]
+    pub(crate) fn watermark(&self) -> Option<Millis> {
         self.state.watermark
     }
 
     /// The state to checkpoint.
-    pub fn state(&self) -> &EngineState {
+    pub(crate) fn state(&self) -> &EngineState {
         &self.state
     }
 
     /// Restores checkpointed state (the rules' settings come from the
     /// current configuration).
-    pub fn restore(&mut self, state: EngineState) {
+    pub(crate) fn restore(&mut self, state: EngineState) {
         self.state = state;
     }
 
-    /// Whether a rule is on under this configuration.
-    pub fn enabled(&self, rule: RuleName) -> bool {
+    /// Whether a rule is on under this configuration (for tests).
+    #[cfg(test)]
+    pub(crate) fn enabled(&self, rule: RuleName) -> bool {
         self.rules.enabled(rule)
     }
 }
@@ -228,7 +230,7 @@ pub(crate) struct AlertDraft {
 
 impl AlertDraft {
     /// A draft with only a message (rules without a count or window).
-    pub fn plain(suppressed: u64, message: String) -> AlertDraft {
+    pub(crate) fn plain(suppressed: u64, message: String) -> AlertDraft {
         AlertDraft {
             value: None,
             threshold: None,
@@ -239,11 +241,11 @@ impl AlertDraft {
     }
 
     /// Completes the draft for the firing event `ev` read at `line`.
-    pub fn finish_at(self, rule: &RuleConfig, ev: &Event, line: LineRef<'_>) -> Alert {
+    pub(crate) fn finish_at(self, rule: &RuleConfig, ev: &Event, line: LineRef<'_>) -> Alert {
         self.finish(rule, ev, line.file, line.line, line.raw)
     }
 
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         rule: &RuleConfig,
         ev: &Event,
@@ -277,7 +279,7 @@ impl AlertDraft {
 }
 
 /// `window` of SPEC §4: seconds with an `s` (`"60s"`, `"3600s"`).
-pub fn format_window(ms: Millis) -> String {
+pub(crate) fn format_window(ms: Millis) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
@@ -303,19 +305,6 @@ pub(crate) fn describe_key(fields: &[Field], ev: &Event) -> String {
 /// realert); `None` (never) when realert is never.
 pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
     rule.realert.map(|r| r.max(rule.window))
-}
-
-/// Kinds each rule reads, for callers that want to skip work.
-pub fn rule_inputs(rule: RuleName) -> &'static [Kind] {
-    match rule {
-        RuleName::RapidToolUsage
-        | RuleName::UnusualHours
-        | RuleName::NewToolUsage
-        | RuleName::DisabledTool => &[Kind::ToolCall],
-        RuleName::HighDenialRate => &[Kind::Approval],
-        RuleName::ApprovalBypass => &[Kind::ToolCall, Kind::Approval],
-        RuleName::ErrorSpike => &[Kind::Error],
-    }
 }
 
 #[cfg(test)]

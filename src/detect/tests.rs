@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::alert::Number;
-use crate::event::{ApprovalMode, Decision, Outcome};
+use crate::event::{ApprovalMode, Decision, Kind, Outcome};
 
 const S: Millis = 1000;
 const MIN: Millis = 60 * S;

@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::event::RejectReason;
 
 /// How much is read from the source at a time.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One line: its bytes (without line ending) or `Err(RejectReason::TooLong)`.
-pub type LineResult<'a> = Result<&'a [u8], RejectReason>;
+pub(crate) type LineResult<'a> = Result<&'a [u8], RejectReason>;
 
 /// Splits a reader into lines. Lines are numbered from 1, counting every
 /// line including empty and too-long ones.
@@ -63,16 +63,18 @@ impl<R: Read> LineReader<R> {
     }
 
     /// Whether a last line without a newline is returned at end of input
-    /// (default true). A tailer sets false: a partial line then stays
-    /// buffered, uncounted in [`offset`](Self::offset), and a later
-    /// `next_line` that finds more input completes it.
-    pub fn emit_partial(mut self, yes: bool) -> Self {
+    /// (default true). False: a partial line then stays buffered, uncounted
+    /// in [`offset`](Self::offset), and a later `next_line` that finds more
+    /// input completes it (only the tests set it: the tailer frames its
+    /// lines itself).
+    #[cfg(test)]
+    pub(crate) fn emit_partial(mut self, yes: bool) -> Self {
         self.emit_partial = yes;
         self
     }
 
     /// Number of the last line returned (0 before the first).
-    pub fn line_no(&self) -> u64 {
+    pub(crate) fn line_no(&self) -> u64 {
         self.line_no
     }
 
@@ -85,25 +87,20 @@ impl<R: Read> LineReader<R> {
     /// Bytes read from the source but not yet returned as lines (a partial
     /// line, or what follows the last returned line): the source's position
     /// minus this is [`offset`](Self::offset).
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.end - self.start
-    }
-
-    /// The source, e.g. to look at file metadata while tailing.
-    pub fn get_ref(&self) -> &R {
-        &self.inner
     }
 
     /// The source, positioned past what has been buffered (to set a reader
     /// aside and [`resume_at`](Self::resume_at) its offset later).
-    pub fn into_inner(self) -> R {
+    pub(crate) fn into_inner(self) -> R {
         self.inner
     }
 
     /// Starts counting from a known place, for a tailer that resumes a file
     /// at a checkpoint: `inner` must be positioned at `offset`, which is
     /// the start of line `line_no + 1`. No BOM is looked for after offset 0.
-    pub fn resume_at(mut self, offset: u64, line_no: u64) -> Self {
+    pub(crate) fn resume_at(mut self, offset: u64, line_no: u64) -> Self {
         self.offset = offset;
         self.line_no = line_no;
         self.bom_checked = offset > 0;
@@ -246,13 +243,13 @@ pub fn open_log(path: &Path) -> io::Result<Box<dyn Read + Send>> {
 ///
 /// [`into_file`]: LogStream::into_file
 /// [`resume`]: LogStream::resume
-pub enum LogStream {
+pub(crate) enum LogStream {
     Plain(CountedFile),
     Zst(zstd::stream::read::Decoder<'static, io::BufReader<CountedFile>>),
 }
 
 /// A file whose bytes read are added to a counter, when there is one.
-pub struct CountedFile {
+pub(crate) struct CountedFile {
     file: File,
     counter: Option<Arc<AtomicU64>>,
 }
@@ -269,14 +266,18 @@ impl Read for CountedFile {
 
 impl LogStream {
     /// Opens `path`, decompressing when it ends in `.zst`.
-    pub fn open(path: &Path) -> io::Result<LogStream> {
+    pub(crate) fn open(path: &Path) -> io::Result<LogStream> {
         let zst = path.extension().is_some_and(|e| e == "zst");
         LogStream::new(File::open(path)?, zst, None)
     }
 
     /// The stream of `file` from where it stands (its start, when just
     /// opened; a pipe, say, cannot be sought).
-    pub fn new(file: File, zst: bool, counter: Option<Arc<AtomicU64>>) -> io::Result<LogStream> {
+    pub(crate) fn new(
+        file: File,
+        zst: bool,
+        counter: Option<Arc<AtomicU64>>,
+    ) -> io::Result<LogStream> {
         let file = CountedFile { file, counter };
         Ok(if zst {
             LogStream::Zst(zstd::Decoder::new(file)?)
@@ -288,7 +289,7 @@ impl LogStream {
     /// The stream of `file` from byte `offset` of its (decompressed)
     /// content: a seek for a plain file; an archive is decompressed from
     /// its start to there (those bytes are not counted again).
-    pub fn resume(
+    pub(crate) fn resume(
         mut file: File,
         zst: bool,
         offset: u64,
@@ -317,7 +318,7 @@ impl LogStream {
     /// The file descriptor alone (buffers and decoder dropped). `unread`
     /// bytes of a plain file were read ahead and will be read again on
     /// [`resume`](Self::resume): they are taken off the counter.
-    pub fn into_file(self, unread: usize) -> File {
+    pub(crate) fn into_file(self, unread: usize) -> File {
         let counted = match self {
             LogStream::Plain(f) => {
                 if let Some(c) = &f.counter {

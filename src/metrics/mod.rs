@@ -6,7 +6,7 @@
 //! different threads do not contend on one lock; latency histograms are
 //! hdrhistograms exposed as quantiles (a Prometheus summary).
 
-pub mod server;
+pub(crate) mod server;
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -60,7 +60,7 @@ impl Metrics {
     }
 
     /// Adds `by` to a counter, creating it at zero first.
-    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+    pub(crate) fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
         let key = SeriesKey::new(name, labels);
         if let Some(c) = self.counters.get(&key) {
             c.fetch_add(by, Ordering::Relaxed);
@@ -73,7 +73,7 @@ impl Metrics {
     }
 
     /// Makes a counter exist (at 0) so it shows before its first event.
-    pub fn touch(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+    pub(crate) fn touch(&self, name: &'static str, labels: &[(&'static str, &str)]) {
         self.inc(name, labels, 0);
     }
 
@@ -94,7 +94,12 @@ impl Metrics {
             .sum()
     }
 
-    pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    pub(crate) fn set_gauge(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
         let key = SeriesKey::new(name, labels);
         self.gauges
             .entry(key)
@@ -110,7 +115,12 @@ impl Metrics {
     }
 
     /// Records a duration (seconds) into a histogram exposed as quantiles.
-    pub fn observe_seconds(&self, name: &'static str, labels: &[(&'static str, &str)], secs: f64) {
+    pub(crate) fn observe_seconds(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        secs: f64,
+    ) {
         let micros = (secs.max(0.0) * 1e6).round() as u64;
         let key = SeriesKey::new(name, labels);
         let entry = self.histograms.entry(key).or_insert_with(|| {
@@ -124,23 +134,8 @@ impl Metrics {
         }
     }
 
-    /// The value at `q` (0..=1) of a histogram, in seconds.
-    pub fn quantile_seconds(
-        &self,
-        name: &'static str,
-        labels: &[(&'static str, &str)],
-        q: f64,
-    ) -> Option<f64> {
-        let h = self.histograms.get(&SeriesKey::new(name, labels))?;
-        let h = h.lock().ok()?;
-        if h.is_empty() {
-            return None;
-        }
-        Some(h.value_at_quantile(q) as f64 / 1e6)
-    }
-
     /// Sets the `# HELP` text and `# TYPE` of a metric name.
-    pub fn describe(&self, name: &'static str, kind: &'static str, help: &'static str) {
+    pub(crate) fn describe(&self, name: &'static str, kind: &'static str, help: &'static str) {
         self.help.insert(name, (kind, help));
     }
 

@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 
 /// Liveness facts for `/healthz`, written by the detection loop.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     /// Unix ms of the last completed poll.
     pub last_poll_ms: AtomicI64,
     /// Unix ms of the last checkpoint written (or of start-up).
@@ -33,7 +33,7 @@ pub struct Health {
 
 impl Health {
     /// `(healthy, JSON body)`.
-    pub fn report(&self, now_ms: i64) -> (bool, String) {
+    pub(crate) fn report(&self, now_ms: i64) -> (bool, String) {
         let poll_age = now_ms - self.last_poll_ms.load(Ordering::Relaxed);
         let ckpt_age = now_ms - self.last_checkpoint_ms.load(Ordering::Relaxed);
         let interval = self.poll_interval_ms.load(Ordering::Relaxed).max(1);
@@ -66,7 +66,7 @@ impl Health {
     }
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: std::net::TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -109,7 +109,7 @@ pub async fn serve(
 }
 
 /// HELP and TYPE lines for every metric the daemon exports.
-pub fn describe_daemon(m: &Metrics) {
+pub(crate) fn describe_daemon(m: &Metrics) {
     let d = [
         (
             "mcpwatch_events_total",

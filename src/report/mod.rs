@@ -13,9 +13,9 @@
 //! read outside the merge, and of their approvals/errors only the first
 //! record is parsed.
 
-pub mod collect;
+pub(crate) mod collect;
 pub mod model;
-pub mod period;
+pub(crate) mod period;
 pub mod render;
 
 use std::collections::{HashMap, HashSet};
@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-pub use collect::{Caps, Collector};
-pub use model::Report;
+pub use collect::Caps;
+pub(crate) use collect::Collector;
+pub(crate) use model::Report;
 pub use period::Period;
 
 use crate::event::{Kind, Millis};

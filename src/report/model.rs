@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// Version of this JSON shape; bumped only on an incompatible change.
-pub const REPORT_VERSION: u32 = 1;
+pub(crate) const REPORT_VERSION: u32 = 1;
 
 /// The label used for the server and tool of the overflow row (pairs beyond
 /// the cap) in the CSV and text formats.
-pub const OTHER: &str = "(other)";
+pub(crate) const OTHER: &str = "(other)";
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {

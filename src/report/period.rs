@@ -16,7 +16,7 @@ pub enum Period {
 }
 
 impl Period {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Period::Daily => "daily",
             Period::Weekly => "weekly",
@@ -60,12 +60,12 @@ fn midnight(d: NaiveDate) -> Millis {
 }
 
 /// Days since the epoch of a time (UTC), for gap and day bookkeeping.
-pub fn day_of(ts: Millis) -> i64 {
+pub(crate) fn day_of(ts: Millis) -> i64 {
     ts.div_euclid(86_400_000)
 }
 
 /// `YYYY-MM-DD` of an epoch day.
-pub fn day_name(day: i64) -> String {
+pub(crate) fn day_name(day: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(day * 86_400_000)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default()

@@ -35,13 +35,13 @@ fn esc(s: &str) -> String {
     crate::text::escape(s).into_owned()
 }
 
-pub fn write_json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+pub(crate) fn write_json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
     out.write_all(b"\n")
 }
 
 /// The CSV header, in column order.
-pub const CSV_HEADER: [&str; 14] = [
+pub(crate) const CSV_HEADER: [&str; 14] = [
     "server",
     "tool",
     "calls",
@@ -60,7 +60,7 @@ pub const CSV_HEADER: [&str; 14] = [
 
 /// RFC 4180: one row per server × tool (and the `(other)` overflow row),
 /// CRLF line endings, fields quoted when they hold `,`, `"`, CR or LF.
-pub fn write_csv(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+pub(crate) fn write_csv(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     write_csv_row(out, CSV_HEADER.iter().map(|s| s.to_string()))?;
     for row in report.tools.iter().chain(report.other.iter()) {
         let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -205,7 +205,7 @@ fn filters_line(r: &Report) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-pub fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
+pub(crate) fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(out, "mcpwatch audit report")?;
     writeln!(out, "Period:    {}", period_line(r))?;
     if let Some(f) = filters_line(r) {
@@ -394,7 +394,7 @@ pub fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
 
 /// 24 one-character columns (`▁`…`█`, `·` for none), scaled to the busiest
 /// hour, with an hour axis below.
-pub fn hour_histogram(hours: &[u64; 24]) -> String {
+pub(crate) fn hour_histogram(hours: &[u64; 24]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let max = hours.iter().copied().max().unwrap_or(0);
     let peak = hours.iter().position(|h| *h == max).unwrap_or(0);
@@ -536,7 +536,7 @@ fn write_rejects(out: &mut dyn Write, r: &Report) -> io::Result<()> {
 
 /// The auditor's summary: coverage, retention, gaps, policy, every
 /// disabled-tool invocation and approval bypass, alert totals.
-pub fn write_compliance(out: &mut dyn Write, r: &Report) -> io::Result<()> {
+pub(crate) fn write_compliance(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(out, "mcpwatch compliance report")?;
     writeln!(out, "Generated:        {}", r.generated_at)?;
     writeln!(out, "Period covered:   {}", period_line(r))?;

@@ -63,7 +63,7 @@ pub(super) fn name_of(p: &Path) -> String {
 }
 
 /// `90d`, `3h12m`, `45s`: ages as an operator reads them.
-pub fn fmt_age(d: Duration) -> String {
+pub(crate) fn fmt_age(d: Duration) -> String {
     let s = d.as_secs();
     let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (days, h, m) {

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 /// Read size for compression and verification: large enough that syscalls
 /// do not dominate, small enough to be irrelevant next to zstd's window.
-pub const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// Errors of one archive operation. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// Whether this is a failed verification (counted in
     /// `mcpwatch_verify_failures_total`) rather than an I/O problem.
-    pub fn is_verify_failure(&self) -> bool {
+    pub(crate) fn is_verify_failure(&self) -> bool {
         matches!(
             self,
             ArchiveError::Corrupt { .. } | ArchiveError::Mismatch { .. }
@@ -91,7 +91,7 @@ pub struct CompressStats {
 
 /// Opens a file for reading without following a symbolic link at its last
 /// component, and checks that it is a regular file.
-pub fn open_regular(path: &Path) -> Result<(File, Metadata), ArchiveError> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata), ArchiveError> {
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -147,7 +147,7 @@ fn digest_archive(f: File, path: &Path) -> Result<Digest256, ArchiveError> {
 /// Compares a verified archive's content with a plain file (crash recovery:
 /// both exist after a crash between the archive's rename and the plain
 /// file's deletion).
-pub fn archive_matches(archive: &Path, plain: &Path) -> Result<bool, ArchiveError> {
+pub(crate) fn archive_matches(archive: &Path, plain: &Path) -> Result<bool, ArchiveError> {
     let a = verify_archive(archive)?;
     let (mut f, _) = open_regular(plain)?;
     let mut sink = HashingSink::default();
@@ -184,7 +184,7 @@ impl Write for HashingSink {
 /// Renames `from` to `to` unless `to` exists (atomically on Linux with
 /// `RENAME_NOREPLACE`; elsewhere, or on file systems without it, checked
 /// first — the state lock keeps other mcpwatch passes out meanwhile).
-pub fn rename_noreplace(from: &Path, to: &Path) -> Result<(), ArchiveError> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> Result<(), ArchiveError> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::ffi::CString;
@@ -228,7 +228,7 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> Result<(), ArchiveError> {
 }
 
 /// Fsyncs a directory so a rename or unlink in it is durable.
-pub fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -237,7 +237,11 @@ pub fn sync_dir(dir: &Path) {
 /// Compresses `src` into the new archive `dst` (written first as
 /// `dir/.<dst name>.tmp`), verifies it, renames it into place and then
 /// deletes `src`. On any failure the temp is removed and `src` is untouched.
-pub fn archive_file(src: &Path, dst: &Path, level: i32) -> Result<CompressStats, ArchiveError> {
+pub(crate) fn archive_file(
+    src: &Path,
+    dst: &Path,
+    level: i32,
+) -> Result<CompressStats, ArchiveError> {
     archive_file_with(src, dst, level, |_| Ok(()))
 }
 
@@ -399,7 +403,7 @@ fn compress_to_temp(
 /// Deletes `path` only if it is still the file described by `meta` (same
 /// device and inode, regular): never a file swapped in meanwhile, never
 /// through a symbolic link.
-pub fn remove_same_file(path: &Path, meta: &Metadata) -> Result<(), ArchiveError> {
+pub(crate) fn remove_same_file(path: &Path, meta: &Metadata) -> Result<(), ArchiveError> {
     let now = std::fs::symlink_metadata(path).map_err(io_err(path))?;
     if !now.is_file() || now.dev() != meta.dev() || now.ino() != meta.ino() {
         return Err(ArchiveError::NotRegular {

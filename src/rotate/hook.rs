@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 /// How long a hook may run. Reopening a log is a matter of milliseconds;
 /// a minute leaves room for a slow service manager.
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How much of the hook's stderr is kept for the failure message.
 const STDERR_KEEP: usize = 2048;
 
 /// Runs the hook; `Err` carries a one-line description of the failure.
-pub fn run_post_rotate(command: &str, log: &Path, rotated: &Path) -> Result<(), String> {
+pub(crate) fn run_post_rotate(command: &str, log: &Path, rotated: &Path) -> Result<(), String> {
     run_with_timeout(command, log, rotated, HOOK_TIMEOUT)
 }
 

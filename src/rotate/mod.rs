@@ -55,9 +55,9 @@ mod action;
 pub mod archive;
 mod compress;
 mod consume;
-pub mod hook;
+pub(crate) mod hook;
 use crate::logs as names;
-pub mod state;
+pub(crate) mod state;
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -66,11 +66,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use action::{Action, PassReport, RotateReason, fmt_age};
-pub use archive::{ArchiveError, CompressStats, Digest256, verify_archive};
+pub use action::{Action, PassReport};
+pub(crate) use action::{RotateReason, fmt_age};
+pub(crate) use archive::ArchiveError;
+pub use archive::verify_archive;
 pub use consume::{CheckpointConsumption, Consumption, DaemonConsumption, NoConsumer};
-pub use names::{INPUT_LOGS, LOGS, LogName, classify};
-pub use state::{RotationState, StateError};
+pub(crate) use names::{INPUT_LOGS, LOGS, LogName, classify};
+pub(crate) use state::{RotationState, StateError};
 
 use crate::metrics::Metrics;
 use action::name_of;
@@ -78,11 +80,11 @@ use compress::Stamp;
 
 /// A rotated file idle this long is compressed even if the writer has not
 /// moved on (SPEC §6): nothing is going to finish it any more.
-pub const FORCE_IDLE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const FORCE_IDLE: Duration = Duration::from_secs(24 * 3600);
 
 /// A leftover archive temp (from a crash mid-compression) idle this long is
 /// deleted; younger ones may belong to a pass running on another state dir.
-pub const STALE_TEMP: Duration = Duration::from_secs(3600);
+pub(crate) const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// Metric names (SPEC §8 style; `file` is the base log name).
 pub const M_ROTATIONS: &str = "mcpwatch_rotations_total";
@@ -210,12 +212,8 @@ impl Rotator {
         }
     }
 
-    pub fn options(&self) -> &RotateOptions {
-        &self.opts
-    }
-
     /// Registers help texts and makes every counter visible at 0.
-    pub fn describe_metrics(metrics: &Metrics) {
+    pub(crate) fn describe_metrics(metrics: &Metrics) {
         metrics.describe(M_ROTATIONS, "counter", "Log files rotated (renamed)");
         metrics.describe(
             M_COMPRESSED,

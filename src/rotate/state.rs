@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// File name in the state directory.
-pub const STATE_FILE: &str = "rotation.json";
+pub(crate) const STATE_FILE: &str = "rotation.json";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RotationState {
+pub(crate) struct RotationState {
     /// Per base log name: the time of its last rotation, or of the pass that
     /// first saw it (so a log met for the first time is not rotated at once
     /// as if it were a day old; logrotate does the same).
@@ -28,7 +28,7 @@ mod rfc3339_map {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         m: &BTreeMap<String, DateTime<Utc>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -38,7 +38,7 @@ mod rfc3339_map {
         )
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<String, DateTime<Utc>>, D::Error> {
         let raw = BTreeMap::<String, String>::deserialize(d)?;
@@ -68,7 +68,7 @@ pub enum StateError {
 
 impl RotationState {
     /// `Ok(default)` when the file does not exist.
-    pub fn load(state_dir: &Path) -> Result<RotationState, StateError> {
+    pub(crate) fn load(state_dir: &Path) -> Result<RotationState, StateError> {
         let path = state_dir.join(STATE_FILE);
         match std::fs::read(&path) {
             Ok(b) => {
@@ -80,7 +80,7 @@ impl RotationState {
     }
 
     /// Atomic write (temp, fsync, rename, directory fsync).
-    pub fn save(&self, state_dir: &Path) -> Result<(), StateError> {
+    pub(crate) fn save(&self, state_dir: &Path) -> Result<(), StateError> {
         let path = state_dir.join(STATE_FILE);
         let io = |source| StateError::Io {
             path: path.clone(),

@@ -9,14 +9,14 @@
 //! `mcpwatch rotate` reads only the `tail` part. [`writer`] writes it off
 //! the detection thread.
 
-pub mod writer;
+pub(crate) mod writer;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 /// File name of the checkpoint in the state directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.json";
 /// File name of the lock in the state directory.
 pub const LOCK_FILE: &str = "lock";
 
@@ -88,7 +88,7 @@ pub struct TailCheckpoint {
 /// file is written and fsynced first, the document renamed into place
 /// second, so the pair is always consistent.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct CheckpointDoc {
+pub(crate) struct CheckpointDoc {
     #[serde(default)]
     pub tail: TailCheckpoint,
     /// Detector state inline (JSON), as a hand-made checkpoint may hold it;
@@ -104,7 +104,7 @@ pub struct CheckpointDoc {
 
 /// Where `alerts.log` ended when the checkpoint was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertLogPos {
+pub(crate) struct AlertLogPos {
     pub dev: u64,
     pub ino: u64,
     pub len: u64,
@@ -113,7 +113,7 @@ pub struct AlertLogPos {
 impl CheckpointDoc {
     /// Reads `<state_dir>/checkpoint.json`; `Ok(None)` when there is no
     /// checkpoint yet.
-    pub fn load(state_dir: &Path) -> std::io::Result<Option<CheckpointDoc>> {
+    pub(crate) fn load(state_dir: &Path) -> std::io::Result<Option<CheckpointDoc>> {
         let path = state_dir.join(CHECKPOINT_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -138,7 +138,7 @@ pub fn load_tail(state_dir: &Path) -> std::io::Result<Option<TailCheckpoint>> {
 /// Writes `data` to `path` atomically: a temp file beside it, fsync,
 /// rename over `path`, fsync of the directory. A crash leaves either the old
 /// or the new content, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::metrics::server::Health;
 
 /// One checkpoint, serialized, on its way to disk.
-pub struct CheckpointWrite {
+pub(crate) struct CheckpointWrite {
     /// The engine state (postcard), written first.
     pub engine: Vec<u8>,
     /// Its file name in the state directory (`engine-<N>.bin`).
@@ -27,7 +27,7 @@ pub struct CheckpointWrite {
 /// detection. One write in flight at most (the queue holds one): the
 /// detection thread checks [`CheckpointWriter::busy`] before serializing.
 /// Dropping it closes the queue; the thread finishes its write and exits.
-pub struct CheckpointWriter {
+pub(crate) struct CheckpointWriter {
     tx: Option<mpsc::SyncSender<CheckpointWrite>>,
     busy: Arc<AtomicBool>,
     /// Set by the thread when its last write failed (disk full, read-only,
@@ -37,7 +37,7 @@ pub struct CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    pub fn start(
+    pub(crate) fn start(
         state_dir: PathBuf,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -87,15 +87,15 @@ impl CheckpointWriter {
     }
 
     /// Whether the last write failed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
 
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
 
-    pub fn send(&self, w: CheckpointWrite) {
+    pub(crate) fn send(&self, w: CheckpointWrite) {
         if let Some(tx) = &self.tx {
             self.busy.store(true, Ordering::Release);
             if tx.send(w).is_err() {
@@ -104,7 +104,7 @@ impl CheckpointWriter {
         }
     }
 
-    pub fn wait_idle(&self, at_most: Duration) {
+    pub(crate) fn wait_idle(&self, at_most: Duration) {
         let until = Instant::now() + at_most;
         while self.busy() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));

@@ -23,7 +23,7 @@ mod bench;
 mod example;
 
 pub use bench::write_bench_log;
-pub use example::{EXAMPLE_FILES, EXAMPLE_SECURITY_CONFIG, Planted, planted, write_example};
+pub use example::{EXAMPLE_FILES, planted, write_example};
 
 use crate::event::Millis;
 
@@ -37,14 +37,14 @@ const HOUR: Millis = 60 * MIN;
 /// splitmix64: tiny, fast, good enough for test data, and stable forever
 /// (no dependency whose stream could change under us).
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -53,7 +53,7 @@ impl Rng {
     }
 
     /// Uniform in `lo..hi` (`lo` when the range is empty).
-    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+    pub(crate) fn range(&mut self, lo: i64, hi: i64) -> i64 {
         if hi <= lo {
             return lo;
         }
@@ -61,19 +61,14 @@ impl Rng {
     }
 
     /// True with probability `p` (in steps of 1/1,000,000).
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         ((self.next_u64() % 1_000_000) as f64) < p * 1_000_000.0
-    }
-
-    /// A uniformly chosen item; `items` must not be empty.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.range(0, items.len() as i64) as usize]
     }
 }
 
 /// RFC 3339 UTC with milliseconds, as the audit logs write it. Hand-rolled
 /// because the bench generator formats a million of them.
-pub fn rfc3339_ms(ms: Millis) -> String {
+pub(crate) fn rfc3339_ms(ms: Millis) -> String {
     let mut s = String::with_capacity(24);
     push_rfc3339_ms(&mut s, ms);
     s

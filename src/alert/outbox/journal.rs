@@ -86,7 +86,7 @@ struct Snapshot {
 impl Outbox {
     /// Opens (creating if needed) the outbox of `state_dir`, replays its
     /// journal and compacts it.
-    pub fn open(
+    pub(crate) fn open(
         state_dir: &Path,
         max_age: Millis,
         backoff: Backoff,
@@ -196,7 +196,7 @@ impl Outbox {
     /// the dead letters with that reason (SPEC §8; at start and at a
     /// reload): nothing would ever send them. Returns the channels and how
     /// many groups each had.
-    pub fn drop_unknown_channels(
+    pub(crate) fn drop_unknown_channels(
         &mut self,
         known: &[&str],
         now: Millis,
@@ -237,7 +237,7 @@ impl Outbox {
     }
     /// Writes a snapshot and empties the journal (at shutdown, and on its own
     /// every [`COMPACT_EVERY_OPS`] operations).
-    pub fn compact(&mut self, now: Millis) -> Result<(), OutboxError> {
+    pub(crate) fn compact(&mut self, now: Millis) -> Result<(), OutboxError> {
         // Forget ids older than max_age that are no longer pending.
         while let Some((id, at)) = self.recent.front() {
             let old = *at < now.saturating_sub(self.max_age);

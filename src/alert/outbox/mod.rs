@@ -53,27 +53,27 @@ use journal::StoredAlert;
 pub use schedule::Backoff;
 
 /// Directory of the outbox inside the state directory.
-pub const OUTBOX_DIR: &str = "outbox";
+pub(crate) const OUTBOX_DIR: &str = "outbox";
 /// Snapshot file in [`OUTBOX_DIR`].
-pub const SNAPSHOT_FILE: &str = "state.json";
+pub(crate) const SNAPSHOT_FILE: &str = "state.json";
 /// Journal file in [`OUTBOX_DIR`].
-pub const JOURNAL_FILE: &str = "journal.ndjson";
+pub(crate) const JOURNAL_FILE: &str = "journal.ndjson";
 /// Dead letters, in the state directory itself (SPEC §5).
-pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
+pub(crate) const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
 
 /// Journal operations between snapshots: bounds replay time and the
 /// journal's size (each operation is one alert or one attempt, < 10 KiB).
-pub const COMPACT_EVERY_OPS: usize = 1_000;
+pub(crate) const COMPACT_EVERY_OPS: usize = 1_000;
 /// Most alerts one open group takes; the next starts a new group, so one
 /// flood cannot build an email nobody reads or a POST a receiver refuses.
-pub const MAX_GROUP_ALERTS: usize = 500;
+pub(crate) const MAX_GROUP_ALERTS: usize = 500;
 /// Most alerts pending at once; beyond, `submit` refuses (the alert stays
 /// in `alerts.log`) rather than growing memory and disk without bound.
-pub const MAX_PENDING_ALERTS: usize = 100_000;
+pub(crate) const MAX_PENDING_ALERTS: usize = 100_000;
 /// Most alert ids remembered for de-duplication (each ~80 bytes).
-pub const MAX_RECENT_IDS: usize = 50_000;
+pub(crate) const MAX_RECENT_IDS: usize = 50_000;
 /// Window of `max_per_hour`.
-pub const HOUR: Millis = 3_600_000;
+pub(crate) const HOUR: Millis = 3_600_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -96,7 +96,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
 
 /// One group on one channel, waiting to be delivered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub channel: String,
     pub route: String,
     /// Id of the group's first alert.
@@ -115,7 +115,7 @@ pub struct Pending {
 
 /// What [`Outbox::submit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Submitted {
+pub(crate) enum Submitted {
     /// Already in the outbox or delivered recently: nothing written.
     Duplicate,
     /// No channel takes it.
@@ -126,8 +126,7 @@ pub enum Submitted {
 
 /// One attempt to make, handed to a channel's worker.
 #[derive(Clone, Debug)]
-pub struct Job {
-    pub channel: String,
+pub(crate) struct Job {
     /// The group id: `Idempotency-Key` / `Message-ID`.
     pub group: String,
     pub alerts: Vec<Alert>,
@@ -137,7 +136,7 @@ pub struct Job {
 
 /// What a channel's worker should do next.
 #[derive(Clone, Debug)]
-pub enum Next {
+pub(crate) enum Next {
     Send(Job),
     /// Nothing due before this time.
     At(Millis),
@@ -146,7 +145,7 @@ pub enum Next {
 
 /// What became of a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Tried again at this time.
     Retry { at: Millis },
     /// Gave up: `expired` when `max_age` passed, else the error was permanent.
@@ -155,7 +154,7 @@ pub enum Failure {
 
 /// The outbox. Not thread-safe by itself: the delivery core keeps it behind
 /// a mutex, and every method is short (at most one fsynced append).
-pub struct Outbox {
+pub(crate) struct Outbox {
     dir: PathBuf,
     dead_letter: PathBuf,
     journal: File,
@@ -184,17 +183,18 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     /// Number of pending deliveries (group × channel).
-    pub fn pending_count(&self) -> usize {
+    pub(crate) fn pending_count(&self) -> usize {
         self.pending.len()
     }
 
-    /// The pending deliveries (for tests and diagnostics).
-    pub fn pending(&self) -> &[Pending] {
+    /// The pending deliveries (for tests).
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> &[Pending] {
         &self.pending
     }
 
     /// Whether an alert id is pending or was submitted within `max_age`.
-    pub fn knows(&self, id: &str) -> bool {
+    pub(crate) fn knows(&self, id: &str) -> bool {
         self.alerts.contains_key(id) || self.recent_ids.contains(id)
     }
 

@@ -38,7 +38,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// Delay after the `attempts`-th failed attempt (1-based).
-    pub fn delay(&self, attempts: u32) -> Millis {
+    pub(crate) fn delay(&self, attempts: u32) -> Millis {
         let shift = attempts.saturating_sub(1).min(30);
         let full = self
             .base
@@ -62,7 +62,7 @@ impl Pending {
 impl Outbox {
     /// Places `alert` into the groups of `placements`, durably (fsynced)
     /// before returning. An id already known is not added twice.
-    pub fn submit(
+    pub(crate) fn submit(
         &mut self,
         alert: &Alert,
         placements: &[Placement],
@@ -78,7 +78,7 @@ impl Outbox {
     /// Like [`Outbox::submit`] for many alerts with one fsync at the end
     /// (a backlog of alerts then costs one disk flush, not one each). All
     /// are durable when it returns `Ok`; the results are in input order.
-    pub fn submit_batch(
+    pub(crate) fn submit_batch(
         &mut self,
         batch: &[(&Alert, Vec<Placement>)],
         now: Millis,
@@ -158,7 +158,7 @@ impl Outbox {
     /// email channel has sent `max_per_hour` messages in the last hour
     /// (0: no limit). Starting a first attempt closes the group and, for
     /// email, folds every other open group already due into it.
-    pub fn next(
+    pub(crate) fn next(
         &mut self,
         channel: &str,
         fold: bool,
@@ -205,7 +205,6 @@ impl Outbox {
             return Ok(Next::Idle);
         };
         Ok(Next::Send(Job {
-            channel: channel.to_string(),
             group: group.clone(),
             alerts: p
                 .alerts
@@ -216,7 +215,7 @@ impl Outbox {
         }))
     }
     /// The channel took the group.
-    pub fn delivered(
+    pub(crate) fn delivered(
         &mut self,
         channel: &str,
         group: &str,
@@ -243,7 +242,7 @@ impl Outbox {
     /// (not just this group) until the retry, with the delay growing with
     /// the channel's consecutive failures, so a receiver that is down gets
     /// one probe per backoff step rather than one request per pending group.
-    pub fn failed(
+    pub(crate) fn failed(
         &mut self,
         channel: &str,
         group: &str,

@@ -23,7 +23,7 @@ use crate::event::{Decision, Event, Field, Millis, Outcome};
 const APPROVES_PER_REQUEST: usize = 8;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct BypassState {
+pub(crate) struct BypassState {
     /// request_id → times of its approve decisions.
     approvals: KeyedState<Vec<Millis>>,
     /// Calls waiting for their deadline (call ts + grace), earliest first.
@@ -36,7 +36,7 @@ pub struct BypassState {
 }
 
 impl BypassState {
-    pub fn pending_len(&self) -> usize {
+    pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()
     }
 }

@@ -10,7 +10,7 @@ use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, idle_of};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     keys: KeyedState<KeyState>,
 }
 

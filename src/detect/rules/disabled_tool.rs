@@ -8,7 +8,7 @@ use crate::detect::{AlertDraft, Cx, Stats, idle_of};
 use crate::event::Field;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     keys: KeyedState<Cooldown>,
 }
 

@@ -6,7 +6,7 @@ use super::threshold_number;
 use crate::config::RuleConfig;
 use crate::detect::{Cx, describe_key, format_window};
 
-pub type State = counting::State;
+pub(crate) type State = counting::State;
 
 pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     counting::process(r, st, cx, |count, cx| {

@@ -13,7 +13,7 @@ use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window, idle_of}
 use crate::event::Decision;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     keys: KeyedState<KeyState>,
 }
 

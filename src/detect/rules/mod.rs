@@ -24,12 +24,12 @@ use crate::detect::state::same_key;
 use crate::event::{Kind, Text};
 use crate::policy::{Policy, ToolClass};
 
-pub use approval_bypass::BypassState;
-pub use new_tool_usage::NewToolState;
+pub(crate) use approval_bypass::BypassState;
+pub(crate) use new_tool_usage::NewToolState;
 
 /// Settings of every rule, fixed for the engine's life.
 #[derive(Debug)]
-pub struct Rules {
+pub(crate) struct Rules {
     rapid: Option<RuleConfig>,
     hours: Option<unusual_hours::Hours>,
     denial: Option<RuleConfig>,
@@ -43,7 +43,7 @@ pub struct Rules {
 
 /// The persisted state of every rule.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RulesState {
+pub(crate) struct RulesState {
     pub rapid_tool_usage: rapid_tool_usage::State,
     pub unusual_hours: unusual_hours::State,
     pub high_denial_rate: high_denial_rate::State,
@@ -89,7 +89,7 @@ impl PolicyCache {
 }
 
 impl Rules {
-    pub fn new(config: &Config) -> Rules {
+    pub(crate) fn new(config: &Config) -> Rules {
         let on = |name: RuleName| {
             config
                 .rule_active(name)
@@ -113,7 +113,8 @@ impl Rules {
         }
     }
 
-    pub fn enabled(&self, rule: RuleName) -> bool {
+    #[cfg(test)]
+    pub(crate) fn enabled(&self, rule: RuleName) -> bool {
         match rule {
             RuleName::RapidToolUsage => self.rapid.is_some(),
             RuleName::UnusualHours => self.hours.is_some(),

@@ -11,14 +11,8 @@ use crate::detect::state::{KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct NewToolState {
+pub(crate) struct NewToolState {
     seen: KeyedState<()>,
-}
-
-impl NewToolState {
-    pub fn seen_len(&self) -> usize {
-        self.seen.len()
-    }
 }
 
 #[derive(Debug)]
@@ -27,7 +21,7 @@ pub(crate) struct NewTool {
 }
 
 impl NewTool {
-    pub fn new(r: RuleConfig) -> NewTool {
+    pub(crate) fn new(r: RuleConfig) -> NewTool {
         NewTool { r }
     }
 

@@ -17,7 +17,7 @@ use crate::event::{Field, Millis};
 const SPAN_MS: Millis = 15 * 60 * 1000;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     keys: KeyedState<Cooldown>,
 }
 
@@ -32,7 +32,7 @@ pub(crate) struct Hours {
 }
 
 impl Hours {
-    pub fn new(r: RuleConfig) -> Hours {
+    pub(crate) fn new(r: RuleConfig) -> Hours {
         let mut unusual = [false; 24];
         for h in &r.hours {
             if let Some(slot) = unusual.get_mut(usize::from(*h)) {

@@ -7,7 +7,7 @@ use crate::event::Millis;
 
 /// Realert bookkeeping for one (rule, key): SPEC §3's cooldown.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct Cooldown {
+pub(crate) struct Cooldown {
     pub last_alert: Option<Millis>,
     pub suppressed: u64,
 }
@@ -16,7 +16,7 @@ impl Cooldown {
     /// Decides a hit at `t`: `Some(suppressed count to report)` when it
     /// alerts, `None` when it is suppressed (and counted). `realert = None`
     /// means never alert again for this key.
-    pub fn hit(&mut self, t: Millis, realert: Option<Millis>) -> Option<u64> {
+    pub(crate) fn hit(&mut self, t: Millis, realert: Option<Millis>) -> Option<u64> {
         if let Some(last) = self.last_alert {
             let quiet = match realert {
                 None => true,

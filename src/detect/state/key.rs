@@ -8,7 +8,7 @@ use crate::swar::{bytes_equal, load, load_half};
 /// The state-map key of an event for the given key fields: the value itself
 /// for one field (borrowed, no copy); for several, values joined in `buf` by
 /// U+001F with `\\` and U+001F escaped, so distinct tuples never collide.
-pub fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'a str {
+pub(crate) fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String) -> &'a str {
     if let [f] = fields {
         return ev.key_value(*f);
     }

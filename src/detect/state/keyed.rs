@@ -52,7 +52,7 @@ use crate::swar::load;
 /// Keys up to 24 bytes are stored inline. Serialized as a map from key to
 /// [`Entry`] in LRU order, front first.
 #[derive(Clone)]
-pub struct KeyedState<V> {
+pub(crate) struct KeyedState<V> {
     /// Slot of every key, by the key's hash.
     index: HashTable<u32>,
     /// Live keys and free places (reused before the `Vec` grows).
@@ -136,7 +136,7 @@ const ORDER_SLACK: usize = 4096;
 const ORDER_SLACK: usize = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Entry<V> {
+pub(crate) struct Entry<V> {
     /// Event time of the last event that touched this key.
     pub last_seen: Millis,
     pub value: V,
@@ -144,7 +144,7 @@ pub struct Entry<V> {
 
 /// What happened to the map while touching a key; the caller counts it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Touch {
+pub(crate) struct Touch {
     /// A key was evicted because the map was full.
     pub evicted: bool,
     /// The key was not in the map (it was created).
@@ -170,14 +170,15 @@ impl<V> Default for KeyedState<V> {
 }
 
 impl<V: Default> KeyedState<V> {
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The state for `key` at event time `t`, created (or reset, when it has
     /// been idle longer than `idle`) as needed, and moved to the back of the
     /// LRU order. `idle = None` means state never expires by time.
-    pub fn touch(
+    pub(crate) fn touch(
         &mut self,
         key: &str,
         t: Millis,
@@ -230,28 +231,29 @@ impl<V: Default> KeyedState<V> {
 }
 
 impl<V> KeyedState<V> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.find(self.hasher.hash_one(key), key).is_some()
     }
 
     /// The entry of `key`, to read or change its value (`last_seen` is the
     /// map's: it orders the keys, so it must not be changed here).
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Entry<V>> {
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry<V>> {
         let i = self.find(self.hasher.hash_one(key), key)?;
         self.slots[i as usize].as_mut().map(|n| &mut n.entry)
     }
 
     /// Drops keys idle longer than `idle` at watermark `now` (memory only:
     /// `touch` already resets idle state exactly). Returns how many went.
-    pub fn expire(&mut self, now: Millis, idle: Millis) -> usize {
+    pub(crate) fn expire(&mut self, now: Millis, idle: Millis) -> usize {
         let mut n = 0;
         while let Some(front) = self.front() {
             if now.saturating_sub(front.seen) <= idle {
@@ -266,7 +268,7 @@ impl<V> KeyedState<V> {
     /// Entries from least to most recently seen: `order`'s live entries
     /// once it is kept, else the live slots sorted by stamp (the same
     /// order: `order` follows the stamps).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
         let live: Vec<&Node<V>> = if self.lru.ordered {
             (self.lru.order.iter())
                 .filter(|e| !e.dead)

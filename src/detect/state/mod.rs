@@ -13,8 +13,8 @@ mod key;
 mod keyed;
 mod window;
 
-pub use cooldown::Cooldown;
-pub use key::state_key;
+pub(crate) use cooldown::Cooldown;
+pub(crate) use key::state_key;
+pub(crate) use keyed::KeyedState;
 pub(crate) use keyed::same_key;
-pub use keyed::{Entry, KeyedState, Touch};
-pub use window::Window;
+pub(crate) use window::Window;

@@ -15,7 +15,7 @@ use crate::event::Millis;
 /// the window are skipped by `head` and compacted away once they are half.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(from = "WindowData", into = "WindowData")]
-pub struct Window {
+pub(crate) struct Window {
     /// `(ts, a, b)` sorted by ts; `a` and `b` are two counters (events and,
     /// for denial rates, denials). Those before `head` have left.
     slots: SmallVec<[(Millis, u32, u32); 2]>,
@@ -60,7 +60,7 @@ impl Window {
 
     /// Adds an event at `t` and drops what can no longer be inside any
     /// window ending at or after the newest event seen.
-    pub fn add(&mut self, t: Millis, a: u32, b: u32, width: Millis) {
+    pub(crate) fn add(&mut self, t: Millis, a: u32, b: u32, width: Millis) {
         // The usual case: `t` is the newest ts and every slot is out of any
         // window ending at or after it (a key's calls are minutes apart).
         if self.live().last().is_none_or(|back| back.0 <= t - width) {
@@ -108,7 +108,7 @@ impl Window {
     }
 
     /// Sums of both counters over `(t − width, t]`.
-    pub fn sums(&self, t: Millis, width: Millis) -> (u64, u64) {
+    pub(crate) fn sums(&self, t: Millis, width: Millis) -> (u64, u64) {
         let live = self.live();
         match (live.first(), live.last()) {
             (Some(o), Some(n)) if n.0 <= t && o.0 > t - width => (self.total_a, self.total_b),

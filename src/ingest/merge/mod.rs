@@ -46,7 +46,7 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    pub fn contains(&self, ts: Millis) -> bool {
+    pub(crate) fn contains(&self, ts: Millis) -> bool {
         self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
     }
 }

@@ -45,7 +45,7 @@ fn epoch_float(f: f64) -> Option<Millis> {
 
 /// Parses a ts string: RFC 3339 (`Z` or offset, optional fraction),
 /// `YYYY-MM-DD HH:MM:SS` (UTC), or a numeric epoch as text.
-pub fn parse_ts_str(s: &str) -> Option<Millis> {
+pub(crate) fn parse_ts_str(s: &str) -> Option<Millis> {
     let b = s.trim().as_bytes();
     match b.first() {
         Some(c) if c.is_ascii_digit() || *c == b'-' => {}

@@ -14,24 +14,24 @@ use sha2::{Digest, Sha256};
 /// Bytes of a file's beginning hashed to confirm its identity: enough to
 /// cover the first JSON line (which carries a timestamp) of any real log, so
 /// two generations of a log never share a fingerprint.
-pub const HEAD_BYTES: usize = 256;
+pub(crate) const HEAD_BYTES: usize = 256;
 
 /// Bytes of a file's first line that make its fingerprint (SPEC §8).
-pub const FINGERPRINT_BYTES: usize = 1024;
+pub(crate) const FINGERPRINT_BYTES: usize = 1024;
 
 /// Files read to their end remembered in the checkpoint (by fingerprint),
 /// so that a restart does not read them again: a year of daily rotations
 /// of three logs, plus size rotations.
-pub const MAX_FINISHED: usize = 4096;
+pub(crate) const MAX_FINISHED: usize = 4096;
 
 /// A file's identity by content: the SHA-256 of its first line.
-pub type Fingerprint = [u8; 32];
+pub(crate) type Fingerprint = [u8; 32];
 
 /// The fingerprint of a file that starts with `head`: the SHA-256 of its
 /// first line without the newline, or of its first [`FINGERPRINT_BYTES`]
 /// when the line is longer. `None` while the first line is incomplete and
 /// shorter than that (identity then rests on device and inode).
-pub fn fingerprint(head: &[u8]) -> Option<Fingerprint> {
+pub(crate) fn fingerprint(head: &[u8]) -> Option<Fingerprint> {
     let head = &head[..head.len().min(FINGERPRINT_BYTES)];
     let line = match memchr::memchr(b'\n', head) {
         Some(i) => &head[..i],

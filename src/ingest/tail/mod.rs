@@ -53,13 +53,14 @@ mod identity;
 mod restore;
 
 use file::*;
+pub use identity::fnv1a;
 use identity::*;
-pub use identity::{FINGERPRINT_BYTES, Fingerprint, HEAD_BYTES, MAX_FINISHED, fingerprint, fnv1a};
+pub(crate) use identity::{FINGERPRINT_BYTES, Fingerprint, HEAD_BYTES, MAX_FINISHED, fingerprint};
 use restore::*;
 
 /// Size of one read: large reads keep syscalls per line negligible on a
 /// backlog; the buffer holds the batch anyway.
-pub const READ_CHUNK: usize = 1 << 20;
+pub(crate) const READ_CHUNK: usize = 1 << 20;
 
 /// Rotated files held per base log. logrotate keeps a handful; a bound keeps
 /// a writer that rotates in a loop from exhausting file descriptors. When
@@ -67,11 +68,11 @@ pub const READ_CHUNK: usize = 1 << 20;
 pub const MAX_ROTATED_PER_BASE: usize = 16;
 
 /// Default `rotation.rotate_wait` (SPEC §2).
-pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(60);
 
 /// A rotated file is let go after this much idleness even when no new file
 /// appeared under the base name (SPEC §6: "or it has been idle for 24 h").
-pub const RELEASE_IDLE_ALONE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const RELEASE_IDLE_ALONE: Duration = Duration::from_secs(24 * 3600);
 
 /// Read beyond the size fstat reported, to catch what was appended since.
 const PROBE_BYTES: usize = 64 * 1024;
@@ -142,7 +143,7 @@ pub struct Batch {
 
 impl Batch {
     /// The bytes of `line` (which must come from this batch).
-    pub fn bytes(&self, line: &TailLine) -> &[u8] {
+    pub(crate) fn bytes(&self, line: &TailLine) -> &[u8] {
         self.data.get(line.start..line.end).unwrap_or(&[])
     }
 
@@ -163,7 +164,7 @@ impl Batch {
     }
 
     /// Empties the batch, keeping its buffers (up to a bound).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if self.data.capacity() > RETAIN_BUFFER_BYTES {
             self.data = Vec::new();
         }
@@ -386,14 +387,6 @@ impl Tailer {
     /// [`Batch::caught_up`] says whether more is waiting.
     pub fn set_read_limit(&mut self, bytes: u64) {
         self.read_limit = bytes.max(1);
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn rotate_wait(&self) -> Duration {
-        self.rotate_wait
     }
 
     /// Reads every followed file to its current end and returns the new

@@ -13,7 +13,7 @@ use crate::report::period::{day_name, day_of};
 
 impl Collector<'_> {
     /// The finished report.
-    pub fn finish(mut self) -> Report {
+    pub(crate) fn finish(mut self) -> Report {
         let opts = self.opts;
         let caps = &opts.caps;
         // Pairs sorted by server then tool; servers aggregate their tools.

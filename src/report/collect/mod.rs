@@ -26,7 +26,7 @@ use crate::event::{ApprovalMode, Decision, Event, Kind, Millis, Outcome, RejectR
 use crate::policy::ToolClass;
 use stats::{MAX_DURATION_MS, PairStats, SIGFIG, UserStats, bump_capped};
 
-pub use stats::{Caps, rate};
+pub use stats::Caps;
 
 /// Rejected lines of a file met before any accepted line of it: their time
 /// is the time of the file's next accepted line.
@@ -37,7 +37,7 @@ struct Pending {
 
 /// Accumulates one report. Fed by [`super::build`]; public for the bench
 /// and for callers that bring their own events.
-pub struct Collector<'o> {
+pub(crate) struct Collector<'o> {
     opts: &'o ReportOptions<'o>,
     pairs: HashMap<Box<str>, HashMap<Box<str>, PairStats>>,
     n_pairs: usize,
@@ -79,7 +79,7 @@ fn reason_index(r: RejectReason) -> usize {
 }
 
 impl<'o> Collector<'o> {
-    pub fn new(opts: &'o ReportOptions<'o>) -> Self {
+    pub(crate) fn new(opts: &'o ReportOptions<'o>) -> Self {
         Collector {
             opts,
             pairs: HashMap::new(),
@@ -186,7 +186,7 @@ impl<'o> Collector<'o> {
     }
 
     /// One accepted line, in the merge's processing order.
-    pub fn event(&mut self, ev: &Event, line: LineRef<'_>) {
+    pub(crate) fn event(&mut self, ev: &Event, line: LineRef<'_>) {
         let file_key = line.file.as_ptr() as usize;
         self.last_ts.insert(file_key, ev.ts);
         if !self.pending.is_empty()
@@ -220,7 +220,7 @@ impl<'o> Collector<'o> {
     /// A rejected line: counted in the period when the time of its
     /// neighbours in the same file (the accepted line before it, else the
     /// one after it) is in the period.
-    pub fn reject(&mut self, file: &str, reason: RejectReason) {
+    pub(crate) fn reject(&mut self, file: &str, reason: RejectReason) {
         let key = file.as_ptr() as usize;
         let mut counts = [0; 7];
         counts[reason_index(reason)] = 1;
@@ -428,7 +428,7 @@ impl<'o> Collector<'o> {
     }
 
     /// One line of `alerts.log` (or an archive of it).
-    pub fn alert_line(&mut self, line: &[u8]) {
+    pub(crate) fn alert_line(&mut self, line: &[u8]) {
         let Ok(a) = serde_json::from_slice::<Alert>(crate::alert::strip_line(line)) else {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 self.alerts_unreadable += 1;

@@ -176,7 +176,7 @@ pub(super) fn bump_capped(map: &mut HashMap<Box<str>, u64>, key: &str, n: u64, c
 }
 
 /// A ratio rounded to four decimals; `None` without a denominator.
-pub fn rate(n: u64, d: u64) -> Option<f64> {
+pub(crate) fn rate(n: u64, d: u64) -> Option<f64> {
     (d > 0).then(|| (n as f64 / d as f64 * 10_000.0).round() / 10_000.0)
 }
 

@@ -23,7 +23,7 @@ use traffic::{normal_traffic, planted_anomalies};
 /// tool normal traffic uses, the seed guide's patterns, and the disabled
 /// tool of the planted anomaly named explicitly (a tool matched only by a
 /// pattern would also be a never-seen tool and fire `new_tool_usage`).
-pub const EXAMPLE_SECURITY_CONFIG: &str = r#"{
+pub(crate) const EXAMPLE_SECURITY_CONFIG: &str = r#"{
   "approvalMode": "fine_grained",
   "rules": {
     "autoApproved": {
