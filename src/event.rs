@@ -121,7 +121,7 @@ impl Decision {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DecidedBy {
+pub(crate) enum DecidedBy {
     Human,
     Policy,
     Auto,
@@ -131,7 +131,7 @@ pub enum DecidedBy {
 /// order of the spec's table. Used to name key fields in rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Field {
+pub(crate) enum Field {
     RequestId,
     UserId,
     AgentId,
@@ -192,25 +192,25 @@ pub struct Event {
     pub ts: Millis,
     pub request_id: Option<Text>,
     pub user_id: Option<Text>,
-    pub agent_id: Option<Text>,
-    pub conversation_id: Option<Text>,
+    pub(crate) agent_id: Option<Text>,
+    pub(crate) conversation_id: Option<Text>,
     pub server_name: Option<Text>,
     pub tool_name: Option<Text>,
-    pub token_id: Option<Text>,
+    pub(crate) token_id: Option<Text>,
     // tool_call
     pub outcome: Option<Outcome>,
-    pub duration_ms: Option<f64>,
-    pub args_bytes: Option<u64>,
+    pub(crate) duration_ms: Option<f64>,
+    pub(crate) args_bytes: Option<u64>,
     // approval
-    pub approval_mode: Option<ApprovalMode>,
+    pub(crate) approval_mode: Option<ApprovalMode>,
     pub decision: Option<Decision>,
-    pub decided_by: Option<DecidedBy>,
-    pub wait_ms: Option<f64>,
+    pub(crate) decided_by: Option<DecidedBy>,
+    pub(crate) wait_ms: Option<f64>,
     // error
-    pub error_code: Option<Text>,
-    pub error_type: Option<Text>,
-    pub error_message: Option<Text>,
-    pub phase: Option<Text>,
+    pub(crate) error_code: Option<Text>,
+    pub(crate) error_type: Option<Text>,
+    pub(crate) error_message: Option<Text>,
+    pub(crate) phase: Option<Text>,
 }
 
 impl Event {

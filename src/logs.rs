@@ -93,7 +93,7 @@ impl LogName {
 /// logrotate-style `.N` (higher N is older), then timestamped rotations by
 /// their time (and collision number), then the live file.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AgeRank {
+pub(crate) enum AgeRank {
     Numbered(Reverse<u64>),
     Stamped(DateTime<Utc>, u64),
     Live,

@@ -95,7 +95,7 @@ impl Default for DeliveryOptions {
 #[error("{message}")]
 pub struct SendError {
     pub message: String,
-    pub retryable: bool,
+    pub(crate) retryable: bool,
 }
 
 impl SendError {
@@ -604,8 +604,8 @@ pub(crate) fn test_alert(now: Millis) -> Alert {
 #[derive(Debug, thiserror::Error)]
 #[error("unknown channel {name:?}; configured channels: {}", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
 pub struct UnknownChannel {
-    pub name: String,
-    pub known: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) known: Vec<String>,
 }
 
 /// Sends one test alert through each channel (or only `only`), one after

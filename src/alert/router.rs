@@ -108,11 +108,11 @@ impl ChannelDef {
 /// group of (`route`, `channel`), or a new one sent `group_wait` later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Placement {
-    pub channel: String,
+    pub(crate) channel: String,
     /// Stable label of the route (`r0`, `r1`, … in file order; `all` when
     /// no routes are configured; `escalation` for the implicit channels).
-    pub route: String,
-    pub group_wait: Millis,
+    pub(crate) route: String,
+    pub(crate) group_wait: Millis,
 }
 
 /// Routes resolved against the channel list.

@@ -10,13 +10,13 @@ use super::{CommonArgs, EXIT_OK};
 use mcpwatch::config::{Config, RuleName};
 
 #[derive(Args, Debug)]
-pub(crate) struct CheckArgs {
+pub struct CheckArgs {
     /// The audit log directory (for its config.json) [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Print this tool's policy class and the rule that decided it (repeatable)
     #[arg(long = "tool", value_name = "NAME")]
-    pub tools: Vec<String>,
+    pub(crate) tools: Vec<String>,
 }
 
 pub(crate) fn run(common: &CommonArgs, args: CheckArgs) -> anyhow::Result<u8> {

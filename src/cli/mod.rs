@@ -32,9 +32,9 @@ directory compressed and pruned. No configuration file is required."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Options every command takes.
@@ -42,13 +42,13 @@ pub(crate) struct Cli {
 pub(crate) struct CommonArgs {
     /// The approval policy (security-config.json) [default: ./security-config.json when it exists]
     #[arg(long, global = true, value_name = "F")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Directory of rules/<rule>.toml overriding the built-in rules [default: ./rules/ when it exists]
     #[arg(long, global = true, value_name = "D")]
-    pub rules: Option<PathBuf>,
+    pub(crate) rules: Option<PathBuf>,
     /// The daemon's own settings (mcpwatch.toml) [default: ./mcpwatch.toml when it exists]
     #[arg(long, global = true, value_name = "F")]
-    pub settings: Option<PathBuf>,
+    pub(crate) settings: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

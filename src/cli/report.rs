@@ -15,31 +15,31 @@ use mcpwatch::report::render::{Format, render};
 use mcpwatch::report::{ReportOptions, ToolClassifier};
 
 #[derive(Args, Debug)]
-pub(crate) struct ReportArgs {
+pub struct ReportArgs {
     /// The audit log directory [default: input.dir of mcpwatch.toml, .elevenlabs/audit]
     #[arg(long, value_name = "D")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// The last complete period (UTC): yesterday, the last ISO week, the last calendar month
     #[arg(long, value_enum, conflicts_with_all = ["since", "until"])]
-    pub period: Option<Period>,
+    pub(crate) period: Option<Period>,
     /// Only events at or after T ("24h" back from now, or RFC 3339)
     #[arg(long, value_name = "T")]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only events before T ("24h" back from now, or RFC 3339)
     #[arg(long, value_name = "T")]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Only this user
     #[arg(long, value_name = "U")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Only this MCP server
     #[arg(long, value_name = "S")]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Only this token id (audit a compromised token's activity)
     #[arg(long, value_name = "T")]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
+    pub(crate) format: ReportFormat,
 }
 
 /// Inputs larger than this get a progress bar when stderr is a terminal.

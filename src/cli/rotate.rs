@@ -24,20 +24,20 @@ use mcpwatch::rotate::{
 use mcpwatch::state::{self, LockError, StateLock};
 
 #[derive(Args, Debug)]
-pub(crate) struct RotateArgs {
+pub struct RotateArgs {
     /// The audit log directory [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// The daemon's state directory [default: <dir>/../mcpwatch]
     #[arg(long, value_name = "D")]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Print every planned action and change nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// No mcpwatch daemon reads these logs: rotate live logs without waiting
     /// for a checkpoint to consume them
     #[arg(long)]
-    pub no_consumer: bool,
+    pub(crate) no_consumer: bool,
 }
 
 pub(crate) fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {

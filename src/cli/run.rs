@@ -9,16 +9,16 @@ use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use mcpwatch::pipeline::{RunError, RunOptions};
 
 #[derive(Args, Debug)]
-pub(crate) struct RunArgs {
+pub struct RunArgs {
     /// The audit log directory to watch [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Where checkpoints, detector state and the outbox live [default: <dir>/../mcpwatch]
     #[arg(long, value_name = "D")]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Address for /metrics and /healthz ("off" disables; port 0 picks one) [default: 127.0.0.1:9464]
     #[arg(long, value_name = "A")]
-    pub metrics_addr: Option<String>,
+    pub(crate) metrics_addr: Option<String>,
 }
 
 pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {

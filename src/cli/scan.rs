@@ -19,22 +19,22 @@ use mcpwatch::ingest::merge::{ReadStats, Reading, merge_files_auto};
 use mcpwatch::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
-pub(crate) struct ScanArgs {
+pub struct ScanArgs {
     /// Files, directories and .zst archives [default: .elevenlabs/audit/]
     #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Only events at or after T ("24h" back from now, or RFC 3339)
     #[arg(long, value_name = "T")]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only events before T ("24h" back from now, or RFC 3339)
     #[arg(long, value_name = "T")]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = ScanFormat::Ndjson)]
-    pub format: ScanFormat,
+    pub(crate) format: ScanFormat,
     /// Exit 3 when an alert at or above this severity was found
     #[arg(long, value_name = "SEV", value_parser = ["low", "medium", "high", "critical"])]
-    pub fail_on: Option<String>,
+    pub(crate) fail_on: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

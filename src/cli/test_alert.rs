@@ -18,10 +18,10 @@ use mcpwatch::alert::delivery::{SendError, send_test};
 use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]
-pub(crate) struct TestAlertArgs {
+pub struct TestAlertArgs {
     /// Only this channel (by its name in mcpwatch.toml)
     #[arg(long, value_name = "NAME")]
-    pub channel: Option<String>,
+    pub(crate) channel: Option<String>,
 }
 
 pub(crate) fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8> {

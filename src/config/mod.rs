@@ -68,11 +68,11 @@ impl Sources {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{col}: {field}: {message}")]
 pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub field: String,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) col: usize,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 /// Every problem found, in file order.

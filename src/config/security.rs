@@ -10,17 +10,17 @@ use crate::policy::{Policy, ToolList, compile_glob};
 
 /// What `security-config.json` yields.
 pub(crate) struct SecurityFile {
-    pub policy: Arc<Policy>,
-    pub extras: SecurityExtras,
-    pub retention: RetentionPatch,
-    pub warnings: Vec<String>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) extras: SecurityExtras,
+    pub(crate) retention: RetentionPatch,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Retention fields a file set (`None`: not set there).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RetentionPatch {
-    pub days: Option<u32>,
-    pub compress: Option<bool>,
+    pub(crate) days: Option<u32>,
+    pub(crate) compress: Option<bool>,
 }
 
 impl RetentionPatch {

@@ -11,8 +11,8 @@ use crate::event::Millis;
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Pos {
-    pub line: usize,
-    pub col: usize,
+    pub(crate) line: usize,
+    pub(crate) col: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -29,15 +29,15 @@ pub(crate) enum Val {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub key: String,
-    pub key_pos: Pos,
-    pub val: Node,
+    pub(crate) key: String,
+    pub(crate) key_pos: Pos,
+    pub(crate) val: Node,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
-    pub pos: Pos,
-    pub val: Val,
+    pub(crate) pos: Pos,
+    pub(crate) val: Val,
 }
 
 impl Node {
@@ -137,8 +137,8 @@ impl<'t> LineIndex<'t> {
 
 /// A syntax error: where and what. Reported alone.
 pub(crate) struct SyntaxError {
-    pub pos: Pos,
-    pub message: String,
+    pub(crate) pos: Pos,
+    pub(crate) message: String,
 }
 
 /// Strict JSON (no comments, no trailing commas: the platform reads these
@@ -267,10 +267,10 @@ fn toml_node(v: &toml::Spanned<toml::de::DeValue<'_>>, idx: &LineIndex<'_>) -> N
 
 /// Collects the problems of one file.
 pub(crate) struct Ctx {
-    pub file: String,
-    pub errors: Vec<ConfigError>,
+    pub(crate) file: String,
+    pub(crate) errors: Vec<ConfigError>,
     /// "an object" in JSON files, "a table" in TOML files.
-    pub table_word: &'static str,
+    pub(crate) table_word: &'static str,
 }
 
 impl Ctx {

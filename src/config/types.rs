@@ -46,26 +46,26 @@ pub struct LoadedSources {
 pub struct SecurityExtras {
     /// `fallbackOnTimeout`: when true (`deny`, the default) an approval
     /// `timeout` counts as a denial in `high_denial_rate`.
-    pub timeout_is_denial: bool,
+    pub(crate) timeout_is_denial: bool,
     /// `monitoring.anomalyDetection`; `false` turns off the four anomaly
     /// rules unless a rules file sets `enabled = true`.
-    pub anomaly_detection: bool,
-    pub notification_emails: Vec<String>,
-    pub escalation_webhook: Option<String>,
+    pub(crate) anomaly_detection: bool,
+    pub(crate) notification_emails: Vec<String>,
+    pub(crate) escalation_webhook: Option<String>,
     /// `auditLogging.enabled` (or a string such as `"required"`: on).
-    pub audit_logging: bool,
+    pub(crate) audit_logging: bool,
     /// `approvalTimeout` (seconds in the file).
-    pub approval_timeout: Option<Millis>,
+    pub(crate) approval_timeout: Option<Millis>,
     /// `rateLimiting`, validated and kept for reports.
-    pub rate_limiting: Option<RateLimiting>,
+    pub(crate) rate_limiting: Option<RateLimiting>,
 }
 
 /// `rateLimiting` of `security-config.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RateLimiting {
-    pub enabled: bool,
-    pub requests_per_minute: Option<u32>,
-    pub burst_limit: Option<u32>,
+pub(crate) struct RateLimiting {
+    pub(crate) enabled: bool,
+    pub(crate) requests_per_minute: Option<u32>,
+    pub(crate) burst_limit: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,33 +125,33 @@ impl RuleName {
 
 /// One rule's settings (`rules/<rule>.toml`), defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RuleConfig {
-    pub name: RuleName,
-    pub enabled: bool,
-    pub severity: Severity,
-    pub key: Vec<Field>,
-    pub window: Millis,
+pub(crate) struct RuleConfig {
+    pub(crate) name: RuleName,
+    pub(crate) enabled: bool,
+    pub(crate) severity: Severity,
+    pub(crate) key: Vec<Field>,
+    pub(crate) window: Millis,
     /// A count for most rules, a ratio for `high_denial_rate`.
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// `None` means `"never"`.
-    pub realert: Option<Millis>,
-    pub max_keys: usize,
+    pub(crate) realert: Option<Millis>,
+    pub(crate) max_keys: usize,
     /// `unusual_hours`: local hours (0..=23) that are unusual.
-    pub hours: Vec<u8>,
-    pub timezone: chrono_tz::Tz,
+    pub(crate) hours: Vec<u8>,
+    pub(crate) timezone: chrono_tz::Tz,
     /// `high_denial_rate`.
-    pub min_decisions: u64,
+    pub(crate) min_decisions: u64,
     /// `approval_bypass`.
-    pub grace: Millis,
-    pub horizon: Millis,
+    pub(crate) grace: Millis,
+    pub(crate) horizon: Millis,
     /// `new_tool_usage`.
-    pub learning_period: Millis,
+    pub(crate) learning_period: Millis,
 }
 
 /// All seven rules, indexed by `RuleName as usize`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleSet {
-    pub rules: Vec<RuleConfig>,
+    pub(crate) rules: Vec<RuleConfig>,
 }
 
 impl RuleSet {
@@ -173,7 +173,7 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `None`: `<dir>/../mcpwatch`.
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// `None`: metrics off.
     pub metrics_addr: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -181,15 +181,15 @@ pub struct Settings {
     pub email: Vec<EmailChannel>,
     pub webhook: Vec<WebhookChannel>,
     pub routes: Vec<Route>,
-    pub delivery: DeliverySettings,
-    pub rotation: RotationSettings,
+    pub(crate) delivery: DeliverySettings,
+    pub(crate) rotation: RotationSettings,
 }
 
 #[derive(Clone, Debug)]
 pub struct InputSettings {
     pub dir: PathBuf,
     pub max_line_bytes: usize,
-    pub poll_interval: Millis,
+    pub(crate) poll_interval: Millis,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,16 +235,16 @@ pub struct Route {
 }
 
 #[derive(Clone, Debug)]
-pub struct DeliverySettings {
-    pub max_age: Millis,
+pub(crate) struct DeliverySettings {
+    pub(crate) max_age: Millis,
 }
 
 #[derive(Clone, Debug)]
-pub struct RotationSettings {
-    pub max_size: u64,
-    pub daily: bool,
-    pub rotate_wait: Millis,
-    pub level: i32,
+pub(crate) struct RotationSettings {
+    pub(crate) max_size: u64,
+    pub(crate) daily: bool,
+    pub(crate) rotate_wait: Millis,
+    pub(crate) level: i32,
     /// Empty: none.
-    pub post_rotate: String,
+    pub(crate) post_rotate: String,
 }

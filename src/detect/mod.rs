@@ -29,16 +29,16 @@ pub use crate::event::LineRef;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stats {
     /// Alerts raised, by rule.
-    pub alerts: BTreeMap<String, u64>,
+    pub(crate) alerts: BTreeMap<String, u64>,
     /// Hits suppressed by `realert`, by rule.
-    pub suppressed: BTreeMap<String, u64>,
+    pub(crate) suppressed: BTreeMap<String, u64>,
     /// Keys evicted because a rule's `max_keys` was reached, by rule.
-    pub evictions: BTreeMap<String, u64>,
+    pub(crate) evictions: BTreeMap<String, u64>,
     /// `approval_bypass`: calls without `request_id` (counted, not judged).
-    pub bypass_unjudged: u64,
+    pub(crate) bypass_unjudged: u64,
     /// `approval_bypass`: approve decisions that arrived after their call
     /// had already been judged a bypass.
-    pub late_approvals: u64,
+    pub(crate) late_approvals: u64,
 }
 
 impl Stats {
@@ -79,11 +79,11 @@ pub struct Engine {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct EngineState {
     /// Highest event time processed.
-    pub watermark: Option<Millis>,
+    pub(crate) watermark: Option<Millis>,
     /// Event time of the first event ever processed (`learning_period`).
-    pub first_ts: Option<Millis>,
-    pub stats: Stats,
-    pub rules: rules::RulesState,
+    pub(crate) first_ts: Option<Millis>,
+    pub(crate) stats: Stats,
+    pub(crate) rules: rules::RulesState,
 }
 
 impl Engine {
@@ -187,16 +187,16 @@ impl Engine {
 
 /// What a rule sees while processing one event.
 pub(crate) struct Cx<'a, 'b> {
-    pub ev: &'a Event,
-    pub line: LineRef<'a>,
-    pub watermark: Millis,
+    pub(crate) ev: &'a Event,
+    pub(crate) line: LineRef<'a>,
+    pub(crate) watermark: Millis,
     /// See [`Engine::bypass_horizon`].
-    pub bypass_horizon: Millis,
-    pub first_ts: Millis,
-    pub stats: &'b mut Stats,
+    pub(crate) bypass_horizon: Millis,
+    pub(crate) first_ts: Millis,
+    pub(crate) stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).
-    pub key: &'b mut String,
-    pub out: &'b mut Vec<Alert>,
+    pub(crate) key: &'b mut String,
+    pub(crate) out: &'b mut Vec<Alert>,
 }
 
 impl Cx<'_, '_> {
@@ -221,11 +221,11 @@ impl Cx<'_, '_> {
 /// The parts of an alert a rule decides; [`AlertDraft::finish`] adds the
 /// id, ts, key object and evidence.
 pub(crate) struct AlertDraft {
-    pub value: Option<Number>,
-    pub threshold: Option<Number>,
-    pub window: Option<Millis>,
-    pub suppressed: u64,
-    pub message: String,
+    pub(crate) value: Option<Number>,
+    pub(crate) threshold: Option<Number>,
+    pub(crate) window: Option<Millis>,
+    pub(crate) suppressed: u64,
+    pub(crate) message: String,
 }
 
 impl AlertDraft {

@@ -17,11 +17,11 @@ use crate::logs::{AgeRank, INPUT_LOGS, rotation_of};
 pub struct InputFile {
     pub path: PathBuf,
     /// The file name, as evidence names it (`tool-usage.log.20261102-000000.zst`).
-    pub name: Arc<str>,
-    pub kind: Kind,
-    pub zst: bool,
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) zst: bool,
     /// Age order within a kind: older files first, the live log last.
-    pub age: AgeRank,
+    pub(crate) age: AgeRank,
 }
 
 #[derive(Debug, thiserror::Error)]

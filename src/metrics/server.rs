@@ -12,23 +12,23 @@ use crate::metrics::Metrics;
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     /// Unix ms of the last completed poll.
-    pub last_poll_ms: AtomicI64,
+    pub(crate) last_poll_ms: AtomicI64,
     /// Unix ms of the last checkpoint written (or of start-up).
-    pub last_checkpoint_ms: AtomicI64,
+    pub(crate) last_checkpoint_ms: AtomicI64,
     /// Whether detection has consumed lines not yet in a checkpoint.
-    pub dirty: AtomicBool,
+    pub(crate) dirty: AtomicBool,
     /// Bytes written but not consumed at the last poll.
-    pub lag_bytes: AtomicU64,
+    pub(crate) lag_bytes: AtomicU64,
     /// Poll interval in ms (what "keeping up" is measured against).
-    pub poll_interval_ms: AtomicI64,
+    pub(crate) poll_interval_ms: AtomicI64,
     /// The state directory cannot be written (the outbox or the
     /// checkpoint): reading has stopped until it can.
-    pub state_unwritable: AtomicBool,
+    pub(crate) state_unwritable: AtomicBool,
     /// The audit directory does not exist (SPEC §9: 503).
-    pub audit_dir_missing: AtomicBool,
+    pub(crate) audit_dir_missing: AtomicBool,
     /// Log names that are something else than a regular file (or a link
     /// to one): a FIFO, a directory. Nothing can be read from them.
-    pub unreadable_inputs: std::sync::Mutex<Vec<String>>,
+    pub(crate) unreadable_inputs: std::sync::Mutex<Vec<String>>,
 }
 
 impl Health {

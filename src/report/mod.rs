@@ -55,7 +55,7 @@ pub struct ReportOptions<'a> {
     /// The audit log directory.
     pub dir: PathBuf,
     /// `[since, until)` of event time; unbounded sides are `None`.
-    pub range: TimeRange,
+    pub(crate) range: TimeRange,
     /// The named period the range came from, if any (shown in the report).
     pub period: Option<Period>,
     pub user: Option<String>,
@@ -63,7 +63,7 @@ pub struct ReportOptions<'a> {
     /// A `token_id`.
     pub token: Option<String>,
     /// "Now" for record ages and open-ended gap checks.
-    pub now: Millis,
+    pub(crate) now: Millis,
     /// Line parser (max line length; the wall clock for `bad_ts`).
     pub parser: Parser,
     /// `None` when no policy is known: disabled-tool invocations are then
@@ -117,9 +117,9 @@ const OLD_FILE_MARGIN_MS: Millis = 3_600_000;
 
 /// The log files and alert files of `dir`, with their modification times.
 pub struct ReportInputs {
-    pub logs: Vec<InputFile>,
-    pub alerts: Vec<PathBuf>,
-    pub mtimes: HashMap<String, Millis>,
+    pub(crate) logs: Vec<InputFile>,
+    pub(crate) alerts: Vec<PathBuf>,
+    pub(crate) mtimes: HashMap<String, Millis>,
     pub bytes: u64,
 }
 

@@ -20,10 +20,10 @@ pub(crate) const OTHER: &str = "(other)";
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
-    pub report_version: u32,
+    pub(crate) report_version: u32,
     /// The "now" the report was made at (period selection and record ages).
-    pub generated_at: String,
-    pub period: PeriodInfo,
+    pub(crate) generated_at: String,
+    pub(crate) period: PeriodInfo,
     pub filters: Filters,
     pub inputs: Inputs,
     pub totals: Totals,
@@ -51,20 +51,20 @@ pub struct Report {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PeriodInfo {
+pub(crate) struct PeriodInfo {
     /// `daily`, `weekly`, `monthly`, or `null` for `--since`/`--until`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Inclusive start, `null` when unbounded.
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Exclusive end, `null` when unbounded.
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Filters {
-    pub user: Option<String>,
-    pub server: Option<String>,
-    pub token: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) token: Option<String>,
     /// With `token`: how many request ids its calls in the period have
     /// (approval and error lines without a `token_id` are attributed to the
     /// token through them); `null` without `token`.
@@ -76,17 +76,17 @@ pub struct Filters {
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Inputs {
-    pub dir: String,
+    pub(crate) dir: String,
     /// Log files (live, rotated, archived) read.
-    pub log_files: u64,
+    pub(crate) log_files: u64,
     /// `alerts.log` and its rotations read.
-    pub alert_files: u64,
+    pub(crate) alert_files: u64,
     /// Bytes read from disk (compressed size for archives).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Accepted lines in all files (any time, any filter).
-    pub events_read: u64,
+    pub(crate) events_read: u64,
     /// Accepted lines inside the period and matching the filters.
-    pub events_selected: u64,
+    pub(crate) events_selected: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -105,7 +105,7 @@ pub struct Outcomes {
     pub error: u64,
     pub denied: u64,
     /// Calls without a (known) `outcome`.
-    pub unknown: u64,
+    pub(crate) unknown: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -119,7 +119,7 @@ pub struct Approvals {
     pub deny_rate: Option<f64>,
     pub timeout_rate: Option<f64>,
     /// Approval lines without a known `decision`.
-    pub undecided: u64,
+    pub(crate) undecided: u64,
     /// Per `approval_mode` (`always_ask`, `fine_grained`, `no_approval`,
     /// `unknown`), sorted by mode.
     pub by_mode: Vec<ModeDecisions>,
@@ -128,12 +128,12 @@ pub struct Approvals {
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ModeDecisions {
     pub mode: String,
-    pub approve: u64,
-    pub deny: u64,
-    pub timeout: u64,
-    pub approve_rate: Option<f64>,
-    pub deny_rate: Option<f64>,
-    pub timeout_rate: Option<f64>,
+    pub(crate) approve: u64,
+    pub(crate) deny: u64,
+    pub(crate) timeout: u64,
+    pub(crate) approve_rate: Option<f64>,
+    pub(crate) deny_rate: Option<f64>,
+    pub(crate) timeout_rate: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -170,8 +170,8 @@ pub struct ServerRow {
     pub server: String,
     pub tools: u64,
     pub calls: u64,
-    pub outcomes: Outcomes,
-    pub approvals: Approvals,
+    pub(crate) outcomes: Outcomes,
+    pub(crate) approvals: Approvals,
     pub errors: Errors,
     pub latency_ms: Latency,
 }
@@ -201,10 +201,10 @@ pub struct Place {
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct NewTool {
-    pub server: String,
+    pub(crate) server: String,
     pub tool: String,
     /// The first (selected) call in the period.
-    pub first_seen: String,
+    pub(crate) first_seen: String,
     pub user: String,
     pub evidence: Place,
 }
@@ -251,10 +251,10 @@ pub struct Invocation {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Bypass {
     /// Event time of the call (the alert's ts).
-    pub ts: String,
-    pub alert_id: String,
+    pub(crate) ts: String,
+    pub(crate) alert_id: String,
     pub request_id: Option<String>,
-    pub message: String,
+    pub(crate) message: String,
     pub evidence: Option<Place>,
 }
 
@@ -271,11 +271,11 @@ pub struct AlertTotals {
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct RuleAlerts {
     pub rule: String,
-    pub total: u64,
-    pub low: u64,
-    pub medium: u64,
-    pub high: u64,
-    pub critical: u64,
+    pub(crate) total: u64,
+    pub(crate) low: u64,
+    pub(crate) medium: u64,
+    pub(crate) high: u64,
+    pub(crate) critical: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -291,18 +291,18 @@ pub struct Coverage {
     pub oldest_record: Option<String>,
     /// Whole days between `oldest_record` and `generated_at`.
     pub oldest_record_age_days: Option<i64>,
-    pub retention_days: u32,
+    pub(crate) retention_days: u32,
     /// `shorter_than_retention`, `meets_retention`, `exceeds_retention`
     /// (records older than retention plus two days: pruning is not
     /// running), or `no_records`.
     pub retention_status: String,
     /// The first and last day (UTC, `YYYY-MM-DD`) the gap check covers.
-    pub first_day: Option<String>,
-    pub last_day: Option<String>,
+    pub(crate) first_day: Option<String>,
+    pub(crate) last_day: Option<String>,
     /// UTC days of the period with no accepted line in any log.
     pub days_without_logs: Vec<String>,
     /// Days counted in `days_without_logs` beyond the listed ones.
-    pub days_without_logs_total: u64,
+    pub(crate) days_without_logs_total: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -325,11 +325,11 @@ pub struct Limits {
     pub max_pairs: u64,
     /// Selected events that went to the `other` row.
     pub pairs_overflow_events: u64,
-    pub max_users: u64,
-    pub users_overflow_events: u64,
-    pub max_listed: u64,
+    pub(crate) max_users: u64,
+    pub(crate) users_overflow_events: u64,
+    pub(crate) max_listed: u64,
     /// Accepted lines outside the period (read for coverage and new tools).
-    pub events_outside_period: u64,
+    pub(crate) events_outside_period: u64,
     /// Accepted lines in the period that the filters excluded.
     pub events_filtered_out: u64,
 }

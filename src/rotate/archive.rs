@@ -73,7 +73,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Digest256 {
     pub len: u64,
-    pub sha256: [u8; 32],
+    pub(crate) sha256: [u8; 32],
 }
 
 impl Digest256 {
@@ -85,7 +85,7 @@ impl Digest256 {
 /// What compressing one file did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompressStats {
-    pub bytes_in: u64,
+    pub(crate) bytes_in: u64,
     pub bytes_out: u64,
 }
 

@@ -107,14 +107,14 @@ pub struct RotateOptions {
     /// Rotate at the first pass after UTC midnight.
     pub daily: bool,
     /// Idle time before a consumed rotated file is compressed.
-    pub rotate_wait: Duration,
+    pub(crate) rotate_wait: Duration,
     /// zstd level.
-    pub level: i32,
+    pub(crate) level: i32,
     /// `sh -c` command run after each rotation; `None`: no hook.
     pub post_rotate: Option<String>,
     /// Archives older than this many days (by the time in their name) are
     /// deleted.
-    pub retention_days: u32,
+    pub(crate) retention_days: u32,
     /// `false`: the renamed file is the archive; nothing is compressed.
     pub compress: bool,
     /// Plan only: report every action, change nothing.

@@ -17,7 +17,7 @@ pub(crate) struct RotationState {
     /// first saw it (so a log met for the first time is not rotated at once
     /// as if it were a day old; logrotate does the same).
     #[serde(default, with = "rfc3339_map")]
-    pub last_rotation: BTreeMap<String, DateTime<Utc>>,
+    pub(crate) last_rotation: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// Times as RFC 3339 strings (readable by an operator; chrono's own serde

@@ -53,19 +53,19 @@ pub struct FilePosition {
 /// under another name or compressed (SPEC §8: "reading nothing twice").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finished {
-    pub base: String,
+    pub(crate) base: String,
     /// Hex SHA-256 of the first line, as [`FilePosition::fingerprint`];
     /// absent for a file whose only line never ended (then `dev` and `ino`
     /// tell it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
+    pub(crate) fingerprint: Option<String>,
     #[serde(default)]
-    pub dev: u64,
+    pub(crate) dev: u64,
     #[serde(default)]
-    pub ino: u64,
+    pub(crate) ino: u64,
     /// Bytes consumed: a plain copy longer than this is read on from here.
-    pub offset: u64,
-    pub line: u64,
+    pub(crate) offset: u64,
+    pub(crate) line: u64,
 }
 
 /// The tailer's part of the checkpoint.
@@ -90,24 +90,24 @@ pub struct TailCheckpoint {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct CheckpointDoc {
     #[serde(default)]
-    pub tail: TailCheckpoint,
+    pub(crate) tail: TailCheckpoint,
     /// Detector state inline (JSON), as a hand-made checkpoint may hold it;
     /// the daemon writes `engine_file` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<serde_json::Value>,
+    pub(crate) engine: Option<serde_json::Value>,
     /// Name of the engine state file in the state directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine_file: Option<String>,
+    pub(crate) engine_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alerts_log: Option<AlertLogPos>,
+    pub(crate) alerts_log: Option<AlertLogPos>,
 }
 
 /// Where `alerts.log` ended when the checkpoint was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AlertLogPos {
-    pub dev: u64,
-    pub ino: u64,
-    pub len: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) len: u64,
 }
 
 impl CheckpointDoc {

@@ -14,13 +14,13 @@ use crate::metrics::server::Health;
 /// One checkpoint, serialized, on its way to disk.
 pub(crate) struct CheckpointWrite {
     /// The engine state (postcard), written first.
-    pub engine: Vec<u8>,
+    pub(crate) engine: Vec<u8>,
     /// Its file name in the state directory (`engine-<N>.bin`).
-    pub engine_file: String,
+    pub(crate) engine_file: String,
     /// The document ([`CheckpointDoc`](super::CheckpointDoc)) naming it.
-    pub doc: Vec<u8>,
+    pub(crate) doc: Vec<u8>,
     /// When the daemon began serializing (for the duration metric).
-    pub started: Instant,
+    pub(crate) started: Instant,
 }
 
 /// Writes checkpoints on its own thread so the fsyncs never stall

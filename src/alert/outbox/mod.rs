@@ -97,20 +97,20 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
 /// One group on one channel, waiting to be delivered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Pending {
-    pub channel: String,
-    pub route: String,
+    pub(crate) channel: String,
+    pub(crate) route: String,
     /// Id of the group's first alert.
-    pub group: String,
+    pub(crate) group: String,
     /// Alert ids, in the order they joined.
-    pub alerts: Vec<String>,
+    pub(crate) alerts: Vec<String>,
     /// When the first alert entered the outbox (`max_age` counts from here).
-    pub created: Millis,
-    pub send_at: Millis,
+    pub(crate) created: Millis,
+    pub(crate) send_at: Millis,
     /// Attempted at least once: no alert joins any more.
-    pub closed: bool,
-    pub attempts: u32,
-    pub next_attempt: Millis,
-    pub last_error: Option<String>,
+    pub(crate) closed: bool,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt: Millis,
+    pub(crate) last_error: Option<String>,
 }
 
 /// What [`Outbox::submit`] did.
@@ -128,10 +128,10 @@ pub(crate) enum Submitted {
 #[derive(Clone, Debug)]
 pub(crate) struct Job {
     /// The group id: `Idempotency-Key` / `Message-ID`.
-    pub group: String,
-    pub alerts: Vec<Alert>,
+    pub(crate) group: String,
+    pub(crate) alerts: Vec<Alert>,
     /// Attempts already made (0 for the first).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// What a channel's worker should do next.

@@ -44,13 +44,13 @@ pub(crate) struct Rules {
 /// The persisted state of every rule.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct RulesState {
-    pub rapid_tool_usage: rapid_tool_usage::State,
-    pub unusual_hours: unusual_hours::State,
-    pub high_denial_rate: high_denial_rate::State,
-    pub new_tool_usage: NewToolState,
-    pub disabled_tool: disabled_tool::State,
-    pub approval_bypass: BypassState,
-    pub error_spike: error_spike::State,
+    pub(crate) rapid_tool_usage: rapid_tool_usage::State,
+    pub(crate) unusual_hours: unusual_hours::State,
+    pub(crate) high_denial_rate: high_denial_rate::State,
+    pub(crate) new_tool_usage: NewToolState,
+    pub(crate) disabled_tool: disabled_tool::State,
+    pub(crate) approval_bypass: BypassState,
+    pub(crate) error_spike: error_spike::State,
 }
 
 /// Number of tool names whose class is cached before the cache is cleared

@@ -8,8 +8,8 @@ use crate::event::Millis;
 /// Realert bookkeeping for one (rule, key): SPEC §3's cooldown.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Cooldown {
-    pub last_alert: Option<Millis>,
-    pub suppressed: u64,
+    pub(crate) last_alert: Option<Millis>,
+    pub(crate) suppressed: u64,
 }
 
 impl Cooldown {

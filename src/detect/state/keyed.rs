@@ -138,17 +138,17 @@ const ORDER_SLACK: usize = 3;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Entry<V> {
     /// Event time of the last event that touched this key.
-    pub last_seen: Millis,
-    pub value: V,
+    pub(crate) last_seen: Millis,
+    pub(crate) value: V,
 }
 
 /// What happened to the map while touching a key; the caller counts it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Touch {
     /// A key was evicted because the map was full.
-    pub evicted: bool,
+    pub(crate) evicted: bool,
     /// The key was not in the map (it was created).
-    pub inserted: bool,
+    pub(crate) inserted: bool,
 }
 
 impl<V> Default for KeyedState<V> {

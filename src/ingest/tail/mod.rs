@@ -105,8 +105,8 @@ pub struct TailLine {
 /// tailer itself decides; everything else is the parser's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectedLine {
-    pub kind: Kind,
-    pub file: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) file: Arc<str>,
     pub line_no: u64,
     pub reason: RejectReason,
     /// Length of the line in bytes, line ending included.
@@ -117,8 +117,8 @@ pub struct RejectedLine {
 /// which is normal). The other files were read; the next poll retries.
 #[derive(Debug)]
 pub struct FileError {
-    pub path: PathBuf,
-    pub error: io::Error,
+    pub(crate) path: PathBuf,
+    pub(crate) error: io::Error,
 }
 
 /// What one [`Tailer::poll`] read.
@@ -179,13 +179,13 @@ impl Batch {
 /// A followed file as the rotator and `/healthz` see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FollowedFile {
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Path under its current name (the last name seen when it was renamed
     /// out of the directory or deleted).
-    pub path: PathBuf,
-    pub name: Arc<str>,
-    pub dev: u64,
-    pub ino: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) name: Arc<str>,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     /// Consumed up to here (what [`Tailer::checkpoint`] saves).
     pub offset: u64,
     /// Read up to here (past `offset` by a held partial line).
@@ -195,11 +195,11 @@ pub struct FollowedFile {
     /// Lines consumed.
     pub line: u64,
     /// Last time the file grew or was read.
-    pub idle_since: Instant,
+    pub(crate) idle_since: Instant,
     /// No longer under its base name (renamed, copied away, or deleted).
     pub rotated: bool,
     /// Unlinked: only the open descriptor keeps it readable.
-    pub deleted: bool,
+    pub(crate) deleted: bool,
 }
 
 impl FollowedFile {
@@ -258,18 +258,18 @@ pub struct TailStats {
     /// ... and a copy with the same head was found and drained.
     pub copies_drained: u64,
     /// ... and no copy was found: a held partial line was lost with it.
-    pub truncated_partial_lost: u64,
+    pub(crate) truncated_partial_lost: u64,
     /// Rotated files let go of while not read to their end (too many held).
     pub dropped_unread: u64,
     /// Checkpoint positions whose file was not found at start-up.
-    pub restore_not_found: u64,
+    pub(crate) restore_not_found: u64,
     /// Rotated copies read at start-up that the checkpoint did not know
     /// (rotated while the daemon was stopped).
-    pub restored_unknown: u64,
+    pub(crate) restored_unknown: u64,
     /// New files under the base name that continued a followed file with
     /// the same first line (a replacement by a copy) instead of being read
     /// again.
-    pub copies_continued: u64,
+    pub(crate) copies_continued: u64,
 }
 
 /// Follows the three audit logs of one directory.

@@ -124,7 +124,7 @@ pub struct Planted {
     pub value: Option<&'static str>,
     /// SPEC §4 alert id (sha256 of rule, key and firing line).
     pub id: String,
-    pub note: &'static str,
+    pub(crate) note: &'static str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
