@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mcpwatch::rotate::archive::compress_copy;
+use mcpwatch::rotate::compress_copy;
 
 /// Parses `1073741824`, `64MiB`, `1GiB`, `500KiB`.
 fn parse_size(s: &str) -> Option<u64> {

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwatch::config::{Sources, load};
-use mcpwatch::detect::{Engine, LineRef};
+use mcpwatch::detect::Engine;
+use mcpwatch::event::LineRef;
 use mcpwatch::event::{Event, Kind};
 use mcpwatch::ingest::input::{InputFile, discover};
 use mcpwatch::ingest::lines::{LineReader, open_log};

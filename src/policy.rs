@@ -40,7 +40,7 @@ impl fmt::Display for ToolClass {
 
 /// One of `rules.autoApproved`, `rules.requiresApproval`, `rules.disabled`.
 #[derive(Clone, Debug, Default)]
-pub struct ToolList {
+pub(crate) struct ToolList {
     tools: HashSet<Box<str>>,
     /// In file order, as written; `set` holds them compiled, same indices.
     patterns: Vec<String>,
@@ -76,7 +76,7 @@ impl ToolList {
         self.tools.iter().map(|t| &**t)
     }
 
-    pub fn patterns(&self) -> &[String] {
+    pub(crate) fn patterns(&self) -> &[String] {
         &self.patterns
     }
 }
@@ -116,9 +116,9 @@ impl fmt::Display for Reason<'_> {
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub mode: ApprovalMode,
-    pub auto_approved: ToolList,
-    pub requires_approval: ToolList,
-    pub disabled: ToolList,
+    pub(crate) auto_approved: ToolList,
+    pub(crate) requires_approval: ToolList,
+    pub(crate) disabled: ToolList,
 }
 
 impl Policy {
@@ -206,6 +206,11 @@ impl Policy {
     pub(crate) fn explain(&self, tool: &str) -> (ToolClass, String) {
         let (c, r) = self.decide(tool);
         (c, r.to_string())
+    }
+
+    /// Number of `patterns` over the three lists, as written.
+    pub fn pattern_count(&self) -> usize {
+        self.lists().iter().map(|(_, l)| l.patterns().len()).sum()
     }
 
     /// Every tool named in any list's `tools` (such a tool is never new).

@@ -10,7 +10,7 @@ use super::{CommonArgs, EXIT_OK};
 use mcpwatch::config::{Config, RuleName};
 
 #[derive(Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The audit log directory (for its config.json) [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
@@ -63,9 +63,7 @@ pub(crate) fn summary(cfg: &Config) -> String {
             path.display(),
             p.mode.as_str(),
             p.named_tools().len(),
-            p.auto_approved.patterns().len()
-                + p.requires_approval.patterns().len()
-                + p.disabled.patterns().len()
+            p.pattern_count()
         ),
         _ => writeln!(
             out,

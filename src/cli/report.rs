@@ -15,7 +15,7 @@ use mcpwatch::report::render::{Format, render};
 use mcpwatch::report::{ReportOptions, ToolClassifier};
 
 #[derive(Args, Debug)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The audit log directory [default: input.dir of mcpwatch.toml, .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
@@ -120,9 +120,7 @@ pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
     );
     opts.retention_days = config.retention.days;
 
-    let total = mcpwatch::report::inputs(&opts.dir)
-        .map(|i| i.bytes)
-        .unwrap_or(0);
+    let total = mcpwatch::report::input_bytes(&opts.dir).unwrap_or(0);
     let counter = Arc::new(AtomicU64::new(0));
     let bar = (total >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(total);

@@ -24,7 +24,7 @@ use mcpwatch::rotate::{
 use mcpwatch::state::{self, LockError, StateLock};
 
 #[derive(Args, Debug)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// The audit log directory [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,

@@ -9,7 +9,7 @@ use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use mcpwatch::pipeline::{RunError, RunOptions};
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The audit log directory to watch [default: .elevenlabs/audit]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,

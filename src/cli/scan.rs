@@ -19,7 +19,7 @@ use mcpwatch::ingest::merge::{ReadStats, Reading, merge_files_auto};
 use mcpwatch::ingest::parse::Parser;
 
 #[derive(Args, Debug)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// Files, directories and .zst archives [default: .elevenlabs/audit/]
     #[arg(value_name = "PATH")]
     pub(crate) paths: Vec<PathBuf>,
@@ -123,7 +123,7 @@ pub(crate) fn run(common: &CommonArgs, args: ScanArgs) -> anyhow::Result<u8> {
             );
         }
     };
-    let mut on_event = |ev: &mcpwatch::event::Event, line: mcpwatch::detect::LineRef<'_>| {
+    let mut on_event = |ev: &mcpwatch::event::Event, line: mcpwatch::event::LineRef<'_>| {
         engine.process(ev, line, &mut batch);
         for a in batch.drain(..) {
             if let Err(e) = sink.push(&mut out, a)

@@ -18,7 +18,7 @@ use mcpwatch::alert::delivery::{SendError, send_test};
 use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]
-pub struct TestAlertArgs {
+pub(crate) struct TestAlertArgs {
     /// Only this channel (by its name in mcpwatch.toml)
     #[arg(long, value_name = "NAME")]
     pub(crate) channel: Option<String>,

@@ -13,11 +13,11 @@ mod types;
 #[cfg(test)]
 use rules::BUILTIN_RULES;
 pub(crate) use settings::DEFAULT_DIR;
-pub use settings::parse_addr;
 #[cfg(test)]
 use settings::parse_size;
 pub use types::*;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::event::Millis;
@@ -67,7 +67,7 @@ impl Sources {
 /// One configuration problem, displayed as `file:line:col: field: message`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{col}: {field}: {message}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub(crate) file: String,
     pub(crate) line: usize,
     pub(crate) col: usize,
@@ -77,7 +77,7 @@ pub struct ConfigError {
 
 /// Every problem found, in file order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub struct ConfigErrors(pub(crate) Vec<ConfigError>);
 
 impl std::fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -470,6 +470,23 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("duration {s:?} is too large"))
+}
+
+/// `"off"` → `None`; otherwise `host:port` (`localhost` means 127.0.0.1;
+/// no name resolution at load time).
+pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    let resolved = match s.rsplit_once(':') {
+        Some(("localhost", port)) => format!("127.0.0.1:{port}"),
+        _ => s.to_string(),
+    };
+    resolved.parse::<SocketAddr>().map(Some).map_err(|_| {
+        format!(
+            "invalid address {s:?}; expected \"off\" or ip:port such as \"127.0.0.1:9464\" or \"[::1]:9464\" (port 0 picks one)"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -4,13 +4,12 @@
 //! value) and the operator is told to name an environment variable.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::tree::{Ctx, Entry, Node, Pos, Val, join, one_of};
 use super::{
     DeliverySettings, EmailChannel, InputSettings, LogFormat, RotationSettings, Route, RuleName,
-    Settings, TlsMode, WebhookChannel,
+    Settings, TlsMode, WebhookChannel, parse_addr,
 };
 use crate::event::Severity;
 
@@ -652,23 +651,6 @@ fn rotation(cx: &mut Ctx, v: &Node, r: &mut RotationSettings) {
             _ => {}
         }
     }
-}
-
-/// `"off"` → `None`; otherwise `host:port` (`localhost` means 127.0.0.1;
-/// no name resolution at load time).
-pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
-    if s == "off" {
-        return Ok(None);
-    }
-    let resolved = match s.rsplit_once(':') {
-        Some(("localhost", port)) => format!("127.0.0.1:{port}"),
-        _ => s.to_string(),
-    };
-    resolved.parse::<SocketAddr>().map(Some).map_err(|_| {
-        format!(
-            "invalid address {s:?}; expected \"off\" or ip:port such as \"127.0.0.1:9464\" or \"[::1]:9464\" (port 0 picks one)"
-        )
-    })
 }
 
 /// A size: `"100MiB"`, `"1GiB"`, `"500KB"`, `"4096"`, `"10B"`. KB/MB/GB/TB

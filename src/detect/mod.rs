@@ -22,7 +22,7 @@ use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
 use crate::config::{Config, RuleConfig, RuleName};
 use crate::event::{Event, Field, Millis};
 
-pub use crate::event::LineRef;
+pub(crate) use crate::event::LineRef;
 
 /// Counters the engine keeps for the caller to export (SPEC §8 metrics).
 /// Plain numbers since the engine started (they persist with its state).

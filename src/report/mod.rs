@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-pub use collect::Caps;
 pub(crate) use collect::Collector;
+pub use collect::stats::Caps;
 pub(crate) use model::Report;
 pub use period::Period;
 
@@ -116,15 +116,21 @@ pub enum ReportError {
 const OLD_FILE_MARGIN_MS: Millis = 3_600_000;
 
 /// The log files and alert files of `dir`, with their modification times.
-pub struct ReportInputs {
+pub(crate) struct ReportInputs {
     pub(crate) logs: Vec<InputFile>,
     pub(crate) alerts: Vec<PathBuf>,
     pub(crate) mtimes: HashMap<String, Millis>,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
-/// Lists the inputs of a report (for the caller's progress bar size).
-pub fn inputs(dir: &Path) -> Result<ReportInputs, ReportError> {
+/// The size of the log files a report over `dir` reads (for the caller's
+/// progress bar).
+pub fn input_bytes(dir: &Path) -> Result<u64, ReportError> {
+    inputs(dir).map(|i| i.bytes)
+}
+
+/// Lists the inputs of a report.
+pub(crate) fn inputs(dir: &Path) -> Result<ReportInputs, ReportError> {
     let logs = discover(&[dir.to_path_buf()], dir)?;
     let mut alerts: Vec<(AgeRank, PathBuf)> = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| ReportError::Io(dir.display().to_string(), e))?;

@@ -52,7 +52,7 @@
 //! the pass's plan and report, and `compress` holds steps 3 and 4.
 
 mod action;
-pub mod archive;
+mod archive;
 mod compress;
 mod consume;
 pub(crate) mod hook;
@@ -69,7 +69,7 @@ use chrono::{DateTime, Utc};
 pub use action::{Action, PassReport};
 pub(crate) use action::{RotateReason, fmt_age};
 pub(crate) use archive::ArchiveError;
-pub use archive::verify_archive;
+pub use archive::{compress_copy, verify_archive};
 pub use consume::{CheckpointConsumption, Consumption, DaemonConsumption, NoConsumer};
 pub(crate) use names::{INPUT_LOGS, LOGS, LogName, classify};
 pub(crate) use state::{RotationState, StateError};

@@ -1,6 +1,6 @@
 //! The accumulator: events in, [`Report`] out, in memory bounded by caps.
 //!
-//! Every map that grows with the data has a cap ([`Caps`]): server × tool
+//! Every map that grows with the data has a cap ([`Caps`](stats::Caps)): server × tool
 //! pairs beyond `max_pairs` fold into one `other` row, users beyond
 //! `max_users` into `users_other`, lists stop at `max_listed` entries but keep
 //! counting. Latency histograms use two significant digits and auto-resize,
@@ -11,7 +11,7 @@
 //! the counters into the [`Report`].
 
 mod finish;
-mod stats;
+pub(super) mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -25,8 +25,6 @@ use crate::detect::LineRef;
 use crate::event::{ApprovalMode, Decision, Event, Kind, Millis, Outcome, RejectReason, Severity};
 use crate::policy::ToolClass;
 use stats::{MAX_DURATION_MS, PairStats, SIGFIG, UserStats, bump_capped};
-
-pub use stats::Caps;
 
 /// Rejected lines of a file met before any accepted line of it: their time
 /// is the time of the file's next accepted line.
