@@ -48,13 +48,10 @@ use wake::{Wake, wait_for_signal, watch};
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Rotation and pruning pass period in the daemon (SPEC §6: every minute).
-/// `MCPWATCH_ROTATE_EVERY_MS` shortens it for tests.
-const ROTATE_EVERY: Duration = Duration::from_secs(60);
-/// Most bytes read from one file in one cycle: bounds the memory a huge
-/// backlog can take (the file is the buffer; the next cycle reads on).
-/// `MCPWATCH_READ_LIMIT_BYTES` overrides it (tests use a small one).
-const READ_LIMIT_PER_FILE: u64 = 16 * 1024 * 1024;
+/// Default most bytes read from one file in one cycle (`run --read-limit`):
+/// bounds the memory a huge backlog can take (the file is the buffer; the
+/// next cycle reads on).
+pub const READ_LIMIT_PER_FILE: u64 = 16 * 1024 * 1024;
 /// Rejected lines logged one by one per cycle before only being counted.
 const REJECTS_LOGGED_PER_CYCLE: usize = 20;
 /// Wake-ups buffered between the watcher and the loop; more are pointless
@@ -73,6 +70,10 @@ pub struct RunOptions {
     pub dir: PathBuf,
     pub state_dir: PathBuf,
     pub metrics_addr: Option<SocketAddr>,
+    /// Rotation and pruning pass period (SPEC §6: every minute).
+    pub rotate_every: Duration,
+    /// Most bytes read from one file in one cycle.
+    pub read_limit: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,11 +164,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     );
 
     let poll = Duration::from_millis(opts.config.settings.input.poll_interval.max(10) as u64);
-    let rotate_every = std::env::var("MCPWATCH_ROTATE_EVERY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(ROTATE_EVERY);
+    let rotate_every = opts.rotate_every;
     let mut last_rotate = Instant::now();
     loop {
         let more = daemon.cycle()?;
@@ -311,12 +308,7 @@ impl Daemon {
         )
         .with_rotate_wait(rotate_wait)
         .with_since(chrono::Utc::now().timestamp_millis());
-        tailer.set_read_limit(
-            std::env::var("MCPWATCH_READ_LIMIT_BYTES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(READ_LIMIT_PER_FILE),
-        );
+        tailer.set_read_limit(opts.read_limit);
         let mut engine = Engine::new(&opts.config);
         let doc_generation = doc
             .engine_file

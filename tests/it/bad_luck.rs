@@ -455,7 +455,7 @@ fn scan_and_report_read_a_symlinked_live_log() {
 fn a_missing_audit_directory_is_said_once_and_healthz_is_503_until_it_exists() {
     let p = project();
     std::fs::remove_dir_all(p.audit()).unwrap();
-    let d = p.start_with_env(&[], &[("MCPWATCH_ROTATE_EVERY_MS", "100")]);
+    let d = p.start(&["--rotate-every", "100ms"]);
     let addr = d.addr.clone().unwrap();
     assert!(
         wait_until(Duration::from_secs(10), || http_get(&addr, "/healthz").0
