@@ -40,6 +40,7 @@ use crate::event::{Event, Kind, Millis, RejectReason};
 use fields::{Fields, Scalar, slot};
 use walk::{ScalarSeed, TopVisitor};
 
+pub(crate) use ts::DAYS_BEFORE_EPOCH;
 pub use ts::parse_ts_str;
 
 /// 2000-01-01T00:00:00Z in ms: earlier timestamps are `bad_ts` (SPEC §1).
