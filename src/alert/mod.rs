@@ -169,7 +169,7 @@ pub fn alert_id(rule: &str, key: &BTreeMap<String, String>, line: &[u8]) -> Stri
 
 /// The line without a leading UTF-8 BOM and without a trailing `\n`/`\r\n`.
 pub fn strip_line(mut line: &[u8]) -> &[u8] {
-    if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+    if let Some(rest) = line.strip_prefix(crate::ingest::frame::BOM) {
         line = rest;
     }
     if let Some(rest) = line.strip_suffix(b"\n") {

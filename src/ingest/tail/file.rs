@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
+use crate::ingest::frame;
 
 /// One open file and how far it has been consumed.
 #[derive(Debug)]
@@ -301,7 +302,7 @@ impl Tracked {
                 scan_from = nl + 1;
             }
             scan_from = out.data.len();
-            if !self.skipping && out.data.len() - *line_start > max.saturating_add(TOO_LONG_SLACK) {
+            if !self.skipping && frame::hopeless(out.data.len() - *line_start, max) {
                 self.skipping = true;
             }
             if self.skipping {
@@ -334,24 +335,15 @@ impl Tracked {
             self.skipping = false;
             out.rejected.push(self.reject(kind, len));
         } else {
-            let mut s = start;
-            let mut e = nl;
-            if self.offset == 0 && out.data[s..e].starts_with(BOM) {
-                s += BOM.len();
-            }
-            if e > s && out.data[e - 1] == b'\r' {
-                e -= 1;
-            }
-            if e - s > max {
-                out.rejected.push(self.reject(kind, len));
-            } else {
-                out.lines.push(TailLine {
+            match frame::frame(&out.data[start..nl], self.offset == 0, true, max) {
+                Err(_) => out.rejected.push(self.reject(kind, len)),
+                Ok(r) => out.lines.push(TailLine {
                     kind,
                     file: self.name.clone(),
                     line_no: self.line,
-                    start: s,
-                    end: e,
-                });
+                    start: start + r.start,
+                    end: start + r.end,
+                }),
             }
         }
         self.offset = end_off;
@@ -385,20 +377,15 @@ impl Tracked {
             self.skipping = false;
             out.rejected.push(self.reject(kind, len));
         } else {
-            let mut s = start;
-            if self.offset == 0 && out.data[s..end].starts_with(BOM) {
-                s += BOM.len();
-            }
-            if end - s > max {
-                out.rejected.push(self.reject(kind, len));
-            } else {
-                out.lines.push(TailLine {
+            match frame::frame(&out.data[start..end], self.offset == 0, false, max) {
+                Err(_) => out.rejected.push(self.reject(kind, len)),
+                Ok(r) => out.lines.push(TailLine {
                     kind,
                     file: self.name.clone(),
                     line_no: self.line,
-                    start: s,
-                    end,
-                });
+                    start: start + r.start,
+                    end: start + r.end,
+                }),
             }
         }
         self.offset = end_off;
