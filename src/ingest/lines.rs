@@ -235,6 +235,23 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// Reads a log or archive front to back, handing each line (or its
+/// `too_long` reject) to `visit` until it says stop: the one loop for a
+/// pass over one file outside the merge.
+pub fn each_line(
+    path: &Path,
+    max_line_bytes: usize,
+    mut visit: impl FnMut(LineResult<'_>) -> std::ops::ControlFlow<()>,
+) -> io::Result<()> {
+    let mut lines = LineReader::new(open_log(path)?, max_line_bytes);
+    while let Some((_, line)) = lines.next_line()? {
+        if visit(line).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Opens a log file for reading: `.zst` archives are decompressed on the fly
 /// (all frames), anything else is read as it is.
 pub fn open_log(path: &Path) -> io::Result<Box<dyn Read + Send>> {
