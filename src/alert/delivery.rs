@@ -40,6 +40,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::email::EmailSender;
+use super::error::{SendError, UnknownChannel};
 use super::outbox::{Backoff, Failure, Job, Next, Outbox, OutboxError, Submitted};
 use super::router::{ChannelDef, DEFAULT_MAX_AGE, DeliveryConfig, Router};
 use super::{Alert, alert_id, format_ts, key_map};
@@ -89,59 +90,12 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// One failed attempt: what to show (secrets already removed) and whether
-/// trying again may help.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl SendError {
-    pub fn retryable(message: String) -> SendError {
-        SendError {
-            message,
-            retryable: true,
-        }
-    }
-    pub fn permanent(message: String) -> SendError {
-        SendError {
-            message,
-            retryable: false,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error(transparent)]
     Outbox(#[from] OutboxError),
     #[error("delivery has shut down")]
     Closed,
-}
-
-/// An error and its sources as one line, without repeats.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    // Libraries often print their source inside their own message too:
-    // drop segments that repeat the one before.
-    let joined = parts.join(": ");
-    let mut segs: Vec<&str> = Vec::new();
-    for seg in joined.split(": ") {
-        if segs.last().is_none_or(|l| !l.eq_ignore_ascii_case(seg)) {
-            segs.push(seg);
-        }
-    }
-    segs.join(": ")
 }
 
 /// `10s`, `1500ms`.
@@ -598,14 +552,6 @@ pub fn test_alert(now: Millis) -> Alert {
         message: "This is a test alert from `mcpwatch test-alert`; no action is needed".to_string(),
         evidence: vec![],
     }
-}
-
-/// `--channel` named no configured channel.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown channel {name:?}; configured channels: {}", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
-pub struct UnknownChannel {
-    pub name: String,
-    pub known: Vec<String>,
 }
 
 /// Sends one test alert through each channel (or only `only`), one after

@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod email;
+pub mod error;
 pub mod log;
 pub mod outbox;
 pub mod router;

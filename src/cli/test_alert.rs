@@ -14,7 +14,8 @@ use std::io::Write;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::alert::delivery::{SendError, send_test};
+use crate::alert::delivery::send_test;
+use crate::alert::error::SendError;
 use crate::alert::router::DeliveryConfig;
 use crate::config::Sources;
 

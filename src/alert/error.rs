@@ -1,0 +1,58 @@
+//! The errors of alert delivery's channels in one place: what one attempt
+//! on a channel (email, webhook) failed with, and a channel named that does
+//! not exist. The outbox's and the alert log's own errors stay with them.
+
+/// One failed attempt: what to show (secrets already removed) and whether
+/// trying again may help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl SendError {
+    pub fn retryable(message: String) -> SendError {
+        SendError {
+            message,
+            retryable: true,
+        }
+    }
+    pub fn permanent(message: String) -> SendError {
+        SendError {
+            message,
+            retryable: false,
+        }
+    }
+}
+
+/// An error and its sources as one line, without repeats.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    // Libraries often print their source inside their own message too:
+    // drop segments that repeat the one before.
+    let joined = parts.join(": ");
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in joined.split(": ") {
+        if segs.last().is_none_or(|l| !l.eq_ignore_ascii_case(seg)) {
+            segs.push(seg);
+        }
+    }
+    segs.join(": ")
+}
+
+/// `--channel` named no configured channel.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown channel {name:?}; configured channels: {}", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+pub struct UnknownChannel {
+    pub name: String,
+    pub known: Vec<String>,
+}
