@@ -56,3 +56,34 @@ pub struct UnknownChannel {
     pub name: String,
     pub known: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_drops_repeated_segments() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "Connection error: Connection error: bad record",
+            Some(Box::new(E("bad record", None))),
+        );
+        assert_eq!(chain(&e), "Connection error: bad record");
+        let e = E(
+            "error sending request",
+            Some(Box::new(E("connection refused", None))),
+        );
+        assert_eq!(chain(&e), "error sending request: connection refused");
+    }
+}
