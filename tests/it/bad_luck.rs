@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support;
 use crate::support::daemon::{BIN, POLICY, Project, call_line, http_get};
+use crate::support::wait_until;
 
 /// 2026-11-20T12:00:00Z: in the past, at an ordinary hour.
 const BASE: i64 = 1_795_176_000_000;
@@ -49,17 +50,6 @@ fn project() -> Project {
     let p = Project::new();
     std::fs::write(p.path().join("security-config.json"), POLICY).unwrap();
     p
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// The users of the `disabled_tool` alerts in the alert log, in order.
