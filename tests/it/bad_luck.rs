@@ -507,3 +507,49 @@ fn a_fifo_under_a_log_name_is_reported_and_healthz_is_503() {
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_pending_alert_of_a_channel_no_longer_configured_goes_to_the_dead_letters() {
+    use crate::support::delivery::{RefusingPort, route_toml, webhook_toml};
+    let down = RefusingPort::new();
+    let p = project();
+    let url = format!("http://{}/hook", down.addr);
+    let mut settings = webhook_toml("old-siem", &url, None, "2s");
+    settings += &route_toml(&["old-siem"], "100ms");
+    std::fs::write(p.path().join("mcpwatch.toml"), &settings).unwrap();
+    p.append("tool-usage.log", &[disabled_call(BASE, "u-1")]);
+    let d = p.start(&[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d
+            .metric("mcpwatch_outbox_pending")
+            >= 1.0),
+        "the alert waits for the channel that is down\n{}",
+        d.stderr()
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+
+    // The operator renames the channel: nothing would ever send the old one.
+    std::fs::write(
+        p.path().join("mcpwatch.toml"),
+        settings.replace("old-siem", "new-siem"),
+    )
+    .unwrap();
+    let d = p.start(&[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .metric("mcpwatch_outbox_pending")
+            == 0.0),
+        "{}",
+        d.stderr()
+    );
+    let dead = std::fs::read_to_string(p.state().join("dead-letter.ndjson")).unwrap();
+    assert!(dead.contains("\"reason\":\"channel_removed\""), "{dead}");
+    assert!(dead.contains("\"channel\":\"old-siem\""), "{dead}");
+    assert!(
+        dead.contains("u-1"),
+        "the alert itself is in the dead letter: {dead}"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
