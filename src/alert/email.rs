@@ -24,7 +24,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::Alert;
-use super::delivery::SendError;
+use super::error::SendError;
 use crate::config::{EmailChannel, TlsMode};
 
 /// Timeout of each SMTP command (connect, greeting, each reply).
@@ -380,9 +380,9 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
         };
     }
     if e.is_timeout() {
-        return SendError::retryable(format!("timed out: {}", super::delivery::chain(e)));
+        return SendError::retryable(format!("timed out: {}", super::error::chain(e)));
     }
-    SendError::retryable(super::delivery::chain(e))
+    SendError::retryable(super::error::chain(e))
 }
 
 #[cfg(test)]

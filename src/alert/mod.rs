@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub(crate) mod email;
+pub mod error;
 pub(crate) mod log;
 pub mod outbox;
 pub mod router;
@@ -93,9 +94,20 @@ pub(crate) fn push_ts(out: &mut String, ms: Millis) {
         out.push_str(&text);
         return;
     }
+    use chrono::Datelike;
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
+    // In range (checked above), so the date exists.
+    let (y, m, d) = chrono::NaiveDate::from_num_days_from_ce_opt(
+        (days + crate::ingest::parse::DAYS_BEFORE_EPOCH) as i32,
+    )
+    .map_or((1970, 1, 1), |date| {
+        (
+            i64::from(date.year()),
+            i64::from(date.month()),
+            i64::from(date.day()),
+        )
+    });
     let mut text = *b"0000-00-00T00:00:00.000Z";
     for (at, width, v) in [
         (0, 4, y),
@@ -113,19 +125,6 @@ pub(crate) fn push_ts(out: &mut String, ms: Millis) {
         }
     }
     out.extend(text.iter().map(|&b| char::from(b)));
-}
-
-/// Date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The key object as canonical field names → values (sorted by name, which
@@ -171,7 +170,7 @@ pub fn alert_id(rule: &str, key: &BTreeMap<String, String>, line: &[u8]) -> Stri
 
 /// The line without a leading UTF-8 BOM and without a trailing `\n`/`\r\n`.
 pub(crate) fn strip_line(mut line: &[u8]) -> &[u8] {
-    if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+    if let Some(rest) = line.strip_prefix(crate::ingest::frame::BOM) {
         line = rest;
     }
     if let Some(rest) = line.strip_suffix(b"\n") {

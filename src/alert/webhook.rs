@@ -14,7 +14,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::Alert;
-use super::delivery::{SendError, chain};
+use super::error::{SendError, chain};
 use crate::config::WebhookChannel;
 
 /// The webhook body of SPEC §5.

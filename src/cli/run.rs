@@ -19,6 +19,21 @@ pub(crate) struct RunArgs {
     /// Address for /metrics and /healthz ("off" disables; port 0 picks one) [default: 127.0.0.1:9464]
     #[arg(long, value_name = "A")]
     pub(crate) metrics_addr: Option<String>,
+    /// How often the daemon's rotation and pruning pass runs (SPEC §6)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub(crate) rotate_every: std::time::Duration,
+    /// Most bytes read from one file in one cycle: bounds the memory a large
+    /// backlog takes (the file is the buffer; the next cycle reads on)
+    #[arg(long, value_name = "BYTES", default_value_t = mcpwatch::pipeline::READ_LIMIT_PER_FILE)]
+    pub read_limit: u64,
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let ms = mcpwatch::config::parse_duration(s)?;
+    if ms <= 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(std::time::Duration::from_millis(ms as u64))
 }
 
 pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
@@ -43,6 +58,8 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         dir,
         state_dir,
         metrics_addr,
+        rotate_every: args.rotate_every,
+        read_limit: args.read_limit.max(1),
     };
     match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),

@@ -14,7 +14,8 @@ use std::io::Write;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use mcpwatch::alert::delivery::{SendError, send_test};
+use mcpwatch::alert::delivery::send_test;
+use mcpwatch::alert::error::SendError;
 use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]

@@ -36,6 +36,25 @@ pub enum InputError {
     Io(String, std::io::Error),
 }
 
+impl InputFile {
+    /// Reads the file front to back, handing each accepted event to `visit`
+    /// until it says stop; rejected lines are skipped (a merge over the
+    /// same files counts them).
+    pub(crate) fn each_event(
+        &self,
+        parser: &crate::ingest::parse::Parser,
+        mut visit: impl FnMut(crate::event::Event) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), InputError> {
+        crate::ingest::lines::each_line(&self.path, parser.max_line_bytes, |line| {
+            match line.map(|bytes| parser.parse(self.kind, bytes)) {
+                Ok(Ok(ev)) => visit(ev),
+                _ => std::ops::ControlFlow::Continue(()),
+            }
+        })
+        .map_err(|e| InputError::Io(self.path.display().to_string(), e))
+    }
+}
+
 /// The files `paths` name, sorted by kind (tool-usage, approvals, errors)
 /// then age. With no paths, `default_dir`.
 pub fn discover(paths: &[PathBuf], default_dir: &Path) -> Result<Vec<InputFile>, InputError> {

@@ -21,7 +21,7 @@ use crate::event::RejectReason;
 /// How much is read from the source at a time.
 pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+use crate::ingest::frame::{self, BOM};
 
 /// One line: its bytes (without line ending) or `Err(RejectReason::TooLong)`.
 pub(crate) type LineResult<'a> = Result<&'a [u8], RejectReason>;
@@ -149,17 +149,17 @@ impl<R: Read> LineReader<R> {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
                 let nl = searched + i;
                 let line_start = self.start;
-                let mut line_end = nl;
-                if line_end > line_start && self.buf[line_end - 1] == b'\r' {
-                    line_end -= 1;
-                }
+                // The BOM was taken off the stream above.
+                let framed =
+                    frame::frame(&self.buf[line_start..nl], false, true, self.max_line_bytes);
                 self.consume(nl + 1 - line_start);
-                let too_long = line_end - line_start > self.max_line_bytes;
-                break Some((line_start, line_end, too_long));
+                break Some(match framed {
+                    Ok(r) => (line_start + r.start, line_start + r.end, false),
+                    Err(_) => (0, 0, true),
+                });
             }
             searched = self.end;
-            // +1: a trailing `\r` of a line of exactly the maximum is fine.
-            if self.end - self.start > self.max_line_bytes.saturating_add(1) {
+            if frame::hopeless(self.end - self.start, self.max_line_bytes) {
                 self.skipping = true;
                 continue;
             }
@@ -168,7 +168,12 @@ impl<R: Read> LineReader<R> {
                 if self.start < self.end && self.emit_partial {
                     let (s, e) = (self.start, self.end);
                     self.consume(e - s);
-                    break Some((s, e, e - s > self.max_line_bytes));
+                    break Some(
+                        match frame::frame(&self.buf[s..e], false, false, self.max_line_bytes) {
+                            Ok(r) => (s + r.start, s + r.end, false),
+                            Err(_) => (0, 0, true),
+                        },
+                    );
                 }
                 return Ok(None);
             }
@@ -225,6 +230,23 @@ impl<R: Read> LineReader<R> {
             }
         }
     }
+}
+
+/// Reads a log or archive front to back, handing each line (or its
+/// `too_long` reject) to `visit` until it says stop: the one loop for a
+/// pass over one file outside the merge.
+pub(crate) fn each_line(
+    path: &Path,
+    max_line_bytes: usize,
+    mut visit: impl FnMut(LineResult<'_>) -> std::ops::ControlFlow<()>,
+) -> io::Result<()> {
+    let mut lines = LineReader::new(open_log(path)?, max_line_bytes);
+    while let Some((_, line)) = lines.next_line()? {
+        if visit(line).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a log file for reading: `.zst` archives are decompressed on the fly

@@ -30,8 +30,9 @@ use crate::alert::Alert;
 use crate::alert::delivery::{Delivery, DeliveryHandle};
 use crate::alert::log::{AlertLog, AlertLogError};
 use crate::config::Config;
-use crate::detect::{Engine, EngineState, LineRef, Stats};
+use crate::detect::{Engine, EngineState, Stats};
 use crate::event::{Event, Kind, Millis, RejectReason};
+use crate::ingest::merge::{TimeRange, merge_heads};
 use crate::ingest::parse::Parser;
 use crate::ingest::tail::{Batch, Tailer};
 use crate::metrics::Metrics;
@@ -41,20 +42,19 @@ use crate::state::writer::{CheckpointWrite, CheckpointWriter};
 use crate::state::{self, CheckpointDoc, StateLock};
 
 mod gate;
+mod live;
 mod wake;
 
 use gate::BypassGate;
+use live::{Carried, LiveHeads};
 use wake::{Wake, wait_for_signal, watch};
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Rotation and pruning pass period in the daemon (SPEC §6: every minute).
-/// `MCPWATCH_ROTATE_EVERY_MS` shortens it for tests.
-const ROTATE_EVERY: Duration = Duration::from_secs(60);
-/// Most bytes read from one file in one cycle: bounds the memory a huge
-/// backlog can take (the file is the buffer; the next cycle reads on).
-/// `MCPWATCH_READ_LIMIT_BYTES` overrides it (tests use a small one).
-const READ_LIMIT_PER_FILE: u64 = 16 * 1024 * 1024;
+/// Default most bytes read from one file in one cycle (`run --read-limit`):
+/// bounds the memory a huge backlog can take (the file is the buffer; the
+/// next cycle reads on).
+pub const READ_LIMIT_PER_FILE: u64 = 16 * 1024 * 1024;
 /// Rejected lines logged one by one per cycle before only being counted.
 const REJECTS_LOGGED_PER_CYCLE: usize = 20;
 /// Wake-ups buffered between the watcher and the loop; more are pointless
@@ -73,6 +73,10 @@ pub struct RunOptions {
     pub dir: PathBuf,
     pub state_dir: PathBuf,
     pub metrics_addr: Option<SocketAddr>,
+    /// Rotation and pruning pass period (SPEC §6: every minute).
+    pub rotate_every: Duration,
+    /// Most bytes read from one file in one cycle.
+    pub read_limit: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,11 +167,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     );
 
     let poll = Duration::from_millis(opts.config.settings.input.poll_interval.max(10) as u64);
-    let rotate_every = std::env::var("MCPWATCH_ROTATE_EVERY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(ROTATE_EVERY);
+    let rotate_every = opts.rotate_every;
     let mut last_rotate = Instant::now();
     loop {
         let more = daemon.cycle()?;
@@ -276,14 +276,6 @@ struct Daemon {
     held_queued: bool,
 }
 
-/// An event held over to the next cycle, with what evidence needs.
-struct Carried {
-    ev: Event,
-    raw: Vec<u8>,
-    file: Arc<str>,
-    line: u64,
-}
-
 impl Daemon {
     fn new(
         opts: &RunOptions,
@@ -311,12 +303,7 @@ impl Daemon {
         )
         .with_rotate_wait(rotate_wait)
         .with_since(chrono::Utc::now().timestamp_millis());
-        tailer.set_read_limit(
-            std::env::var("MCPWATCH_READ_LIMIT_BYTES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(READ_LIMIT_PER_FILE),
-        );
+        tailer.set_read_limit(opts.read_limit);
         let mut engine = Engine::new(&opts.config);
         let doc_generation = doc
             .engine_file
@@ -489,12 +476,13 @@ impl Daemon {
         }
     }
 
-    /// Merges the three kinds by ts (ties in kind order) and runs the
-    /// engine, exactly as `scan` would over the whole files: when a read
-    /// limit left a file unread, the merge stops as soon as that file's
-    /// buffered lines run out (its next line's ts is unknown), and what is
-    /// left waits in `carry` for the next cycle. No checkpoint is written
-    /// while anything is carried, so a crash re-reads rather than loses.
+    /// Merges the three kinds by ts (ties in kind order) with `scan`'s
+    /// merge ([`merge_heads`]) and runs the engine, exactly as `scan` would
+    /// over the whole files: when a read limit left a file unread, that
+    /// log's source must wait once its buffered lines run out (its next
+    /// line's ts is unknown), which stops the merge, and what is left waits
+    /// in `carry` for the next cycle. No checkpoint is written while
+    /// anything is carried, so a crash re-reads rather than loses.
     fn detect(
         &mut self,
         batch: &Batch,
@@ -509,62 +497,23 @@ impl Daemon {
                 }
             }
         }
-        let mut carry = std::mem::take(&mut self.carry);
-        let mut heads = [0usize; 3];
-        loop {
-            let head_ts = |k: usize| -> Option<crate::event::Millis> {
-                carry[k]
-                    .front()
-                    .map(|c| c.ev.ts)
-                    .or_else(|| per_kind[k].get(heads[k]).map(|(ev, _)| ev.ts))
-            };
-            if (0..3).any(|k| !complete[k] && head_ts(k).is_none()) {
-                break;
-            }
-            let mut best: Option<(crate::event::Millis, usize)> = None;
-            for k in 0..3 {
-                if let Some(ts) = head_ts(k)
-                    && best.is_none_or(|(b, _)| ts < b)
-                {
-                    best = Some((ts, k));
-                }
-            }
-            let Some((_, k)) = best else { break };
-            if let Some(c) = carry[k].pop_front() {
-                let line = LineRef {
-                    file: &c.file,
-                    line: c.line,
-                    raw: &c.raw,
-                };
-                self.engine.process(&c.ev, line, &mut self.alerts);
-                if !self.alerts.is_empty() {
-                    self.emit(read_at)?;
-                }
-            } else {
-                let (ev, idx) = &per_kind[k][heads[k]];
-                heads[k] += 1;
-                let line = &batch.lines[*idx];
-                self.engine.process(
-                    ev,
-                    LineRef {
-                        file: &line.file,
-                        line: line.line_no,
-                        raw: batch.bytes(line),
-                    },
-                    &mut self.alerts,
-                );
-                // Out as soon as raised: a burst's alert does not wait for
-                // the rest of a large batch.
-                if !self.alerts.is_empty() {
-                    self.emit(read_at)?;
-                }
-            }
-        }
+        let mut heads = LiveHeads {
+            batch,
+            per_kind,
+            carry: &mut self.carry,
+            next: [0; 3],
+            complete,
+            engine: &mut self.engine,
+            alerts: &mut self.alerts,
+        };
+        // Live sources never fail to read: the tailer reported its errors.
+        let _ = merge_heads(&mut heads, 3, TimeRange::default());
+        let next = heads.next;
         // Keep what could not be placed yet, in file order.
         for k in 0..3 {
-            for (ev, idx) in &per_kind[k][heads[k]..] {
+            for (ev, idx) in &per_kind[k][next[k]..] {
                 let line = &batch.lines[*idx];
-                carry[k].push_back(Carried {
+                self.carry[k].push_back(Carried {
                     ev: ev.clone(),
                     raw: batch.bytes(line).to_vec(),
                     file: line.file.clone(),
@@ -572,8 +521,7 @@ impl Daemon {
                 });
             }
         }
-        self.carry = carry;
-        Ok(())
+        self.emit(read_at)
     }
 
     /// Whether events read are still waiting in `carry`.

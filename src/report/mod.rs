@@ -19,6 +19,7 @@ pub(crate) mod period;
 pub mod render;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -30,7 +31,7 @@ pub use period::Period;
 
 use crate::event::{Kind, Millis};
 use crate::ingest::input::{InputError, InputFile, discover};
-use crate::ingest::lines::{LineReader, open_log};
+use crate::ingest::lines::each_line;
 use crate::ingest::merge::{Reading, TimeRange, merge_files_auto};
 use crate::ingest::parse::Parser;
 use crate::logs::{ALERTS_LOG, AgeRank, rotation_of};
@@ -207,18 +208,11 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
     col.finish_rejects(&inp.mtimes);
 
     for path in &inp.alerts {
-        let name = path.display().to_string();
-        let raw = open_log(path).map_err(|e| ReportError::Io(name.clone(), e))?;
-        let mut lines = LineReader::new(raw, opts.parser.max_line_bytes);
-        while let Some((_, line)) = lines
-            .next_line()
-            .map_err(|e| ReportError::Io(name.clone(), e))?
-        {
-            match line {
-                Ok(bytes) => col.alert_line(bytes),
-                Err(_) => col.alert_line(b"-"),
-            }
-        }
+        each_line(path, opts.parser.max_line_bytes, |line| {
+            col.alert_line(line.unwrap_or(b"-"));
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| ReportError::Io(path.display().to_string(), e))?;
     }
     Ok(col.finish())
 }
@@ -233,28 +227,19 @@ fn token_requests(
     let mut ids = HashSet::new();
     let mut complete = true;
     for f in files.iter().filter(|f| f.kind == Kind::ToolCall) {
-        let name = f.path.display().to_string();
-        let raw = open_log(&f.path).map_err(|e| ReportError::Io(name.clone(), e))?;
-        let mut lines = LineReader::new(raw, opts.parser.max_line_bytes);
-        while let Some((_, line)) = lines
-            .next_line()
-            .map_err(|e| ReportError::Io(name.clone(), e))?
-        {
-            let Ok(bytes) = line else { continue };
-            let Ok(ev) = opts.parser.parse(f.kind, bytes) else {
-                continue;
-            };
-            if ev.token_id.as_deref() != Some(token) || !opts.range.contains(ev.ts) {
-                continue;
-            }
-            if let Some(r) = ev.request_id {
+        f.each_event(&opts.parser, |ev| {
+            if ev.token_id.as_deref() == Some(token)
+                && opts.range.contains(ev.ts)
+                && let Some(r) = ev.request_id
+            {
                 if ids.len() < opts.caps.max_token_requests || ids.contains(r.as_str()) {
                     ids.insert(r.as_str().into());
                 } else {
                     complete = false;
                 }
             }
-        }
+            ControlFlow::Continue(())
+        })?;
     }
     Ok((ids, complete))
 }
@@ -268,31 +253,27 @@ fn read_old(
     opts: &ReportOptions<'_>,
     col: &mut Collector<'_>,
 ) -> Result<bool, ReportError> {
-    let name = f.path.display().to_string();
-    let raw = open_log(&f.path).map_err(|e| ReportError::Io(name.clone(), e))?;
-    let mut lines = LineReader::new(raw, opts.parser.max_line_bytes);
     let since = opts.range.since.unwrap_or(Millis::MIN);
     let mut oldest: Option<Millis> = None;
     let mut count = 0u64;
-    while let Some((_, line)) = lines
-        .next_line()
-        .map_err(|e| ReportError::Io(name.clone(), e))?
-    {
-        let Ok(bytes) = line else { continue };
-        let Ok(ev) = opts.parser.parse(f.kind, bytes) else {
-            continue;
-        };
+    let mut in_period = false;
+    f.each_event(&opts.parser, |ev| {
         if ev.ts >= since {
-            return Ok(false);
+            in_period = true;
+            return ControlFlow::Break(());
         }
         count += 1;
         oldest = Some(oldest.map_or(ev.ts, |o| o.min(ev.ts)));
         if f.kind != Kind::ToolCall {
-            break;
+            return ControlFlow::Break(());
         }
         // Idempotent and capped: harmless even if the file goes to the
         // merge after all.
         col.note_before(&ev);
+        ControlFlow::Continue(())
+    })?;
+    if in_period {
+        return Ok(false);
     }
     if let Some(o) = oldest {
         col.note_old_file(o, count);

@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support;
 use crate::support::daemon::{BIN, POLICY, Project, call_line, http_get};
+use crate::support::wait_until;
 
 /// 2026-11-20T12:00:00Z: in the past, at an ordinary hour.
 const BASE: i64 = 1_795_176_000_000;
@@ -49,17 +50,6 @@ fn project() -> Project {
     let p = Project::new();
     std::fs::write(p.path().join("security-config.json"), POLICY).unwrap();
     p
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// The users of the `disabled_tool` alerts in the alert log, in order.
@@ -455,7 +445,7 @@ fn scan_and_report_read_a_symlinked_live_log() {
 fn a_missing_audit_directory_is_said_once_and_healthz_is_503_until_it_exists() {
     let p = project();
     std::fs::remove_dir_all(p.audit()).unwrap();
-    let d = p.start_with_env(&[], &[("MCPWATCH_ROTATE_EVERY_MS", "100")]);
+    let d = p.start(&["--rotate-every", "100ms"]);
     let addr = d.addr.clone().unwrap();
     assert!(
         wait_until(Duration::from_secs(10), || http_get(&addr, "/healthz").0
@@ -514,6 +504,52 @@ fn a_fifo_under_a_log_name_is_reported_and_healthz_is_503() {
     )
     .0 == 200));
     assert_eq!(d.stderr().matches("not a regular file (a FIFO").count(), 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_pending_alert_of_a_channel_no_longer_configured_goes_to_the_dead_letters() {
+    use crate::support::delivery::{RefusingPort, route_toml, webhook_toml};
+    let down = RefusingPort::new();
+    let p = project();
+    let url = format!("http://{}/hook", down.addr);
+    let mut settings = webhook_toml("old-siem", &url, None, "2s");
+    settings += &route_toml(&["old-siem"], "100ms");
+    std::fs::write(p.path().join("mcpwatch.toml"), &settings).unwrap();
+    p.append("tool-usage.log", &[disabled_call(BASE, "u-1")]);
+    let d = p.start(&[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d
+            .metric("mcpwatch_outbox_pending")
+            >= 1.0),
+        "the alert waits for the channel that is down\n{}",
+        d.stderr()
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+
+    // The operator renames the channel: nothing would ever send the old one.
+    std::fs::write(
+        p.path().join("mcpwatch.toml"),
+        settings.replace("old-siem", "new-siem"),
+    )
+    .unwrap();
+    let d = p.start(&[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .metric("mcpwatch_outbox_pending")
+            == 0.0),
+        "{}",
+        d.stderr()
+    );
+    let dead = std::fs::read_to_string(p.state().join("dead-letter.ndjson")).unwrap();
+    assert!(dead.contains("\"reason\":\"channel_removed\""), "{dead}");
+    assert!(dead.contains("\"channel\":\"old-siem\""), "{dead}");
+    assert!(
+        dead.contains("u-1"),
+        "the alert itself is in the dead letter: {dead}"
+    );
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
 }

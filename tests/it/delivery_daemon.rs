@@ -10,6 +10,7 @@ use crate::support::daemon::{POLICY, Project, call_line};
 use crate::support::delivery::{
     Receiver, Script, SmtpOptions, SmtpServer, email_toml, route_toml, webhook_toml,
 };
+use crate::support::wait_until;
 
 /// 2026-11-20T12:00:00Z: in the past, at an ordinary hour (so only the
 /// planted bursts alert).
@@ -52,17 +53,6 @@ fn alert_ids(p: &Project) -> BTreeSet<String> {
         .iter()
         .filter_map(|a| a["id"].as_str().map(str::to_string))
         .collect()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 fn unix_now() -> f64 {

@@ -52,10 +52,10 @@ fn run_over_a_backlog_gives_exactly_the_alerts_of_scan() {
 /// does (approvals.log runs ahead of tool-usage.log in each slice).
 #[test]
 fn a_backlog_read_in_slices_still_gives_exactly_the_alerts_of_scan() {
-    backlog_equals_scan(&[("MCPWATCH_READ_LIMIT_BYTES", "16384")]);
+    backlog_equals_scan(&["--read-limit", "16384"]);
 }
 
-fn backlog_equals_scan(envs: &[(&str, &str)]) {
+fn backlog_equals_scan(args: &[&str]) {
     let p = Project::new();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
     std::fs::copy(
@@ -69,7 +69,7 @@ fn backlog_equals_scan(envs: &[(&str, &str)]) {
         std::fs::copy(&src, p.log(name)).unwrap();
         lines += std::fs::read_to_string(&src).unwrap().lines().count() as u64;
     }
-    let d = p.start_with_env(&[], envs);
+    let d = p.start(args);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (_, body) = d.get("/metrics");

@@ -21,7 +21,7 @@ fn rotation_under_load_loses_no_event_and_duplicates_none() {
         "[rotation]\nmax_size = \"256KiB\"\nrotate_wait = \"1s\"\n",
     )
     .unwrap();
-    let d = p.start_with_env(&[], &[("MCPWATCH_ROTATE_EVERY_MS", "200")]);
+    let d = p.start(&["--rotate-every", "200ms"]);
 
     // 10,000 lines/s in 10 ms ticks for 4 s; a burst every 500 ms. Steady
     // traffic comes from 2,000 users (well under 10 calls a minute each).

@@ -228,12 +228,12 @@ struct Chunked<'a, 'c> {
 }
 
 impl Heads for Chunked<'_, '_> {
-    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+    fn advance(&mut self, i: usize) -> Result<Advance, InputError> {
         loop {
             let place = &mut self.places[i];
             match place.next(&self.files[i], self.stats, self.on_reject)? {
-                Next::Head => return Ok(true),
-                Next::Eof => return Ok(false),
+                Next::Head => return Ok(Advance::Head),
+                Next::Eof => return Ok(Advance::Done),
                 Next::Chunk => {}
             }
             let first = place.chunk.is_none();
@@ -288,12 +288,26 @@ impl Reading<'_> {
     }
 }
 
+/// What a source has after [`Heads::advance`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Advance {
+    /// Its next accepted event.
+    Head,
+    /// Nothing more, ever (a file read to its end).
+    Done,
+    /// Nothing yet, but more may come (a live log read to its current
+    /// end): its next ts is unknown, so the merge must stop here and go on
+    /// once the source has more.
+    Wait,
+}
+
 /// The sources of a merge as the ts merge sees them: each holds its next
-/// accepted event (its head) until it is done.
-trait Heads {
+/// accepted event (its head) until it is done. Files and archives (`scan`,
+/// `report`) and the tailer's logs (`run`) are all merged through this.
+pub(crate) trait Heads {
     /// Moves source `i` on to its next accepted event, reporting the lines
-    /// rejected on the way; whether it has one.
-    fn advance(&mut self, i: usize) -> Result<bool, InputError>;
+    /// rejected on the way; what it has now.
+    fn advance(&mut self, i: usize) -> Result<Advance, InputError>;
     /// The ts of source `i`'s head.
     fn ts(&self, i: usize) -> Millis;
     /// Hands out source `i`'s head.
@@ -302,13 +316,20 @@ trait Heads {
 
 /// The merge of SPEC §3 over `n` sources: heads by (ts, source index),
 /// each source in its own order. Heads outside `range` are counted, not
-/// handed out; returns that count.
-fn merge_heads(h: &mut impl Heads, n: usize, range: TimeRange) -> Result<u64, InputError> {
+/// handed out; returns that count. A source that must [`Advance::Wait`]
+/// stops the merge there (every head not handed out stays its source's).
+pub(crate) fn merge_heads(
+    h: &mut impl Heads,
+    n: usize,
+    range: TimeRange,
+) -> Result<u64, InputError> {
     let mut filtered = 0;
     let mut heap = BinaryHeap::with_capacity(n);
     for i in 0..n {
-        if h.advance(i)? {
-            heap.push(Reverse((h.ts(i), i)));
+        match h.advance(i)? {
+            Advance::Head => heap.push(Reverse((h.ts(i), i))),
+            Advance::Done => {}
+            Advance::Wait => return Ok(filtered),
         }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
@@ -318,8 +339,10 @@ fn merge_heads(h: &mut impl Heads, n: usize, range: TimeRange) -> Result<u64, In
             } else {
                 filtered += 1;
             }
-            if !h.advance(i)? {
-                break;
+            match h.advance(i)? {
+                Advance::Head => {}
+                Advance::Done => break,
+                Advance::Wait => return Ok(filtered),
             }
             // While this file's next event still goes before every other
             // file's (ties in file order), take it without the heap: what

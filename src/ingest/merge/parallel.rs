@@ -20,7 +20,7 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::chunk::{Chunk, End, Next, Place, Sizes};
-use super::{FileLines, Heads, ReadStats, Reading, Rejected, merge_heads};
+use super::{Advance, FileLines, Heads, ReadStats, Reading, Rejected, merge_heads};
 use crate::event::LineRef;
 use crate::event::{Event, Kind, Millis};
 use crate::ingest::input::{InputError, InputFile};
@@ -260,7 +260,7 @@ impl Merge<'_, '_> {
 }
 
 impl Heads for Merge<'_, '_> {
-    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+    fn advance(&mut self, i: usize) -> Result<Advance, InputError> {
         let c = &mut self.cursors[i];
         if c.place.has_head && !c.started {
             // The merge has begun on this file: read ahead of it from now on
@@ -279,8 +279,8 @@ impl Heads for Merge<'_, '_> {
         loop {
             let place = &mut self.cursors[i].place;
             match place.next(&self.files[i], self.stats, self.on_reject)? {
-                Next::Head => return Ok(true),
-                Next::Eof => return Ok(false),
+                Next::Head => return Ok(Advance::Head),
+                Next::Eof => return Ok(Advance::Done),
                 Next::Chunk => {}
             }
             let next = self.take(i)?;

@@ -116,7 +116,7 @@ struct Direct<'a, 'c> {
 }
 
 impl Heads for Direct<'_, '_> {
-    fn advance(&mut self, i: usize) -> Result<bool, InputError> {
+    fn advance(&mut self, i: usize) -> Result<Advance, InputError> {
         let s = &mut self.sources[i];
         s.advance(self.parser, self.stats, self.on_reject)?;
         if !s.started {
@@ -124,7 +124,11 @@ impl Heads for Direct<'_, '_> {
             s.started = true;
             s.lines.park();
         }
-        Ok(s.has_head)
+        Ok(if s.has_head {
+            Advance::Head
+        } else {
+            Advance::Done
+        })
     }
 
     fn ts(&self, i: usize) -> Millis {

@@ -40,6 +40,8 @@ use crate::event::{Event, Kind, Millis, RejectReason};
 use fields::{Fields, Scalar, slot};
 use walk::{ScalarSeed, TopVisitor};
 
+pub(crate) use ts::DAYS_BEFORE_EPOCH;
+
 /// 2000-01-01T00:00:00Z in ms: earlier timestamps are `bad_ts` (SPEC §1).
 pub const MIN_TS_MS: Millis = 946_684_800_000;
 /// How far ahead of the reading clock a ts may be before it is `bad_ts`.

@@ -7,6 +7,7 @@
 
 use super::fields::Scalar;
 use crate::event::Millis;
+use chrono::Datelike;
 
 /// A ts value in any form of SPEC §1, as ms since the epoch; `None` when it
 /// is not a timestamp at all. Range is checked by the caller.
@@ -122,13 +123,10 @@ fn parse_datetime(b: &[u8]) -> Option<Millis> {
         return None;
     }
     let (hour, min, sec) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    // chrono checks the calendar (month lengths, leap years) and counts the
+    // days; a table lookup, cheap beside the rest of a line's parse.
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -169,32 +167,11 @@ fn parse_datetime(b: &[u8]) -> Option<Millis> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
+    let days = i64::from(date.num_days_from_ce()) - DAYS_BEFORE_EPOCH;
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_min * 60;
     Some(secs * 1000 + millis)
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01 (day 0 of Unix
+/// time), less one.
+pub(crate) const DAYS_BEFORE_EPOCH: i64 = 719_163;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
+use crate::ingest::frame;
 
 /// One open file and how far it has been consumed.
 #[derive(Debug)]
@@ -301,7 +302,7 @@ impl Tracked {
                 scan_from = nl + 1;
             }
             scan_from = out.data.len();
-            if !self.skipping && out.data.len() - *line_start > max.saturating_add(TOO_LONG_SLACK) {
+            if !self.skipping && frame::hopeless(out.data.len() - *line_start, max) {
                 self.skipping = true;
             }
             if self.skipping {
@@ -328,31 +329,36 @@ impl Tracked {
         nl: usize,
         end_off: u64,
     ) {
+        self.push_line(kind, max, out, start..nl, true, end_off);
+    }
+
+    /// Hands out the line in `out.data[at]` (`ended`: by a newline) or its
+    /// `too_long` reject, and consumes it up to `end_off`.
+    fn push_line(
+        &mut self,
+        kind: Kind,
+        max: usize,
+        out: &mut Batch,
+        at: std::ops::Range<usize>,
+        ended: bool,
+        end_off: u64,
+    ) {
         self.line = self.line.saturating_add(1);
         let len = end_off - self.offset;
-        if self.skipping {
-            self.skipping = false;
-            out.rejected.push(self.reject(kind, len));
-        } else {
-            let mut s = start;
-            let mut e = nl;
-            if self.offset == 0 && out.data[s..e].starts_with(BOM) {
-                s += BOM.len();
-            }
-            if e > s && out.data[e - 1] == b'\r' {
-                e -= 1;
-            }
-            if e - s > max {
-                out.rejected.push(self.reject(kind, len));
-            } else {
-                out.lines.push(TailLine {
-                    kind,
-                    file: self.name.clone(),
-                    line_no: self.line,
-                    start: s,
-                    end: e,
-                });
-            }
+        let framed = match self.skipping {
+            true => Err(RejectReason::TooLong),
+            false => frame::frame(&out.data[at.clone()], self.offset == 0, ended, max),
+        };
+        self.skipping = false;
+        match framed {
+            Err(_) => out.rejected.push(self.reject(kind, len)),
+            Ok(r) => out.lines.push(TailLine {
+                kind,
+                file: self.name.clone(),
+                line_no: self.line,
+                start: at.start + r.start,
+                end: at.start + r.end,
+            }),
         }
         self.offset = end_off;
     }
@@ -376,32 +382,8 @@ impl Tracked {
         out.data.extend_from_slice(&self.pending);
         self.pending.clear();
         let end = out.data.len();
-        let end_off = self.read_pos;
-        // `finish_line` strips a `\r` before a newline; a partial line has
-        // none, so keep it out of reach by passing the real end.
-        self.line = self.line.saturating_add(1);
-        let len = end_off - self.offset;
-        if self.skipping {
-            self.skipping = false;
-            out.rejected.push(self.reject(kind, len));
-        } else {
-            let mut s = start;
-            if self.offset == 0 && out.data[s..end].starts_with(BOM) {
-                s += BOM.len();
-            }
-            if end - s > max {
-                out.rejected.push(self.reject(kind, len));
-            } else {
-                out.lines.push(TailLine {
-                    kind,
-                    file: self.name.clone(),
-                    line_no: self.line,
-                    start: s,
-                    end,
-                });
-            }
-        }
-        self.offset = end_off;
+        // A partial line has no newline, so no `\r` of one to strip.
+        self.push_line(kind, max, out, start..end, false, self.read_pos);
     }
 }
 

@@ -81,12 +81,6 @@ const PROBE_BYTES: usize = 64 * 1024;
 /// for the next poll.
 const RETAIN_BUFFER_BYTES: usize = 64 << 20;
 
-/// A partial line is declared too long as soon as it exceeds the maximum by
-/// more than a BOM and a `\r` could explain.
-const TOO_LONG_SLACK: usize = 4;
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
 /// One complete line, without BOM and line ending. Its bytes live in the
 /// [`Batch`]'s shared buffer: see [`Batch::bytes`].
 #[derive(Clone, Debug, PartialEq, Eq)]

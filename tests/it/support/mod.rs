@@ -14,3 +14,16 @@ pub const BLESS_ENV: &str = "MCPWATCH_BLESS";
 pub fn blessing() -> bool {
     std::env::var_os(BLESS_ENV).is_some_and(|v| v == "1")
 }
+
+/// Polls `f` every 50 ms until it holds or `timeout` has passed; the last
+/// answer.
+pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
