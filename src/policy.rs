@@ -121,6 +121,20 @@ pub struct Policy {
     pub(crate) disabled: ToolList,
 }
 
+/// What `check` shows of a policy: `approvalMode <mode>; <n> named tools,
+/// <m> patterns` (patterns counted over the three lists, as written).
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let patterns: usize = self.lists().iter().map(|(_, l)| l.patterns().len()).sum();
+        write!(
+            f,
+            "approvalMode {}; {} named tools, {patterns} patterns",
+            self.mode.as_str(),
+            self.named_tools().len()
+        )
+    }
+}
+
 impl Policy {
     /// A policy with the three lists of `rules` (empty lists where absent).
     pub(crate) fn new(
@@ -208,13 +222,8 @@ impl Policy {
         (c, r.to_string())
     }
 
-    /// Number of `patterns` over the three lists, as written.
-    pub fn pattern_count(&self) -> usize {
-        self.lists().iter().map(|(_, l)| l.patterns().len()).sum()
-    }
-
     /// Every tool named in any list's `tools` (such a tool is never new).
-    pub fn named_tools(&self) -> Vec<String> {
+    pub(crate) fn named_tools(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .lists()
             .iter()

@@ -7,7 +7,7 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SendError {
-    pub message: String,
+    pub(crate) message: String,
     pub(crate) retryable: bool,
 }
 

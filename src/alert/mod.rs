@@ -5,7 +5,7 @@
 
 pub mod delivery;
 pub(crate) mod email;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod log;
 pub mod outbox;
 pub mod router;

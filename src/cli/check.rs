@@ -57,14 +57,7 @@ pub(crate) fn summary(cfg: &Config) -> String {
     let s = &cfg.sources;
     let mut out = String::new();
     let _ = match (&s.config, &cfg.policy) {
-        (Some(path), Some(p)) => writeln!(
-            out,
-            "security-config: {} (approvalMode {}; {} named tools, {} patterns)",
-            path.display(),
-            p.mode.as_str(),
-            p.named_tools().len(),
-            p.pattern_count()
-        ),
+        (Some(path), Some(p)) => writeln!(out, "security-config: {} ({p})", path.display()),
         _ => writeln!(
             out,
             "security-config: none (policy unknown; disabled_tool and approval_bypass off)"

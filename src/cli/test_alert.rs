@@ -15,7 +15,6 @@ use clap::Args;
 
 use super::{CommonArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use mcpwatch::alert::delivery::send_test;
-use mcpwatch::alert::error::SendError;
 use mcpwatch::alert::router::DeliveryConfig;
 
 #[derive(Args, Debug)]
@@ -74,9 +73,10 @@ pub(crate) fn run_with(
     Ok(report(&results, out)?)
 }
 
-/// Prints one line per channel; 1 if any failed.
-pub(crate) fn report(
-    results: &[(String, Result<(), SendError>)],
+/// Prints one line per channel (a failure as its error shows itself); 1 if
+/// any failed.
+pub(crate) fn report<E: std::fmt::Display>(
+    results: &[(String, Result<(), E>)],
     out: &mut dyn Write,
 ) -> std::io::Result<u8> {
     let mut code = EXIT_OK;
@@ -85,7 +85,7 @@ pub(crate) fn report(
             Ok(()) => writeln!(out, "{name}: ok")?,
             Err(e) => {
                 code = EXIT_FAILURE;
-                writeln!(out, "{name}: {}", e.message)?;
+                writeln!(out, "{name}: {e}")?;
             }
         }
     }
