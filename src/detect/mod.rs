@@ -6,11 +6,13 @@
 //! `scan` over history and `run` over a live tail share every line of
 //! detection and give the same alerts for the same input.
 //!
-//! Rules are evaluated in a fixed order for each event (pending
-//! `approval_bypass` decisions first, then the rules of the event's kind in
-//! the order of SPEC §3's table), which makes the alert order deterministic.
+//! Rules are evaluated in a fixed order for each event (what became due by
+//! event time first — pending `approval_bypass` decisions —, then the rules
+//! of the event's kind in the order of SPEC §3's table, which is the order
+//! of the registry in [`rules`]), which makes the alert order deterministic.
 
 pub mod policy;
+mod policy_cache;
 pub mod rules;
 pub mod state;
 
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
 use crate::config::{Config, RuleConfig, RuleName};
 use crate::event::{Event, Field, Kind, Millis};
+use policy_cache::{PolicyCache, ToolFacts};
 
 /// Where the event being processed was read: evidence and the alert id
 /// need the file name, the line number and the raw line.
@@ -70,6 +73,8 @@ impl Stats {
 #[derive(Debug)]
 pub struct Engine {
     rules: rules::Rules,
+    /// The tool policy, cached per tool name; `None` while it is unknown.
+    policy: Option<PolicyCache>,
     state: EngineState,
     key_buf: String,
     /// Live only (SPEC §8): pending `approval_bypass` calls whose deadline
@@ -99,6 +104,7 @@ impl Engine {
     pub fn new(config: &Config) -> Engine {
         Engine {
             rules: rules::Rules::new(config),
+            policy: config.policy.clone().map(PolicyCache::new),
             state: EngineState::default(),
             key_buf: String::with_capacity(64),
             bypass_horizon: Millis::MAX,
@@ -114,7 +120,7 @@ impl Engine {
 
     /// `approval_bypass`'s `grace`, when the rule is on.
     pub fn bypass_grace(&self) -> Option<Millis> {
-        self.rules.bypass_grace()
+        self.rules.approval_bypass.as_ref().map(|r| r.grace())
     }
 
     /// Whether `approval_bypass` calls wait for their judgement.
@@ -140,6 +146,8 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(wm),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
+            policy: self.policy.as_mut(),
+            tool: None,
             out,
         };
         self.rules.judge_due(&mut self.state.rules, &mut cx);
@@ -161,6 +169,8 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(t),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
+            policy: self.policy.as_mut(),
+            tool: None,
             out,
         };
         self.rules.process(&mut self.state.rules, &mut cx);
@@ -203,10 +213,25 @@ pub(crate) struct Cx<'a, 'b> {
     pub stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).
     pub key: &'b mut String,
+    /// Behind [`Cx::tool_policy`].
+    policy: Option<&'b mut PolicyCache>,
+    /// The event's answer from `policy`, once a rule has asked.
+    tool: Option<ToolFacts>,
     pub out: &'b mut Vec<Alert>,
 }
 
 impl Cx<'_, '_> {
+    /// What the policy says of the call's tool (a missing name is
+    /// `"unknown"`); `None` while the policy is unknown. Looked up once
+    /// per event, however many rules ask.
+    pub(crate) fn tool_policy(&mut self) -> Option<ToolFacts> {
+        if self.tool.is_none() {
+            let policy = self.policy.as_deref_mut()?;
+            self.tool = Some(policy.lookup(self.ev.tool_name.as_deref().unwrap_or("unknown")));
+        }
+        self.tool
+    }
+
     /// Applies a cooldown verdict: `Some(suppressed)` raises the alert that
     /// `make` builds from that count, `None` counts one suppression.
     pub(crate) fn raise(
@@ -316,15 +341,7 @@ pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
 
 /// Kinds each rule reads, for callers that want to skip work.
 pub fn rule_inputs(rule: RuleName) -> &'static [Kind] {
-    match rule {
-        RuleName::RapidToolUsage
-        | RuleName::UnusualHours
-        | RuleName::NewToolUsage
-        | RuleName::DisabledTool => &[Kind::ToolCall],
-        RuleName::HighDenialRate => &[Kind::Approval],
-        RuleName::ApprovalBypass => &[Kind::ToolCall, Kind::Approval],
-        RuleName::ErrorSpike => &[Kind::Error],
-    }
+    rule.inputs()
 }
 
 #[cfg(test)]
