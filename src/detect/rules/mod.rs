@@ -168,6 +168,32 @@ mod tests {
         assert_eq!(shipped, registered);
     }
 
+    /// The checkpoint's JSON names each rule's state after the rule, in
+    /// registry order (postcard's layout is that order).
+    #[test]
+    fn checkpointed_state_is_keyed_by_rule_name_in_registry_order() {
+        let json = serde_json::to_string(&RulesState::default()).expect("serializes");
+        let at: Vec<usize> = (RuleName::ALL.iter())
+            .map(|r| {
+                json.find(&format!("\"{}\":", r.as_str()))
+                    .expect("a field per rule")
+            })
+            .collect();
+        assert!(at.is_sorted(), "{json}");
+    }
+
+    /// A checkpoint from before a rule existed loads, that rule empty.
+    #[test]
+    fn a_json_checkpoint_without_a_rule_loads_with_that_rule_empty() {
+        let mut v = serde_json::to_value(RulesState::default()).expect("serializes");
+        v.as_object_mut().expect("an object").remove("error_spike");
+        let st: RulesState = serde_json::from_value(v).expect("loads");
+        assert_eq!(
+            serde_json::to_string(&st).ok(),
+            serde_json::to_string(&RulesState::default()).ok()
+        );
+    }
+
     #[test]
     fn every_rule_reads_some_kind_of_event() {
         for rule in RuleName::ALL {
