@@ -146,7 +146,6 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(wm),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
-            policy: self.policy.as_mut(),
             tool: None,
             out,
         };
@@ -169,8 +168,12 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(t),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
-            policy: self.policy.as_mut(),
-            tool: None,
+            tool: match (ev.kind, &mut self.policy) {
+                (Some(Kind::ToolCall), Some(p)) => {
+                    Some(p.lookup(ev.tool_name.as_deref().unwrap_or("unknown")))
+                }
+                _ => None,
+            },
             out,
         };
         self.rules.process(&mut self.state.rules, &mut cx);
@@ -213,25 +216,14 @@ pub(crate) struct Cx<'a, 'b> {
     pub stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).
     pub key: &'b mut String,
-    /// Behind [`Cx::tool_policy`].
-    policy: Option<&'b mut PolicyCache>,
-    /// The event's answer from `policy`, once a rule has asked.
-    tool: Option<ToolFacts>,
+    /// For a tool call under a known policy, what the policy says of its
+    /// tool (a missing name is `"unknown"`); else `None`. Looked up once
+    /// per call, before the rules (cached by tool name).
+    pub tool: Option<ToolFacts>,
     pub out: &'b mut Vec<Alert>,
 }
 
 impl Cx<'_, '_> {
-    /// What the policy says of the call's tool (a missing name is
-    /// `"unknown"`); `None` while the policy is unknown. Looked up once
-    /// per event, however many rules ask.
-    pub(crate) fn tool_policy(&mut self) -> Option<ToolFacts> {
-        if self.tool.is_none() {
-            let policy = self.policy.as_deref_mut()?;
-            self.tool = Some(policy.lookup(self.ev.tool_name.as_deref().unwrap_or("unknown")));
-        }
-        self.tool
-    }
-
     /// Applies a cooldown verdict: `Some(suppressed)` raises the alert that
     /// `make` builds from that count, `None` counts one suppression.
     pub(crate) fn raise(

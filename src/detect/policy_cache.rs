@@ -1,8 +1,7 @@
 //! The tool policy as the engine asks it, once per tool call: a cache by
-//! tool name of what the rules need (class, named in a `tools` list).
-//! Glob matching on every call would dominate the engine's cost, and a
-//! call's answer is looked up at most once however many rules ask
-//! ([`crate::detect::Cx::tool_policy`]).
+//! tool name of what the rules need (class, named in a `tools` list),
+//! handed to every rule in [`crate::detect::Cx::tool`]. Glob matching on
+//! every call would dominate the engine's cost.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;

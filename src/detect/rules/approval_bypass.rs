@@ -54,7 +54,7 @@ impl Rule for ApprovalBypass {
     fn process(&self, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
         match cx.ev.kind {
             Some(Kind::ToolCall) => {
-                if cx.tool_policy().map(|p| p.class) == Some(ToolClass::RequiresApproval) {
+                if cx.tool.map(|p| p.class) == Some(ToolClass::RequiresApproval) {
                     on_call(&self.r, st, cx);
                 }
             }

@@ -29,7 +29,7 @@ impl Rule for DisabledTool {
     }
 
     fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
-        if cx.tool_policy().map(|p| p.class) == Some(ToolClass::Disabled) {
+        if cx.tool.map(|p| p.class) == Some(ToolClass::Disabled) {
             process(&self.r, st, cx);
         }
     }

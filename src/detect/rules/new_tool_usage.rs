@@ -45,7 +45,7 @@ impl Rule for NewToolUsage {
     fn process(&self, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         // Named in the policy's `tools` lists: documented, so never new.
-        if cx.tool_policy().is_some_and(|p| p.named) {
+        if cx.tool.is_some_and(|p| p.named) {
             return;
         }
         let key = state_key(cx.ev, &r.key, cx.key);
