@@ -18,20 +18,23 @@
 //! 2. Add `mod <name>;` and one line `<name>::<Type>,` to the registry
 //!    below, at its place in SPEC §3's table: that is the order alerts of
 //!    one event come out in.
-//! 3. Ship `rules/<name>.toml`: the documented defaults, parsed at build
-//!    time as the built-in rule (every key its file may set, commented).
+//! 3. Ship `rules/<name>.toml`: the documented defaults (every key its
+//!    file may set, explained), embedded at build time and parsed as the
+//!    built-in rule; a unit test checks the file is there.
 //!
 //! That is all: `check`, routes' `rules = [...]`, the rules directory, the
 //! metrics and the email advice learn the rule from the registry. Only a
 //! setting of a *new kind* (a key no rule has yet) also needs a
 //! [`Setting`] variant, a [`RuleConfig`] field and its parser in
 //! `config/rules.rs`; a new [`Kind`] of event, an arm in the generated
-//! dispatch (`registry.rs`). A rule added anywhere but last changes the
-//! postcard layout of [`RulesState`]; any rule added makes engine files
-//! written before unreadable (see `registry.rs`).
+//! dispatch (`registry.rs`). Any rule added changes the postcard layout
+//! of [`RulesState`]: engine files written before no longer decode (JSON
+//! checkpoints still do; see `registry.rs`).
 //!
 //! Rules are pure (STYLE principle 1): they see the event, event time and
-//! the engine's counters through [`Cx`], never a clock or a file.
+//! the engine's counters through [`Cx`], never a clock or a file. A rule
+//! that judges a call by its tool's policy class reads `cx.tool` (looked
+//! up once per call for all rules) and sets `NEEDS_POLICY`.
 
 #[macro_use]
 mod registry;
