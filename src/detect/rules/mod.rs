@@ -1,5 +1,5 @@
 //! The rules of SPEC §3: one type per rule, each in its own file, all
-//! listed once in the [`registry!`] below. A rule type carries everything
+//! listed once in the `registry!` below. A rule type carries everything
 //! about its rule — name, shipped defaults, the settings its file may
 //! set, the kinds of event it reads, its state and its code — so the
 //! enum of rule names, the config tables, the engine's slots and state,
@@ -32,7 +32,7 @@
 //! checkpoints still do; see `registry.rs`).
 //!
 //! Rules are pure (STYLE principle 1): they see the event, event time and
-//! the engine's counters through [`Cx`], never a clock or a file. A rule
+//! the engine's counters through `Cx`, never a clock or a file. A rule
 //! that judges a call by its tool's policy class reads `cx.tool` (looked
 //! up once per call for all rules) and sets `NEEDS_POLICY`.
 
