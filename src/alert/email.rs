@@ -88,40 +88,13 @@ pub(crate) fn subject(alerts: &[Alert]) -> String {
     s
 }
 
-/// What an operator should look at for each rule.
+/// What an operator should look at for each rule (each rule's type says
+/// it: see `detect/rules/mod.rs`).
 pub(crate) fn advice(rule: &str) -> &'static str {
-    match rule {
-        "rapid_tool_usage" => {
-            "Check whether this user's agent is looping or scripted: review the calls in \
-             tool-usage.log around the evidence line, and consider rate limiting the user or \
-             revoking the token if the calls are not theirs."
-        }
-        "unusual_hours" => {
-            "Confirm with the user that they were working at this hour; if not, check the token \
-             used and the tools called for signs of a stolen credential."
-        }
-        "high_denial_rate" => {
-            "Review the denied requests in approvals.log: repeated denials can mean an agent \
-             probing for tools it should not use, or a prompt injection pushing it to."
-        }
-        "new_tool_usage" => {
-            "Confirm this server and tool were added on purpose, and check their policy class \
-             with `mcpwatch check --tool NAME`; list the tool in security-config.json."
-        }
-        "disabled_tool" => {
-            "A disabled tool ran: find how it was reachable (server config, policy drift), check \
-             what the call did, and revoke the token if misuse is suspected."
-        }
-        "approval_bypass" => {
-            "The call ran without a recorded approval: look for its request id in \
-             approvals.log and check whether the approval step was skipped or misconfigured."
-        }
-        "error_spike" => {
-            "Check the MCP server's health and its upstream dependencies; errors.log holds the \
-             error types and messages."
-        }
-        "test_alert" => "Nothing: this is a test sent by `mcpwatch test-alert`.",
-        _ => "Review the evidence lines in the audit logs.",
+    match crate::config::RuleName::parse(rule) {
+        Some(r) => r.advice(),
+        None if rule == "test_alert" => "Nothing: this is a test sent by `mcpwatch test-alert`.",
+        None => "Review the evidence lines in the audit logs.",
     }
 }
 

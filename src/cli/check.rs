@@ -80,9 +80,10 @@ pub(crate) fn summary(cfg: &Config) -> String {
             let names: Vec<&str> = s.rule_files.iter().map(|r| r.as_str()).collect();
             writeln!(
                 out,
-                "rules: {} (files for {} of 7 rules{}{}; the rest built-in)",
+                "rules: {} (files for {} of {} rules{}{}; the rest built-in)",
                 d.display(),
                 names.len(),
+                RuleName::COUNT,
                 if names.is_empty() { "" } else { ": " },
                 names.join(", ")
             )

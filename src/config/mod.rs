@@ -110,13 +110,11 @@ impl Config {
         }
     }
 
-    /// Whether a rule runs: enabled, and for `disabled_tool` and
-    /// `approval_bypass` a policy is known (SPEC §2: with no
-    /// `security-config.json` they stay off).
+    /// Whether a rule runs: enabled, and for the rules that judge calls by
+    /// their policy class (`disabled_tool`, `approval_bypass`) a policy is
+    /// known (SPEC §2: with no `security-config.json` they stay off).
     pub fn rule_active(&self, name: RuleName) -> bool {
-        self.rules.get(name).enabled
-            && (self.policy.is_some()
-                || !matches!(name, RuleName::DisabledTool | RuleName::ApprovalBypass))
+        self.rules.get(name).enabled && (self.policy.is_some() || !name.needs_policy())
     }
 
     /// The audit log directory: `--dir`, else `input.dir` (for tests; the
@@ -192,14 +190,6 @@ fn default_security() -> SecurityExtras {
         ..SecurityExtras::default()
     }
 }
-
-/// The rules `monitoring.anomalyDetection: false` turns off.
-const ANOMALY_RULES: [RuleName; 4] = [
-    RuleName::RapidToolUsage,
-    RuleName::UnusualHours,
-    RuleName::HighDenialRate,
-    RuleName::NewToolUsage,
-];
 
 /// Per-file results: a syntax error stops everything (reported alone);
 /// semantic errors accumulate.
@@ -344,7 +334,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
     retention_sec.apply(&mut cfg.retention);
     retention_audit.apply(&mut cfg.retention);
 
-    let mut explicit = [false; 7];
+    let mut explicit = [false; RuleName::COUNT];
     if let Some(dir) = &src.rules {
         cfg.sources.rules_dir = Some(dir.clone());
         match rule_files(dir) {
@@ -384,7 +374,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
         }
     }
     if !cfg.security.anomaly_detection {
-        for r in ANOMALY_RULES {
+        for r in RuleName::ALL.into_iter().filter(|r| r.anomaly()) {
             if !explicit[r as usize] {
                 cfg.rules.get_mut(r).enabled = false;
             }

@@ -1,59 +1,32 @@
-//! `rules/<rule>.toml`: one file per rule of SPEC §3.
+//! `rules/<rule>.toml`: one file per rule of SPEC §3, and the parsers of
+//! every kind of [`Setting`] a rule may take.
 //!
 //! The shipped `rules/` files are embedded and parsed by the same code as a
 //! user's files, so the built-in defaults are exactly the shipped files. A
 //! user's file overrides only the keys it sets.
 
 use super::tree::{Ctx, Node, one_of};
-use super::{RuleConfig, RuleName, RuleSet};
+use super::{RuleConfig, RuleName, RuleSet, Setting};
 use crate::event::{Field, Severity};
 
-/// The shipped rule files, in [`RuleName::ALL`] order.
-pub(crate) const BUILTIN_RULES: [(RuleName, &str); 7] = [
-    (
-        RuleName::RapidToolUsage,
-        include_str!("../../rules/rapid_tool_usage.toml"),
-    ),
-    (
-        RuleName::UnusualHours,
-        include_str!("../../rules/unusual_hours.toml"),
-    ),
-    (
-        RuleName::HighDenialRate,
-        include_str!("../../rules/high_denial_rate.toml"),
-    ),
-    (
-        RuleName::NewToolUsage,
-        include_str!("../../rules/new_tool_usage.toml"),
-    ),
-    (
-        RuleName::DisabledTool,
-        include_str!("../../rules/disabled_tool.toml"),
-    ),
-    (
-        RuleName::ApprovalBypass,
-        include_str!("../../rules/approval_bypass.toml"),
-    ),
-    (
-        RuleName::ErrorSpike,
-        include_str!("../../rules/error_spike.toml"),
-    ),
-];
+/// The shipped rule files, in [`RuleName::ALL`] order (each rule type
+/// embeds its own).
+pub(crate) const BUILTIN_RULES: [(RuleName, &str); RuleName::COUNT] = {
+    let mut out = [(RuleName::ALL[0], ""); RuleName::COUNT];
+    let mut i = 0;
+    while i < RuleName::COUNT {
+        out[i] = (RuleName::ALL[i], RuleName::ALL[i].defaults());
+        i += 1;
+    }
+    out
+};
 
 const COMMON: [&str; 5] = ["enabled", "severity", "key", "realert", "max_keys"];
 
 /// The keys a rule's file may set: the common ones plus its own.
 pub(crate) fn allowed_keys(rule: RuleName) -> Vec<&'static str> {
-    let own: &[&str] = match rule {
-        RuleName::RapidToolUsage | RuleName::ErrorSpike => &["window", "threshold"],
-        RuleName::HighDenialRate => &["window", "threshold", "min_decisions"],
-        RuleName::UnusualHours => &["hours", "timezone"],
-        RuleName::NewToolUsage => &["learning_period"],
-        RuleName::ApprovalBypass => &["grace", "horizon"],
-        RuleName::DisabledTool => &[],
-    };
     let mut v: Vec<&str> = COMMON.to_vec();
-    v.extend_from_slice(own);
+    v.extend(rule.settings().iter().map(|s| s.key()));
     v
 }
 
@@ -182,7 +155,7 @@ pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
                 }
             }
             "threshold" => {
-                let t = if r.name == RuleName::HighDenialRate {
+                let t = if r.name.settings().contains(&Setting::Ratio) {
                     cx.num(
                         v,
                         f,

@@ -16,7 +16,7 @@ pub struct Config {
     /// The tool policy from `security-config.json`; `None` when no such file
     /// exists (then `disabled_tool` and `approval_bypass` stay off).
     pub policy: Option<Arc<Policy>>,
-    pub security: SecurityExtras,
+    pub(crate) security: SecurityExtras,
     pub retention: Retention,
     pub rules: RuleSet,
     pub settings: Settings,
@@ -43,7 +43,7 @@ pub struct LoadedSources {
 
 /// What `security-config.json` says beyond the tool policy.
 #[derive(Clone, Debug, Default)]
-pub struct SecurityExtras {
+pub(crate) struct SecurityExtras {
     /// `fallbackOnTimeout`: when true (`deny`, the default) an approval
     /// `timeout` counts as a denial in `high_denial_rate`.
     pub(crate) timeout_is_denial: bool,
@@ -83,43 +83,50 @@ impl Default for Retention {
     }
 }
 
-/// The seven rules of SPEC §3, in the order the engine evaluates them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RuleName {
-    RapidToolUsage,
-    UnusualHours,
-    HighDenialRate,
-    NewToolUsage,
-    DisabledTool,
-    ApprovalBypass,
-    ErrorSpike,
+/// The rules of SPEC §3, written from the rule registry
+/// (`detect/rules/mod.rs`): a rule's name, defaults and settings belong to
+/// its type there.
+pub use crate::detect::rules::RuleName;
+
+/// A rule-specific key of `rules/<rule>.toml`: a rule lists the ones its
+/// file may set ([`RuleName::settings`]), `config/rules.rs` reads each
+/// into its [`RuleConfig`] field. A rule that needs a kind of setting no
+/// rule has yet adds a variant here, a field there and its parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setting {
+    /// `window`: a duration of at least 1 ms.
+    Window,
+    /// `threshold` as a whole number of events.
+    Threshold,
+    /// `threshold` as a ratio in [0, 1).
+    Ratio,
+    /// `min_decisions`.
+    MinDecisions,
+    /// `hours`: local hours 0..=23.
+    Hours,
+    /// `timezone`: an IANA name.
+    Timezone,
+    /// `grace`.
+    Grace,
+    /// `horizon`.
+    Horizon,
+    /// `learning_period`.
+    LearningPeriod,
 }
 
-impl RuleName {
-    pub const ALL: [RuleName; 7] = [
-        RuleName::RapidToolUsage,
-        RuleName::UnusualHours,
-        RuleName::HighDenialRate,
-        RuleName::NewToolUsage,
-        RuleName::DisabledTool,
-        RuleName::ApprovalBypass,
-        RuleName::ErrorSpike,
-    ];
-
-    pub fn as_str(self) -> &'static str {
+impl Setting {
+    /// The key in the rules file.
+    pub(crate) const fn key(self) -> &'static str {
         match self {
-            RuleName::RapidToolUsage => "rapid_tool_usage",
-            RuleName::UnusualHours => "unusual_hours",
-            RuleName::HighDenialRate => "high_denial_rate",
-            RuleName::NewToolUsage => "new_tool_usage",
-            RuleName::DisabledTool => "disabled_tool",
-            RuleName::ApprovalBypass => "approval_bypass",
-            RuleName::ErrorSpike => "error_spike",
+            Setting::Window => "window",
+            Setting::Threshold | Setting::Ratio => "threshold",
+            Setting::MinDecisions => "min_decisions",
+            Setting::Hours => "hours",
+            Setting::Timezone => "timezone",
+            Setting::Grace => "grace",
+            Setting::Horizon => "horizon",
+            Setting::LearningPeriod => "learning_period",
         }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<RuleName> {
-        RuleName::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -148,7 +155,7 @@ pub(crate) struct RuleConfig {
     pub(crate) learning_period: Millis,
 }
 
-/// All seven rules, indexed by `RuleName as usize`.
+/// Every rule, indexed by `RuleName as usize`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleSet {
     pub(crate) rules: Vec<RuleConfig>,

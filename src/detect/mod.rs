@@ -6,10 +6,12 @@
 //! `scan` over history and `run` over a live tail share every line of
 //! detection and give the same alerts for the same input.
 //!
-//! Rules are evaluated in a fixed order for each event (pending
-//! `approval_bypass` decisions first, then the rules of the event's kind in
-//! the order of SPEC §3's table), which makes the alert order deterministic.
+//! Rules are evaluated in a fixed order for each event (what became due by
+//! event time first — pending `approval_bypass` decisions —, then the rules
+//! of the event's kind in the order of SPEC §3's table, which is the order
+//! of the registry in [`rules`]), which makes the alert order deterministic.
 
+mod policy_cache;
 pub(crate) mod rules;
 pub(crate) mod state;
 
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Evidence, Number, alert_id, format_ts};
 use crate::config::{Config, RuleConfig, RuleName};
-use crate::event::{Event, Field, Millis};
+use crate::event::{Event, Field, Kind, Millis};
+use policy_cache::{PolicyCache, ToolFacts};
 
 pub(crate) use crate::event::LineRef;
 
@@ -61,6 +64,8 @@ impl Stats {
 #[derive(Debug)]
 pub struct Engine {
     rules: rules::Rules,
+    /// The tool policy, cached per tool name; `None` while it is unknown.
+    policy: Option<PolicyCache>,
     state: EngineState,
     key_buf: String,
     /// Live only (SPEC §8): pending `approval_bypass` calls whose deadline
@@ -90,6 +95,7 @@ impl Engine {
     pub fn new(config: &Config) -> Engine {
         Engine {
             rules: rules::Rules::new(config),
+            policy: config.policy.clone().map(PolicyCache::new),
             state: EngineState::default(),
             key_buf: String::with_capacity(64),
             bypass_horizon: Millis::MAX,
@@ -105,7 +111,7 @@ impl Engine {
 
     /// `approval_bypass`'s `grace`, when the rule is on.
     pub(crate) fn bypass_grace(&self) -> Option<Millis> {
-        self.rules.bypass_grace()
+        self.rules.approval_bypass.as_ref().map(|r| r.grace())
     }
 
     /// Whether `approval_bypass` calls wait for their judgement.
@@ -131,6 +137,7 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(wm),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
+            tool: None,
             out,
         };
         self.rules.judge_due(&mut self.state.rules, &mut cx);
@@ -152,6 +159,12 @@ impl Engine {
             first_ts: self.state.first_ts.unwrap_or(t),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
+            tool: match (ev.kind, &mut self.policy) {
+                (Some(Kind::ToolCall), Some(p)) => {
+                    Some(p.lookup(ev.tool_name.as_deref().unwrap_or("unknown")))
+                }
+                _ => None,
+            },
             out,
         };
         self.rules.process(&mut self.state.rules, &mut cx);
@@ -196,6 +209,10 @@ pub(crate) struct Cx<'a, 'b> {
     pub(crate) stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).
     pub(crate) key: &'b mut String,
+    /// For a tool call under a known policy, what the policy says of its
+    /// tool (a missing name is `"unknown"`); else `None`. Looked up once
+    /// per call, before the rules (cached by tool name).
+    pub(crate) tool: Option<ToolFacts>,
     pub(crate) out: &'b mut Vec<Alert>,
 }
 

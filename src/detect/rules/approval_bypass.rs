@@ -13,14 +13,60 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleConfig;
+use super::Rule;
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window};
-use crate::event::{Decision, Event, Field, Millis, Outcome};
+use crate::event::{Decision, Event, Field, Kind, Millis, Outcome};
+use crate::policy::ToolClass;
 
 /// Approve times kept per request id (retries can approve one request more
 /// than once; only recent ones can still matter).
 const APPROVES_PER_REQUEST: usize = 8;
+
+#[derive(Debug)]
+pub(crate) struct ApprovalBypass {
+    r: RuleConfig,
+}
+
+impl ApprovalBypass {
+    /// How long after a call its approve still counts (the live gate of
+    /// the pipeline waits this long on the wall clock).
+    pub(crate) fn grace(&self) -> Millis {
+        self.r.grace
+    }
+}
+
+impl Rule for ApprovalBypass {
+    const NAME: &'static str = "approval_bypass";
+    const DEFAULTS: &'static str = include_str!("../../../rules/approval_bypass.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::Grace, Setting::Horizon];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall, Kind::Approval];
+    const NEEDS_POLICY: bool = true;
+    const ADVICE: &'static str = "The call ran without a recorded approval: look for its request id in \
+         approvals.log and check whether the approval step was skipped or misconfigured.";
+    type State = BypassState;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        ApprovalBypass { r }
+    }
+
+    fn process(&self, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
+        match cx.ev.kind {
+            Some(Kind::ToolCall) => {
+                if cx.tool.map(|p| p.class) == Some(ToolClass::RequiresApproval) {
+                    on_call(&self.r, st, cx);
+                }
+            }
+            Some(Kind::Approval) => on_approval(&self.r, st, cx),
+            Some(Kind::Error) | None => {}
+        }
+    }
+
+    fn judge_due(&self, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
+        decide_due(&self.r, st, cx);
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct BypassState {
@@ -70,7 +116,7 @@ impl Ord for Pending {
 
 /// Judges every pending call whose deadline the watermark (and, live,
 /// the approvals' horizon) has passed.
-pub(crate) fn decide_due(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
+fn decide_due(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
     while let Some(Reverse(p)) = st.pending.peek() {
         if p.deadline >= cx.watermark || p.deadline >= cx.bypass_horizon {
             break;
@@ -130,7 +176,7 @@ fn outcome_of(ev: &Event) -> &'static str {
 }
 
 /// Registers a call of a tool that requires approval.
-pub(crate) fn on_call(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
+fn on_call(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
     if cx.ev.outcome == Some(Outcome::Denied) {
         return;
     }
@@ -155,7 +201,7 @@ pub(crate) fn on_call(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>)
 }
 
 /// Records an approve decision.
-pub(crate) fn on_approval(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
+fn on_approval(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
     if cx.ev.decision != Some(Decision::Approve) {
         return;
     }

@@ -2,17 +2,45 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleConfig;
+use super::Rule;
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, idle_of};
-use crate::event::Field;
+use crate::event::{Field, Kind};
+use crate::policy::ToolClass;
+
+#[derive(Debug)]
+pub(crate) struct DisabledTool {
+    r: RuleConfig,
+}
+
+impl Rule for DisabledTool {
+    const NAME: &'static str = "disabled_tool";
+    const DEFAULTS: &'static str = include_str!("../../../rules/disabled_tool.toml");
+    const SETTINGS: &'static [Setting] = &[];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall];
+    const NEEDS_POLICY: bool = true;
+    const ADVICE: &'static str = "A disabled tool ran: find how it was reachable (server config, policy drift), check \
+         what the call did, and revoke the token if misuse is suspected.";
+    type State = State;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        DisabledTool { r }
+    }
+
+    fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
+        if cx.tool.map(|p| p.class) == Some(ToolClass::Disabled) {
+            process(&self.r, st, cx);
+        }
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct State {
     keys: KeyedState<Cooldown>,
 }
 
-pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
+fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     let t = cx.ev.ts;
     let key = state_key(cx.ev, &r.key, cx.key);
     let (entry, touch) = st.keys.touch(key, t, idle_of(r), r.max_keys);
@@ -36,7 +64,7 @@ pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     }
 }
 
-pub(crate) fn outcome(cx: &Cx<'_, '_>) -> &'static str {
+fn outcome(cx: &Cx<'_, '_>) -> &'static str {
     match cx.ev.outcome {
         Some(crate::event::Outcome::Success) => "success",
         Some(crate::event::Outcome::Error) => "error",

@@ -1,24 +1,43 @@
 //! `error_spike`: more than `threshold` (5) errors for one key (the
 //! server) with ts in (t − 5 min, t].
 
-use super::counting;
 use super::threshold_number;
-use crate::config::RuleConfig;
+use super::{Rule, counting};
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::{Cx, describe_key, format_window};
+use crate::event::Kind;
 
-pub(crate) type State = counting::State;
+#[derive(Debug)]
+pub(crate) struct ErrorSpike {
+    r: RuleConfig,
+}
 
-pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
-    counting::process(r, st, cx, |count, cx| {
-        let latest = match cx.ev.error_type.as_deref() {
-            Some(ty) => format!("; latest: {ty}"),
-            None => String::new(),
-        };
-        format!(
-            "{} had {count} errors in {} (threshold {}){latest}",
-            describe_key(&r.key, cx.ev),
-            format_window(r.window),
-            threshold_number(r.threshold)
-        )
-    });
+impl Rule for ErrorSpike {
+    const NAME: &'static str = "error_spike";
+    const DEFAULTS: &'static str = include_str!("../../../rules/error_spike.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Threshold];
+    const INPUTS: &'static [Kind] = &[Kind::Error];
+    const ADVICE: &'static str = "Check the MCP server's health and its upstream dependencies; errors.log holds the \
+         error types and messages.";
+    type State = counting::State;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        ErrorSpike { r }
+    }
+
+    fn process(&self, st: &mut counting::State, cx: &mut Cx<'_, '_>) {
+        let r = &self.r;
+        counting::process(r, st, cx, |count, cx| {
+            let latest = match cx.ev.error_type.as_deref() {
+                Some(ty) => format!("; latest: {ty}"),
+                None => String::new(),
+            };
+            format!(
+                "{} had {count} errors in {} (threshold {}){latest}",
+                describe_key(&r.key, cx.ev),
+                format_window(r.window),
+                threshold_number(r.threshold)
+            )
+        });
+    }
 }

@@ -5,12 +5,41 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::threshold_number;
+use super::{Rule, threshold_number};
 use crate::alert::Number;
-use crate::config::RuleConfig;
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window, idle_of};
-use crate::event::Decision;
+use crate::event::{Decision, Kind};
+
+#[derive(Debug)]
+pub(crate) struct HighDenialRate {
+    r: RuleConfig,
+    /// `fallbackOnTimeout: deny` (the default): a timeout is a denial.
+    timeout_is_denial: bool,
+}
+
+impl Rule for HighDenialRate {
+    const NAME: &'static str = "high_denial_rate";
+    const DEFAULTS: &'static str = include_str!("../../../rules/high_denial_rate.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Ratio, Setting::MinDecisions];
+    const INPUTS: &'static [Kind] = &[Kind::Approval];
+    const ANOMALY: bool = true;
+    const ADVICE: &'static str = "Review the denied requests in approvals.log: repeated denials can mean an agent \
+         probing for tools it should not use, or a prompt injection pushing it to.";
+    type State = State;
+
+    fn new(r: RuleConfig, config: &Config) -> Self {
+        HighDenialRate {
+            r,
+            timeout_is_denial: config.security.timeout_is_denial,
+        }
+    }
+
+    fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
+        process(&self.r, self.timeout_is_denial, st, cx);
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -24,12 +53,7 @@ struct KeyState {
     cooldown: Cooldown,
 }
 
-pub(crate) fn process(
-    r: &RuleConfig,
-    timeout_is_denial: bool,
-    st: &mut State,
-    cx: &mut Cx<'_, '_>,
-) {
+fn process(r: &RuleConfig, timeout_is_denial: bool, st: &mut State, cx: &mut Cx<'_, '_>) {
     let t = cx.ev.ts;
     let idle = idle_of(r);
     let (decided, denied) = match cx.ev.decision {

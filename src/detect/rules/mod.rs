@@ -1,6 +1,43 @@
-//! One file per rule of SPEC §3. Each rule is a function of (its settings,
-//! its state, the event); [`Rules`] holds the settings and dispatches an
-//! event to the rules of its kind in the order of the spec's table.
+//! The rules of SPEC §3: one type per rule, each in its own file, all
+//! listed once in the `registry!` below. A rule type carries everything
+//! about its rule — name, shipped defaults, the settings its file may
+//! set, the kinds of event it reads, its state and its code — so the
+//! enum of rule names, the config tables, the engine's slots and state,
+//! and the dispatch are all written from that one list.
+//!
+//! # Adding a rule
+//!
+//! 1. Write `src/detect/rules/<name>.rs`: a `//!` paragraph saying when it
+//!    fires (the SPEC sentence), a type `impl Rule` with `NAME = "<name>"`,
+//!    `DEFAULTS = include_str!("../../../rules/<name>.toml")`, `SETTINGS`,
+//!    `INPUTS`, `ADVICE`, `NEEDS_POLICY`/`ANOMALY` if they apply, its
+//!    `State` (`Default` = nothing seen yet; everything in it is
+//!    checkpointed), `new` (settings → ready-to-run rule, once) and
+//!    `process` (plus `judge_due` if it decides on the passing of event
+//!    time rather than on an event). Tests go in the same file.
+//! 2. Add `mod <name>;` and one line `<name>::<Type>,` to the registry
+//!    below, at its place in SPEC §3's table: that is the order alerts of
+//!    one event come out in.
+//! 3. Ship `rules/<name>.toml`: the documented defaults (every key its
+//!    file may set, explained), embedded at build time and parsed as the
+//!    built-in rule; a unit test checks the file is there.
+//!
+//! That is all: `check`, routes' `rules = [...]`, the rules directory, the
+//! metrics and the email advice learn the rule from the registry. Only a
+//! setting of a *new kind* (a key no rule has yet) also needs a
+//! [`Setting`] variant, a [`RuleConfig`] field and its parser in
+//! `config/rules.rs`; a new [`Kind`] of event, an arm in the generated
+//! dispatch (`registry.rs`). Any rule added changes the postcard layout
+//! of [`RulesState`]: engine files written before no longer decode (JSON
+//! checkpoints still do; see `registry.rs`).
+//!
+//! Rules are pure (STYLE principle 1): they see the event, event time and
+//! the engine's counters through `Cx`, never a clock or a file. A rule
+//! that judges a call by its tool's policy class reads `cx.tool` (looked
+//! up once per call for all rules) and sets `NEEDS_POLICY`.
+
+#[macro_use]
+mod registry;
 
 mod approval_bypass;
 mod counting;
@@ -11,180 +48,65 @@ mod new_tool_usage;
 mod rapid_tool_usage;
 mod unusual_hours;
 
-use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::fmt::Debug;
 
-use hashbrown::HashTable;
-
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::Cx;
-use crate::config::{Config, RuleConfig, RuleName};
-use crate::detect::state::same_key;
-use crate::event::{Kind, Text};
-use crate::policy::{Policy, ToolClass};
+use crate::config::{Config, RuleConfig, Setting};
+use crate::event::Kind;
 
-pub(crate) use approval_bypass::BypassState;
-pub(crate) use new_tool_usage::NewToolState;
-
-/// Settings of every rule, fixed for the engine's life.
-#[derive(Debug)]
-pub(crate) struct Rules {
-    rapid: Option<RuleConfig>,
-    hours: Option<unusual_hours::Hours>,
-    denial: Option<RuleConfig>,
-    new_tool: Option<new_tool_usage::NewTool>,
-    disabled: Option<RuleConfig>,
-    bypass: Option<RuleConfig>,
-    errors: Option<RuleConfig>,
-    timeout_is_denial: bool,
-    policy: Option<PolicyCache>,
+registry! {
+    rapid_tool_usage::RapidToolUsage,
+    unusual_hours::UnusualHours,
+    high_denial_rate::HighDenialRate,
+    new_tool_usage::NewToolUsage,
+    disabled_tool::DisabledTool,
+    approval_bypass::ApprovalBypass,
+    error_spike::ErrorSpike,
 }
 
-/// The persisted state of every rule.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct RulesState {
-    pub(crate) rapid_tool_usage: rapid_tool_usage::State,
-    pub(crate) unusual_hours: unusual_hours::State,
-    pub(crate) high_denial_rate: high_denial_rate::State,
-    pub(crate) new_tool_usage: NewToolState,
-    pub(crate) disabled_tool: disabled_tool::State,
-    pub(crate) approval_bypass: BypassState,
-    pub(crate) error_spike: error_spike::State,
-}
+/// One rule of SPEC §3. The implementing type is the rule as it runs:
+/// built once from its validated settings, then called for every event
+/// of a kind it reads, with its own slice of the persisted state.
+pub(crate) trait Rule: Sized + Debug {
+    /// The name in rule files, alerts, routes and metrics; also the name
+    /// of its module and of its `rules/<name>.toml`.
+    const NAME: &'static str;
+    /// The shipped `rules/<name>.toml`, embedded: the built-in defaults
+    /// are exactly what ships, parsed by the code that reads a user's file.
+    const DEFAULTS: &'static str;
+    /// The keys its file may set beyond the common ones (`enabled`,
+    /// `severity`, `key`, `realert`, `max_keys`), in the order the error
+    /// for an unknown key lists them.
+    const SETTINGS: &'static [Setting];
+    /// The kinds of event [`Rule::process`] is called for.
+    const INPUTS: &'static [Kind];
+    /// Stays off while the tool policy is unknown (no
+    /// `security-config.json`): it judges calls by their policy class.
+    const NEEDS_POLICY: bool = false;
+    /// Turned off by `monitoring.anomalyDetection: false` unless its file
+    /// sets `enabled = true`.
+    const ANOMALY: bool = false;
+    /// What an operator should look at when it fires (alert emails).
+    const ADVICE: &'static str;
 
-/// Number of tool names whose class is cached before the cache is cleared
-/// (a flood of distinct tool names must not grow memory without bound).
-const CLASS_CACHE_MAX: usize = 65_536;
+    /// What it remembers across events and restarts. `Default` is the
+    /// state before any event.
+    type State: Clone + Debug + Default + Serialize + DeserializeOwned;
 
-/// The policy plus a per-tool-name cache of what the engine asks of it
-/// (class, named in a `tools` list): glob matching on every call would
-/// dominate the engine's cost. foldhash (randomly seeded: names come from
-/// log lines) and the state maps' short-key compare: this lookup runs for
-/// every call.
-#[derive(Debug)]
-struct PolicyCache {
-    policy: Arc<Policy>,
-    /// (name, its hash, class, named).
-    cache: HashTable<(Text, u64, ToolClass, bool)>,
-    hasher: foldhash::fast::RandomState,
-}
+    /// The rule as it runs, from its settings and (for the few rules that
+    /// need them) the rest of the configuration.
+    fn new(r: RuleConfig, config: &Config) -> Self;
 
-impl PolicyCache {
-    /// (class, named) of a tool.
-    fn lookup(&mut self, tool: &str) -> (ToolClass, bool) {
-        let hash = self.hasher.hash_one(tool);
-        if let Some(&(_, _, class, named)) =
-            (self.cache).find(hash, |(name, h, _, _)| *h == hash && same_key(name, tool))
-        {
-            return (class, named);
-        }
-        let (class, named) = (self.policy.classify(tool), self.policy.is_named(tool));
-        if self.cache.len() >= CLASS_CACHE_MAX {
-            self.cache.clear();
-        }
-        (self.cache).insert_unique(hash, (tool.into(), hash, class, named), |e| e.1);
-        (class, named)
-    }
-}
+    /// One event of a kind in [`Rule::INPUTS`]; alerts go to `cx`.
+    fn process(&self, st: &mut Self::State, cx: &mut Cx<'_, '_>);
 
-impl Rules {
-    pub(crate) fn new(config: &Config) -> Rules {
-        let on = |name: RuleName| {
-            config
-                .rule_active(name)
-                .then(|| config.rules.get(name).clone())
-        };
-        let policy = config.policy.clone();
-        Rules {
-            rapid: on(RuleName::RapidToolUsage),
-            hours: on(RuleName::UnusualHours).map(unusual_hours::Hours::new),
-            denial: on(RuleName::HighDenialRate),
-            new_tool: on(RuleName::NewToolUsage).map(new_tool_usage::NewTool::new),
-            disabled: on(RuleName::DisabledTool),
-            bypass: on(RuleName::ApprovalBypass),
-            errors: on(RuleName::ErrorSpike),
-            timeout_is_denial: config.security.timeout_is_denial,
-            policy: policy.map(|policy| PolicyCache {
-                policy,
-                cache: HashTable::new(),
-                hasher: Default::default(),
-            }),
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn enabled(&self, rule: RuleName) -> bool {
-        match rule {
-            RuleName::RapidToolUsage => self.rapid.is_some(),
-            RuleName::UnusualHours => self.hours.is_some(),
-            RuleName::HighDenialRate => self.denial.is_some(),
-            RuleName::NewToolUsage => self.new_tool.is_some(),
-            RuleName::DisabledTool => self.disabled.is_some(),
-            RuleName::ApprovalBypass => self.bypass.is_some(),
-            RuleName::ErrorSpike => self.errors.is_some(),
-        }
-    }
-
-    pub(crate) fn bypass_grace(&self) -> Option<crate::event::Millis> {
-        self.bypass.as_ref().map(|r| r.grace)
-    }
-
-    /// Judges the pending calls that became due (no event of its own).
-    pub(crate) fn judge_due(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
-        if let Some(r) = &self.bypass {
-            approval_bypass::decide_due(r, &mut st.approval_bypass, cx);
-        }
-    }
-
-    pub(crate) fn process(&mut self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
-        self.judge_due(st, cx);
-        match cx.ev.kind {
-            Some(Kind::ToolCall) => {
-                if let Some(r) = &self.rapid {
-                    rapid_tool_usage::process(r, &mut st.rapid_tool_usage, cx);
-                }
-                if let Some(r) = &self.hours {
-                    r.process(&mut st.unusual_hours, cx);
-                }
-                let (class, named) = match &mut self.policy {
-                    Some(p) => {
-                        let (c, n) = p.lookup(cx.ev.tool_name.as_deref().unwrap_or("unknown"));
-                        (Some(c), n)
-                    }
-                    None => (None, false),
-                };
-                if let Some(r) = &self.new_tool {
-                    r.process(named, &mut st.new_tool_usage, cx);
-                }
-                if let (Some(r), Some(ToolClass::Disabled)) = (&self.disabled, class) {
-                    disabled_tool::process(r, &mut st.disabled_tool, cx);
-                }
-                if let (Some(r), Some(ToolClass::RequiresApproval)) = (&self.bypass, class) {
-                    approval_bypass::on_call(r, &mut st.approval_bypass, cx);
-                }
-            }
-            Some(Kind::Approval) => {
-                if let Some(r) = &self.denial {
-                    high_denial_rate::process(
-                        r,
-                        self.timeout_is_denial,
-                        &mut st.high_denial_rate,
-                        cx,
-                    );
-                }
-                if let Some(r) = &self.bypass {
-                    approval_bypass::on_approval(r, &mut st.approval_bypass, cx);
-                }
-            }
-            Some(Kind::Error) => {
-                if let Some(r) = &self.errors {
-                    error_spike::process(r, &mut st.error_spike, cx);
-                }
-            }
-            None => {}
-        }
-    }
+    /// Decides what event time has made due (watermark in `cx`), before
+    /// each event is processed and when the live gate moves. Most rules
+    /// decide on their events only.
+    fn judge_due(&self, _st: &mut Self::State, _cx: &mut Cx<'_, '_>) {}
 }
 
 /// A count as an alert number.
@@ -199,5 +121,83 @@ pub(crate) fn threshold_number(t: f64) -> crate::alert::Number {
         crate::alert::Number::Int(t as u64)
     } else {
         crate::alert::Number::Float(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_rule_lives_in_the_module_named_after_it() {
+        for (rule, module) in MODULES {
+            assert_eq!(rule.as_str(), module);
+        }
+    }
+
+    #[test]
+    fn rule_names_are_distinct() {
+        let names: BTreeSet<&str> = RuleName::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), RuleName::COUNT);
+    }
+
+    #[test]
+    fn every_rule_ships_its_rules_file_and_no_file_is_without_a_rule() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let mut shipped = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("rules/ is shipped") {
+            let path = entry.expect("readable").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                shipped.insert(stem.to_string());
+                let rule = RuleName::parse(stem).expect("a file per registered rule");
+                let text = std::fs::read_to_string(&path).expect("UTF-8");
+                assert_eq!(
+                    text,
+                    rule.defaults(),
+                    "{stem}: DEFAULTS embeds another file"
+                );
+            }
+        }
+        let registered: BTreeSet<String> = RuleName::ALL
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        assert_eq!(shipped, registered);
+    }
+
+    /// The checkpoint's JSON names each rule's state after the rule, in
+    /// registry order (postcard's layout is that order).
+    #[test]
+    fn checkpointed_state_is_keyed_by_rule_name_in_registry_order() {
+        let json = serde_json::to_string(&RulesState::default()).expect("serializes");
+        let at: Vec<usize> = (RuleName::ALL.iter())
+            .map(|r| {
+                json.find(&format!("\"{}\":", r.as_str()))
+                    .expect("a field per rule")
+            })
+            .collect();
+        assert!(at.is_sorted(), "{json}");
+    }
+
+    /// A checkpoint from before a rule existed loads, that rule empty.
+    #[test]
+    fn a_json_checkpoint_without_a_rule_loads_with_that_rule_empty() {
+        let mut v = serde_json::to_value(RulesState::default()).expect("serializes");
+        v.as_object_mut().expect("an object").remove("error_spike");
+        let st: RulesState = serde_json::from_value(v).expect("loads");
+        assert_eq!(
+            serde_json::to_string(&st).ok(),
+            serde_json::to_string(&RulesState::default()).ok()
+        );
+    }
+
+    #[test]
+    fn every_rule_reads_some_kind_of_event() {
+        for rule in RuleName::ALL {
+            assert!(!rule.inputs().is_empty(), "{}", rule.as_str());
+        }
     }
 }

@@ -6,9 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleConfig;
+use super::Rule;
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::state::{KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
+use crate::event::Kind;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct NewToolState {
@@ -16,20 +18,28 @@ pub(crate) struct NewToolState {
 }
 
 #[derive(Debug)]
-pub(crate) struct NewTool {
+pub(crate) struct NewToolUsage {
     r: RuleConfig,
 }
 
-impl NewTool {
-    pub(crate) fn new(r: RuleConfig) -> NewTool {
-        NewTool { r }
+impl Rule for NewToolUsage {
+    const NAME: &'static str = "new_tool_usage";
+    const DEFAULTS: &'static str = include_str!("../../../rules/new_tool_usage.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::LearningPeriod];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall];
+    const ANOMALY: bool = true;
+    const ADVICE: &'static str = "Confirm this server and tool were added on purpose, and check their policy class \
+         with `mcpwatch check --tool NAME`; list the tool in security-config.json.";
+    type State = NewToolState;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        NewToolUsage { r }
     }
 
-    /// `named`: whether the call's tool is named in the policy's `tools`
-    /// lists (the caller caches it per tool name).
-    pub(crate) fn process(&self, named: bool, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
+    fn process(&self, st: &mut NewToolState, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
-        if named {
+        // Named in the policy's `tools` lists: documented, so never new.
+        if cx.tool.is_some_and(|p| p.named) {
             return;
         }
         let key = state_key(cx.ev, &r.key, cx.key);

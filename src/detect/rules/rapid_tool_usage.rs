@@ -1,20 +1,41 @@
 //! `rapid_tool_usage`: more than `threshold` (10) tool calls by one key
 //! (the user) with ts in (t − 60 s, t].
 
-use super::counting;
 use super::threshold_number;
-use crate::config::RuleConfig;
+use super::{Rule, counting};
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::{Cx, describe_key, format_window};
+use crate::event::Kind;
 
-pub(crate) type State = counting::State;
+#[derive(Debug)]
+pub(crate) struct RapidToolUsage {
+    r: RuleConfig,
+}
 
-pub(crate) fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
-    counting::process(r, st, cx, |count, cx| {
-        format!(
-            "{} made {count} tool calls in {} (threshold {})",
-            describe_key(&r.key, cx.ev),
-            format_window(r.window),
-            threshold_number(r.threshold)
-        )
-    });
+impl Rule for RapidToolUsage {
+    const NAME: &'static str = "rapid_tool_usage";
+    const DEFAULTS: &'static str = include_str!("../../../rules/rapid_tool_usage.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Threshold];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall];
+    const ANOMALY: bool = true;
+    const ADVICE: &'static str = "Check whether this user's agent is looping or scripted: review the calls in \
+         tool-usage.log around the evidence line, and consider rate limiting the user or \
+         revoking the token if the calls are not theirs.";
+    type State = counting::State;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        RapidToolUsage { r }
+    }
+
+    fn process(&self, st: &mut counting::State, cx: &mut Cx<'_, '_>) {
+        let r = &self.r;
+        counting::process(r, st, cx, |count, cx| {
+            format!(
+                "{} made {count} tool calls in {} (threshold {})",
+                describe_key(&r.key, cx.ev),
+                format_window(r.window),
+                threshold_number(r.threshold)
+            )
+        });
+    }
 }

@@ -6,11 +6,11 @@ use std::cell::Cell;
 use chrono::{TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
-use super::int;
-use crate::config::RuleConfig;
+use super::{Rule, int};
+use crate::config::{Config, RuleConfig, Setting};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, idle_of};
-use crate::event::{Field, Millis};
+use crate::event::{Field, Kind, Millis};
 
 /// Every zone offset in use since 2000 is a multiple of 15 minutes, so the
 /// local hour is constant within an aligned 15-minute span of UTC: cache it.
@@ -22,7 +22,7 @@ pub(crate) struct State {
 }
 
 #[derive(Debug)]
-pub(crate) struct Hours {
+pub(crate) struct UnusualHours {
     r: RuleConfig,
     unusual: [bool; 24],
     /// `hours` as messages print it (`0,1,2,3,4,5`), written once.
@@ -31,15 +31,24 @@ pub(crate) struct Hours {
     last: Cell<(i64, u8)>,
 }
 
-impl Hours {
-    pub(crate) fn new(r: RuleConfig) -> Hours {
+impl Rule for UnusualHours {
+    const NAME: &'static str = "unusual_hours";
+    const DEFAULTS: &'static str = include_str!("../../../rules/unusual_hours.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::Hours, Setting::Timezone];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall];
+    const ANOMALY: bool = true;
+    const ADVICE: &'static str = "Confirm with the user that they were working at this hour; if not, check the token \
+         used and the tools called for signs of a stolen credential.";
+    type State = State;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
         let mut unusual = [false; 24];
         for h in &r.hours {
             if let Some(slot) = unusual.get_mut(usize::from(*h)) {
                 *slot = true;
             }
         }
-        Hours {
+        UnusualHours {
             hours_text: hours_list(&r.hours),
             r,
             unusual,
@@ -47,21 +56,7 @@ impl Hours {
         }
     }
 
-    fn local_hour(&self, t: Millis) -> u8 {
-        let span = t.div_euclid(SPAN_MS);
-        let (s, h) = self.last.get();
-        if s == span {
-            return h;
-        }
-        let h = match self.r.timezone.timestamp_millis_opt(t).single() {
-            Some(d) => d.hour() as u8,
-            None => 0,
-        };
-        self.last.set((span, h));
-        h
-    }
-
-    pub(crate) fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
+    fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         let t = cx.ev.ts;
         let hour = self.local_hour(t);
@@ -99,6 +94,23 @@ impl Hours {
         if let Some(idle) = idle_of(r) {
             st.keys.expire(cx.watermark, idle);
         }
+    }
+}
+
+impl UnusualHours {
+    /// The local hour of `t`, cached per aligned span (see [`SPAN_MS`]).
+    fn local_hour(&self, t: Millis) -> u8 {
+        let span = t.div_euclid(SPAN_MS);
+        let (s, h) = self.last.get();
+        if s == span {
+            return h;
+        }
+        let h = match self.r.timezone.timestamp_millis_opt(t).single() {
+            Some(d) => d.hour() as u8,
+            None => 0,
+        };
+        self.last.set((span, h));
+        h
     }
 }
 
