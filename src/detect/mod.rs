@@ -91,6 +91,50 @@ pub(crate) struct EngineState {
     pub(crate) rules: rules::RulesState,
 }
 
+/// The first bytes of an engine file in the per-rule format.
+const ENGINE_FILE_MAGIC: &[u8] = b"mcpwatch-engine/2\n";
+
+/// The engine file: the state with each rule's part under its name, so a
+/// rule added or removed by an upgrade does not make the file unreadable
+/// (postcard is positional, so the plain [`EngineState`] would be).
+#[derive(Serialize, Deserialize)]
+struct EngineFile {
+    watermark: Option<Millis>,
+    first_ts: Option<Millis>,
+    stats: Stats,
+    rules: Vec<(String, Vec<u8>)>,
+}
+
+impl EngineState {
+    /// The engine file's bytes (see [`EngineFile`]).
+    pub(crate) fn to_file(&self) -> Result<Vec<u8>, postcard::Error> {
+        let file = EngineFile {
+            watermark: self.watermark,
+            first_ts: self.first_ts,
+            stats: self.stats.clone(),
+            rules: self.rules.to_parts()?,
+        };
+        let mut out = ENGINE_FILE_MAGIC.to_vec();
+        out.extend(postcard::to_stdvec(&file)?);
+        Ok(out)
+    }
+
+    /// Reads an engine file: the per-rule format, or the positional one
+    /// earlier versions wrote (valid while their rules are today's).
+    pub(crate) fn from_file(bytes: &[u8]) -> Result<EngineState, postcard::Error> {
+        let Some(rest) = bytes.strip_prefix(ENGINE_FILE_MAGIC) else {
+            return postcard::from_bytes(bytes);
+        };
+        let file: EngineFile = postcard::from_bytes(rest)?;
+        Ok(EngineState {
+            watermark: file.watermark,
+            first_ts: file.first_ts,
+            stats: file.stats,
+            rules: rules::RulesState::from_parts(file.rules)?,
+        })
+    }
+}
+
 impl Engine {
     pub fn new(config: &Config) -> Engine {
         Engine {

@@ -640,3 +640,47 @@ proptest::proptest! {
         proptest::prop_assert_eq!(state(&after), state(&straight));
     }
 }
+
+#[test]
+fn the_engine_file_restores_the_state_and_survives_rules_added_or_removed() {
+    let mut e = Engine::new(&Config::defaults());
+    let t = DAY + 12 * H;
+    let first = run(&mut e, &[call(t, "u-1")]);
+    assert_eq!(rules_of(&first), ["new_tool_usage"]);
+    let json = |s: &EngineState| serde_json::to_value(s).unwrap();
+
+    // Round trip through the per-rule file.
+    let bytes = e.state().to_file().unwrap();
+    let back = EngineState::from_file(&bytes).unwrap();
+    assert_eq!(json(&back), json(e.state()));
+    let mut e2 = Engine::new(&Config::defaults());
+    e2.restore(back);
+    assert!(
+        run(&mut e2, &[call(t + H, "u-3")]).is_empty(),
+        "seen set kept"
+    );
+
+    // A file of an earlier version (positional postcard) still loads.
+    let old = postcard::to_stdvec(e.state()).unwrap();
+    assert_eq!(
+        json(&EngineState::from_file(&old).unwrap()),
+        json(e.state())
+    );
+
+    // A rule this version does not know is dropped; a rule the file does
+    // not have (added since) starts empty.
+    let mut parts = e.state().rules.to_parts().unwrap();
+    parts.retain(|(name, _)| name != "new_tool_usage");
+    parts.push(("a_rule_removed_since".into(), vec![1, 2, 3]));
+    let st = rules::RulesState::from_parts(parts).unwrap();
+    let mut e3 = Engine::new(&Config::defaults());
+    e3.restore(EngineState {
+        rules: st,
+        ..e.state().clone()
+    });
+    assert_eq!(
+        rules_of(&run(&mut e3, &[call(t + H, "u-3")])),
+        ["new_tool_usage"],
+        "the seen set starts empty, so the tool is new again"
+    );
+}

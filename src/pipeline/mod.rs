@@ -321,7 +321,7 @@ impl Daemon {
                 let bytes = std::fs::read(&path)
                     .map_err(|e| RunError::Io(path.display().to_string(), e))?;
                 Some(
-                    postcard::from_bytes::<EngineState>(&bytes).map_err(|e| {
+                    EngineState::from_file(&bytes).map_err(|e| {
                         RunError::Checkpoint(path.display().to_string(), e.to_string())
                     })?,
                 )
@@ -712,7 +712,7 @@ impl Daemon {
         }
         let started = Instant::now();
         let alerts_pos = self.alert_log.sync()?;
-        let engine = postcard::to_stdvec(self.engine.state()).map_err(|e| {
+        let engine = self.engine.state().to_file().map_err(|e| {
             RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string())
         })?;
         self.generation += 1;

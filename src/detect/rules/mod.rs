@@ -27,9 +27,9 @@
 //! setting of a *new kind* (a key no rule has yet) also needs a
 //! [`Setting`] variant, a [`RuleConfig`] field and its parser in
 //! `config/rules.rs`; a new [`Kind`] of event, an arm in the generated
-//! dispatch (`registry.rs`). Any rule added changes the postcard layout
-//! of [`RulesState`]: engine files written before no longer decode (JSON
-//! checkpoints still do; see `registry.rs`).
+//! dispatch (`registry.rs`). The engine file keeps each rule's state under
+//! its name, so files written before a rule was added still load (the new
+//! rule starts empty; see `registry.rs`).
 //!
 //! Rules are pure (STYLE principle 1): they see the event, event time and
 //! the engine's counters through `Cx`, never a clock or a file. A rule

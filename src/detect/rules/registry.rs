@@ -14,10 +14,10 @@
 //!
 //! Field names of `Rules` and `RulesState` are the rule modules' names
 //! (which are the rule names), so the checkpoint's JSON keys are the rule
-//! names and postcard's positional layout is the registry order. Adding
-//! a rule adds a field at its place: a JSON checkpoint written before
-//! still loads (`#[serde(default)]`: the new rule starts empty); a
-//! postcard engine file does not (positional, not self-describing).
+//! names. Adding a rule adds a field at its place: a JSON checkpoint
+//! written before still loads (`#[serde(default)]`: the new rule starts
+//! empty), and so does the engine file, which keeps each rule's postcard
+//! bytes under its name (`RulesState::to_parts`/`from_parts`).
 
 /// Whether a rule whose inputs are `inputs` reads events of `kind`. A
 /// `const fn` so that, with both arguments constant, the test disappears.
@@ -135,6 +135,36 @@ macro_rules! registry {
         #[serde(default)]
         pub(crate) struct RulesState {
             $(pub(crate) $module: <$module::$Type as Rule>::State,)+
+        }
+
+        impl RulesState {
+            /// Each rule's state as (its name, its postcard bytes), for the
+            /// engine file: rules added or removed since do not stop a
+            /// restart (see [`RulesState::from_parts`]).
+            pub(crate) fn to_parts(&self) -> Result<Vec<(String, Vec<u8>)>, postcard::Error> {
+                Ok(vec![$(
+                    (
+                        <$module::$Type as Rule>::NAME.to_string(),
+                        postcard::to_stdvec(&self.$module)?,
+                    ),
+                )+])
+            }
+
+            /// The state [`RulesState::to_parts`] wrote: a rule that has
+            /// no part (added since) starts empty; a part of no rule
+            /// (removed since) is dropped.
+            pub(crate) fn from_parts(parts: Vec<(String, Vec<u8>)>) -> Result<RulesState, postcard::Error> {
+                let mut st = RulesState::default();
+                for (name, bytes) in parts {
+                    $(
+                        if name == <$module::$Type as Rule>::NAME {
+                            st.$module = postcard::from_bytes(&bytes)?;
+                            continue;
+                        }
+                    )+
+                }
+                Ok(st)
+            }
         }
 
         impl Rules {
