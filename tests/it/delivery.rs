@@ -4,37 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::delivery::{Receiver, RefusingPort, Script, SmtpOptions, SmtpServer};
+use crate::support::delivery::{
+    HOOK_SECRET, Receiver, RefusingPort, SMTP_PASS, SMTP_PASS_ENV, SMTP_USER, Script, SmtpOptions,
+    SmtpServer, WRONG_PASS, WRONG_PASS_ENV, email_channel, init_env, webhook_channel,
+};
 use mcpwatch::alert::delivery::{Delivery, DeliveryHandle, DeliveryOptions};
 use mcpwatch::alert::outbox::Backoff;
 use mcpwatch::alert::router::{DeliveryConfig, ESCALATION_WEBHOOK, NOTIFICATION_EMAILS};
 use mcpwatch::alert::{Alert, Evidence, alert_id};
-use mcpwatch::config::{EmailChannel, Route, TlsMode, WebhookChannel};
+use mcpwatch::config::Route;
 use mcpwatch::event::Severity;
 use mcpwatch::metrics::Metrics;
 use tokio::task::JoinHandle;
-
-const SMTP_USER: &str = "alerts@example.com";
-const SMTP_PASS: &str = "smtp-pass-Zq81xQ";
-const SMTP_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_PASSWORD";
-const WRONG_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_WRONG_PASSWORD";
-const WRONG_PASS: &str = "wrong-pass-Pq77rT";
-const HOOK_SECRET: &str = "whsec-Kd93kqLm";
-const HOOK_SECRET_ENV: &str = "MCPWATCH_TEST_WEBHOOK_SECRET";
-
-/// Every test sets the environment through this, before any thread reads
-/// it (setting variables while another thread reads them is unsound).
-fn init_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SMTP_PASS_ENV, SMTP_PASS);
-        std::env::set_var(WRONG_PASS_ENV, WRONG_PASS);
-        std::env::set_var(HOOK_SECRET_ENV, HOOK_SECRET);
-    });
-}
 
 fn alert(rule: &str, severity: Severity, user: &str, tool: &str, line: u64) -> Alert {
     let key: BTreeMap<String, String> = [
@@ -61,31 +45,6 @@ fn alert(rule: &str, severity: Severity, user: &str, tool: &str, line: u64) -> A
             line,
             request_id: Some(format!("r-{line}")),
         }],
-    }
-}
-
-fn email_channel(name: &str, port: u16, password_env: &str) -> EmailChannel {
-    EmailChannel {
-        name: name.to_string(),
-        smtp_host: "127.0.0.1".to_string(),
-        smtp_port: port,
-        tls: TlsMode::None,
-        allow_plaintext: true,
-        username: Some(SMTP_USER.to_string()),
-        password_env: Some(password_env.to_string()),
-        from: "mcpwatch@example.com".to_string(),
-        to: vec!["security@example.com".to_string()],
-        max_per_hour: 30,
-    }
-}
-
-fn webhook_channel(name: &str, url: &str, timeout_ms: i64) -> WebhookChannel {
-    WebhookChannel {
-        name: name.to_string(),
-        url: url.to_string(),
-        secret_env: Some(HOOK_SECRET_ENV.to_string()),
-        timeout: timeout_ms,
-        headers: [("X-Team".to_string(), "secops".to_string())].into(),
     }
 }
 

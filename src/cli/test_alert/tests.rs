@@ -3,64 +3,22 @@
 //! belongs to the binary, so these tests live here; the servers are the
 //! integration tests' own (`tests/it/support/delivery.rs`), compiled in.
 
-use std::sync::Once;
 use std::time::Duration;
 
 use mcpwatch::alert::router::DeliveryConfig;
-use mcpwatch::config::{EmailChannel, TlsMode, WebhookChannel};
+use mcpwatch::config::TlsMode;
 
 use super::run_with;
-use support::{Receiver, RefusingPort, Script, SmtpOptions, SmtpServer};
+use support::{
+    HOOK_SECRET, Receiver, RefusingPort, SMTP_PASS, SMTP_PASS_ENV, SMTP_USER, Script, SmtpOptions,
+    SmtpServer, WRONG_PASS, WRONG_PASS_ENV, email_channel, init_env, webhook_channel,
+};
 
 /// The integration tests' SMTP server and webhook receiver; these tests
 /// use only part of it.
 #[allow(dead_code)]
 #[path = "../../../tests/it/support/delivery.rs"]
 mod support;
-
-const SMTP_USER: &str = "alerts@example.com";
-const SMTP_PASS: &str = "smtp-pass-Zq81xQ";
-const SMTP_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_PASSWORD";
-const WRONG_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_WRONG_PASSWORD";
-const WRONG_PASS: &str = "wrong-pass-Pq77rT";
-const HOOK_SECRET: &str = "whsec-Kd93kqLm";
-const HOOK_SECRET_ENV: &str = "MCPWATCH_TEST_WEBHOOK_SECRET";
-
-/// Every test sets the environment through this, before any thread reads
-/// it (setting variables while another thread reads them is unsound).
-fn init_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        std::env::set_var(SMTP_PASS_ENV, SMTP_PASS);
-        std::env::set_var(WRONG_PASS_ENV, WRONG_PASS);
-        std::env::set_var(HOOK_SECRET_ENV, HOOK_SECRET);
-    });
-}
-
-fn email_channel(name: &str, port: u16, password_env: &str) -> EmailChannel {
-    EmailChannel {
-        name: name.to_string(),
-        smtp_host: "127.0.0.1".to_string(),
-        smtp_port: port,
-        tls: TlsMode::None,
-        allow_plaintext: true,
-        username: Some(SMTP_USER.to_string()),
-        password_env: Some(password_env.to_string()),
-        from: "mcpwatch@example.com".to_string(),
-        to: vec!["security@example.com".to_string()],
-        max_per_hour: 30,
-    }
-}
-
-fn webhook_channel(name: &str, url: &str, timeout_ms: i64) -> WebhookChannel {
-    WebhookChannel {
-        name: name.to_string(),
-        url: url.to_string(),
-        secret_env: Some(HOOK_SECRET_ENV.to_string()),
-        timeout: timeout_ms,
-        headers: [("X-Team".to_string(), "secops".to_string())].into(),
-    }
-}
 
 /// `test-alert`'s core: per-channel lines, exit codes, and no secret in
 /// any output, error or file.

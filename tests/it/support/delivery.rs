@@ -549,3 +549,50 @@ pub fn route_toml(channels: &[&str], group_wait: &str) -> String {
         list.join(", ")
     )
 }
+
+/// The credentials of the delivery tests (the library's, through
+/// `tests/it/delivery.rs`, and `test-alert`'s in the binary): the values
+/// and the names of the environment variables that carry them.
+pub const SMTP_USER: &str = "alerts@example.com";
+pub const SMTP_PASS: &str = "smtp-pass-Zq81xQ";
+pub const SMTP_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_PASSWORD";
+pub const WRONG_PASS_ENV: &str = "MCPWATCH_TEST_SMTP_WRONG_PASSWORD";
+pub const WRONG_PASS: &str = "wrong-pass-Pq77rT";
+pub const HOOK_SECRET: &str = "whsec-Kd93kqLm";
+pub const HOOK_SECRET_ENV: &str = "MCPWATCH_TEST_WEBHOOK_SECRET";
+
+/// Every test sets the environment through this, before any thread reads
+/// it (setting variables while another thread reads them is unsound).
+pub fn init_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| unsafe {
+        std::env::set_var(SMTP_PASS_ENV, SMTP_PASS);
+        std::env::set_var(WRONG_PASS_ENV, WRONG_PASS);
+        std::env::set_var(HOOK_SECRET_ENV, HOOK_SECRET);
+    });
+}
+
+pub fn email_channel(name: &str, port: u16, password_env: &str) -> mcpwatch::config::EmailChannel {
+    mcpwatch::config::EmailChannel {
+        name: name.to_string(),
+        smtp_host: "127.0.0.1".to_string(),
+        smtp_port: port,
+        tls: mcpwatch::config::TlsMode::None,
+        allow_plaintext: true,
+        username: Some(SMTP_USER.to_string()),
+        password_env: Some(password_env.to_string()),
+        from: "mcpwatch@example.com".to_string(),
+        to: vec!["security@example.com".to_string()],
+        max_per_hour: 30,
+    }
+}
+
+pub fn webhook_channel(name: &str, url: &str, timeout_ms: i64) -> mcpwatch::config::WebhookChannel {
+    mcpwatch::config::WebhookChannel {
+        name: name.to_string(),
+        url: url.to_string(),
+        secret_env: Some(HOOK_SECRET_ENV.to_string()),
+        timeout: timeout_ms,
+        headers: [("X-Team".to_string(), "secops".to_string())].into(),
+    }
+}
