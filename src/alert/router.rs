@@ -42,7 +42,7 @@ pub const NOTIFICATION_EMAILS: &str = "notification_emails";
 
 /// Everything delivery needs from the configuration, so the delivery core
 /// can be built (and tested) without loading files.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeliveryConfig {
     pub email: Vec<EmailChannel>,
     pub webhook: Vec<WebhookChannel>,

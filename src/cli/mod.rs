@@ -128,19 +128,27 @@ pub(crate) fn init_logging(json: bool) {
     };
 }
 
+/// Where a command's configuration comes from: the common flags and the
+/// audit directory (whose `config.json` holds retention).
+pub(crate) fn sources(
+    common: &CommonArgs,
+    dir: Option<&std::path::Path>,
+) -> mcpwatch::config::Sources {
+    mcpwatch::config::Sources {
+        config: common.config.clone(),
+        rules: common.rules.clone(),
+        settings: common.settings.clone(),
+        dir: dir.map(std::path::Path::to_path_buf),
+    }
+}
+
 /// Loads the configuration for a command; on errors prints them all to
 /// stderr and returns the exit code (2).
 pub(crate) fn load_config(
     common: &CommonArgs,
     dir: Option<&std::path::Path>,
 ) -> Result<mcpwatch::config::Config, u8> {
-    let sources = mcpwatch::config::Sources {
-        config: common.config.clone(),
-        rules: common.rules.clone(),
-        settings: common.settings.clone(),
-        dir: dir.map(std::path::Path::to_path_buf),
-    };
-    match mcpwatch::config::load(&sources) {
+    match mcpwatch::config::load(&sources(common, dir)) {
         Ok(c) => Ok(c),
         Err(errors) => {
             eprintln!("{errors}");

@@ -206,7 +206,7 @@ pub enum TlsMode {
     None,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EmailChannel {
     pub name: String,
     pub smtp_host: String,
@@ -222,7 +222,7 @@ pub struct EmailChannel {
     pub max_per_hour: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookChannel {
     pub name: String,
     pub url: String,
@@ -232,7 +232,7 @@ pub struct WebhookChannel {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Route {
     pub channels: Vec<String>,
     pub min_severity: Severity,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::alert::Number;
-use crate::event::{ApprovalMode, Decision, Kind, Outcome};
+use crate::event::{ApprovalMode, Decision, Kind, Outcome, Severity};
 
 const S: Millis = 1000;
 const MIN: Millis = 60 * S;
@@ -682,5 +682,37 @@ fn the_engine_file_restores_the_state_and_survives_rules_added_or_removed() {
         rules_of(&run(&mut e3, &[call(t + H, "u-3")])),
         ["new_tool_usage"],
         "the seen set starts empty, so the tool is new again"
+    );
+}
+
+#[test]
+fn a_reload_keeps_a_rules_state_when_only_its_threshold_changed_and_drops_it_otherwise() {
+    let old = config();
+    let seven: Vec<Event> = (0..7).map(|i| call(DAY + 12 * H + i * S, "u-1")).collect();
+    let eighth = [call(DAY + 12 * H + 7 * S, "u-1")];
+
+    let mut tuned = old.clone();
+    tuned.rules.get_mut(RuleName::RapidToolUsage).threshold = 7.0;
+    tuned.rules.get_mut(RuleName::RapidToolUsage).severity = Severity::High;
+    let mut e = Engine::new(&old);
+    assert!(run(&mut e, &seven).is_empty());
+    assert!(e.reconfigure(&old, &tuned).is_empty());
+    let alerts = run_from(&mut e, &eighth, 8);
+    assert_eq!(
+        rules_of(&alerts),
+        ["rapid_tool_usage"],
+        "the window kept its seven calls"
+    );
+    assert_eq!(alerts[0].value, Some(Number::Int(8)));
+    assert_eq!(alerts[0].severity, Severity::High);
+
+    let mut rewindowed = tuned.clone();
+    rewindowed.rules.get_mut(RuleName::RapidToolUsage).window = 2 * MIN;
+    let mut e = Engine::new(&old);
+    assert!(run(&mut e, &seven).is_empty());
+    assert_eq!(e.reconfigure(&old, &rewindowed), [RuleName::RapidToolUsage]);
+    assert!(
+        run_from(&mut e, &eighth, 8).is_empty(),
+        "a new window starts empty"
     );
 }

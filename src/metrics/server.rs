@@ -166,6 +166,11 @@ pub(crate) fn describe_daemon(m: &Metrics) {
             "gauge",
             "Deliveries waiting in the outbox.",
         ),
+        (
+            "mcpwatch_config_reloads_total",
+            "counter",
+            "Configuration reloads on SIGHUP, by result (ok, refused).",
+        ),
     ];
     for (name, kind, help) in d {
         m.describe(name, kind, help);
