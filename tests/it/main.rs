@@ -28,6 +28,7 @@ mod delivery_daemon;
 mod example;
 mod fixtures_gen;
 mod golden;
+mod packaging;
 mod parse_props;
 mod report;
 mod rotate;
