@@ -491,7 +491,7 @@ fn rule_value_errors_name_allowed_values() {
         [
             "1:13: threshold: 1.5 is out of range; expected a denial ratio from 0 up to (not including) 1, such as 0.5",
             "2:17: min_decisions: 0 is out of range; expected a whole number ≥ 1",
-            "3:11: realert: invalid duration \"soon\"; expected e.g. 500ms, 60s, 10m, 1h, 90d",
+            "3:11: realert: invalid duration \"soon\"; expected e.g. 500ms, 60s, 10m, 1h30m, 90d",
             "1:13: hours[1]: 24 is out of range; expected an hour from 0 to 23",
             "1:17: hours[2]: hour 1 is listed twice",
             "2:12: timezone: unknown time zone \"Mars/Olympus\"; expected an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
@@ -646,6 +646,17 @@ fn durations_of_spec_section_2() {
     assert!(parse_duration("-5s").is_err());
     assert!(parse_duration("1.5h").is_err());
     assert!(parse_duration("5w").is_err());
+    assert!(
+        parse_duration("10M").is_err(),
+        "not months, not minutes: refused"
+    );
+    assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+    assert_eq!(parse_duration("1h 30m"), Ok(5_400_000));
+    assert_eq!(parse_duration("1d12h"), Ok(129_600_000));
+    assert_eq!(parse_duration("2m500ms"), Ok(120_500));
+    assert!(parse_duration("1h30").is_err(), "a number without its unit");
+    assert!(parse_duration("h").is_err());
+    assert!(parse_duration("").is_err());
     assert!(parse_duration("").is_err());
 }
 

@@ -160,11 +160,6 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
     let _watcher = watch(&opts.dir, wake_tx.clone());
-    if opts.config.policy.is_none() {
-        tracing::warn!(
-            "no security-config.json: the policy is unknown, disabled_tool and approval_bypass are off"
-        );
-    }
     for w in &opts.config.warnings {
         tracing::warn!("{w}");
     }
