@@ -445,7 +445,7 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let s = s.trim();
     let mut unit = String::new();
     let mut saw_number = false;
-    let mut check = |unit: &mut String| -> Result<(), String> {
+    let check = |unit: &mut String| -> Result<(), String> {
         if !unit.is_empty() && !matches!(unit.as_str(), "ms" | "s" | "m" | "h" | "d") {
             return Err(format!(
                 "unknown unit {unit:?} in {s:?}; expected ms, s, m, h or d"
