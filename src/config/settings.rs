@@ -42,6 +42,7 @@ impl Default for Settings {
                 rotate_wait: 60_000,
                 level: 3,
                 post_rotate: String::new(),
+                create: false,
             },
         }
     }
@@ -72,7 +73,14 @@ const EMAIL: [&str; 10] = [
 ];
 const WEBHOOK: [&str; 5] = ["name", "url", "secret_env", "timeout", "headers"];
 const ROUTE: [&str; 4] = ["channels", "min_severity", "rules", "group_wait"];
-const ROTATION: [&str; 5] = ["max_size", "daily", "rotate_wait", "level", "post_rotate"];
+const ROTATION: [&str; 6] = [
+    "max_size",
+    "daily",
+    "rotate_wait",
+    "level",
+    "post_rotate",
+    "create",
+];
 /// Headers mcpwatch sets itself; a configured one would forge or break them.
 const RESERVED_HEADERS: [&str; 4] = [
     "content-type",
@@ -646,6 +654,11 @@ fn rotation(cx: &mut Ctx, v: &Node, r: &mut RotationSettings) {
             "post_rotate" => {
                 if let Some(s) = cx.str_(n, &field, "a shell command, or \"\" for none") {
                     r.post_rotate = s.to_string();
+                }
+            }
+            "create" => {
+                if let Some(b) = cx.bool_(n, &field) {
+                    r.create = b;
                 }
             }
             _ => {}

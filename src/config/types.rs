@@ -254,4 +254,6 @@ pub(crate) struct RotationSettings {
     pub(crate) level: i32,
     /// Empty: none.
     pub(crate) post_rotate: String,
+    /// Create an empty live log right after renaming it (SPEC §6).
+    pub(crate) create: bool,
 }
