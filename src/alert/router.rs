@@ -35,10 +35,10 @@ pub(crate) const DEFAULT_MAX_AGE: Millis = 24 * 3_600_000;
 pub(crate) const ESCALATION_TIMEOUT: Millis = 10_000;
 /// Name of the implicit channel for `incidentResponse.escalationWebhook`
 /// (as it appears in metrics labels and `test-alert` output).
-pub const ESCALATION_WEBHOOK: &str = "escalation_webhook";
+pub(crate) const ESCALATION_WEBHOOK: &str = "escalation_webhook";
 /// Name of the implicit channel for `incidentResponse.notificationEmails`,
 /// sent through the first email channel's SMTP server.
-pub const NOTIFICATION_EMAILS: &str = "notification_emails";
+pub(crate) const NOTIFICATION_EMAILS: &str = "notification_emails";
 
 /// Everything delivery needs from the configuration, so the delivery core
 /// can be built (and tested) without loading files.
@@ -69,6 +69,39 @@ impl DeliveryConfig {
             notification_emails: security.notification_emails.clone(),
             escalation_webhook: security.escalation_webhook.clone(),
         }
+    }
+
+    /// Where a critical alert goes, for `check`: for each set of channels,
+    /// the rules whose critical alerts go there (in registry order). Rules
+    /// whose critical alerts go nowhere are under an empty set.
+    pub fn critical_targets(&self) -> Vec<(Vec<String>, Vec<&'static str>)> {
+        let router = Router::new(self);
+        let mut out: Vec<(Vec<String>, Vec<&'static str>)> = Vec::new();
+        for rule in RuleName::ALL {
+            let probe = Alert {
+                id: String::new(),
+                rule: rule.as_str().to_string(),
+                severity: Severity::Critical,
+                ts: String::new(),
+                key: BTreeMap::new(),
+                value: None,
+                threshold: None,
+                window: None,
+                suppressed: 0,
+                message: String::new(),
+                evidence: Vec::new(),
+            };
+            let targets: Vec<String> = router
+                .route(&probe)
+                .into_iter()
+                .map(|p| p.channel)
+                .collect();
+            match out.iter_mut().find(|(t, _)| *t == targets) {
+                Some((_, rules)) => rules.push(rule.as_str()),
+                None => out.push((targets, vec![rule.as_str()])),
+            }
+        }
+        out
     }
 
     /// SPEC §5's finding of notification emails with no email channel to

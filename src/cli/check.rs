@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CommonArgs, EXIT_OK};
+use mcpwatch::alert::router::DeliveryConfig;
 use mcpwatch::config::{Config, RuleName};
 
 #[derive(Args, Debug)]
@@ -118,6 +119,20 @@ pub(crate) fn summary(cfg: &Config) -> String {
         st.webhook.len(),
         st.routes.len()
     );
+    for (targets, rules) in DeliveryConfig::from_config(cfg).critical_targets() {
+        let to = if targets.is_empty() {
+            "no channel (only alerts.log; add a channel, a route or incidentResponse contacts)"
+                .to_string()
+        } else {
+            targets.join(", ")
+        };
+        let which = if rules.len() == RuleName::COUNT {
+            String::new()
+        } else {
+            format!(" of {}", rules.join(", "))
+        };
+        let _ = writeln!(out, "critical alerts{which} go to: {to}");
+    }
     let _ = writeln!(
         out,
         "metrics: {}",

@@ -414,6 +414,29 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
             "incidentResponse.escalationWebhook: {shown} sends critical alerts unencrypted to a non-loopback host; use https://"
         ));
     }
+    // A secret's variable unset now means a failed delivery later: say so
+    // at load (only the name, never a value).
+    let unset = |var: &Option<String>| {
+        var.as_deref()
+            .filter(|v| std::env::var_os(v).is_none_or(|x| x.is_empty()))
+            .map(str::to_string)
+    };
+    for c in &cfg.settings.email {
+        if let Some(v) = unset(&c.password_env) {
+            cfg.warnings.push(format!(
+                "email {:?}: password_env {v} is not set in this environment; the SMTP login will fail",
+                c.name
+            ));
+        }
+    }
+    for w in &cfg.settings.webhook {
+        if let Some(v) = unset(&w.secret_env) {
+            cfg.warnings.push(format!(
+                "webhook {:?}: secret_env {v} is not set in this environment; requests would go unsigned, so they are not sent",
+                w.name
+            ));
+        }
+    }
     if !cfg.security.notification_emails.is_empty() && cfg.settings.email.is_empty() {
         cfg.warnings.push(
             "incidentResponse.notificationEmails is set but mcpwatch.toml has no [[channels.email]] to send critical alerts through".into(),

@@ -297,3 +297,62 @@ fn missing_explicit_file_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn check_says_where_critical_alerts_go_and_names_unset_secret_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("mcpwatch.toml");
+    std::fs::write(
+        &settings,
+        r#"
+[[channels.email]]
+name = "secops"
+smtp_host = "127.0.0.1"
+from = "mcpwatch@example.com"
+to = ["security@example.com"]
+username = "alerts@example.com"
+password_env = "MCPWATCH_TEST_CHECK_UNSET_PASSWORD"
+
+[[channels.webhook]]
+name = "siem"
+url = "https://siem.example.com/hook"
+secret_env = "MCPWATCH_TEST_CHECK_UNSET_SECRET"
+
+[[routes]]
+channels = ["siem"]
+rules = ["disabled_tool"]
+min_severity = "high"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "check",
+        "--config",
+        "fixtures/seed/security-config.json",
+        "--settings",
+        settings.to_str().unwrap(),
+        "--dir",
+        "fixtures/seed",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The seed sets notificationEmails and an escalation webhook: every
+    // critical alert goes to both; disabled_tool's also to siem.
+    assert!(
+        out.contains("critical alerts of disabled_tool go to: siem, escalation_webhook, notification_emails\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "critical alerts of rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, approval_bypass, error_spike go to: escalation_webhook, notification_emails\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: email \"secops\": password_env MCPWATCH_TEST_CHECK_UNSET_PASSWORD is not set in this environment"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: webhook \"siem\": secret_env MCPWATCH_TEST_CHECK_UNSET_SECRET is not set in this environment"),
+        "{err}"
+    );
+}

@@ -119,3 +119,22 @@ fn test_alert_sends_through_each_channel_and_reports_without_secrets() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plain_relay_refusing_starttls_is_explained_with_the_setting_to_change() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    // The default TLS mode, STARTTLS, against a relay that offers none.
+    let channel = email_toml("relay", smtp.port, None, "security@example.com")
+        .replace("tls = \"none\"\nallow_plaintext = true\n", "");
+    std::fs::write(dir.path().join("mcpwatch.toml"), channel).unwrap();
+    let (code, out, err) = test_alert(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("STARTTLS is not supported"), "{all}");
+    assert!(
+        all.contains("set tls = \"none\" and allow_plaintext = true in this channel"),
+        "{all}"
+    );
+    assert!(smtp.messages().is_empty());
+}
