@@ -147,6 +147,20 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         });
     }
 
+    // Every series whose labels are known now exists from the start (at 0).
+    Rotator::describe_metrics(&metrics);
+    for rule in crate::config::RuleName::ALL {
+        if opts.config.rule_active(rule) {
+            let severity = opts.config.rules.get(rule).severity.as_str();
+            let name = rule.as_str();
+            metrics.touch(
+                "mcpwatch_alerts_total",
+                &[("rule", name), ("severity", severity)],
+            );
+            metrics.touch("mcpwatch_alerts_suppressed_total", &[("rule", name)]);
+            metrics.touch("mcpwatch_state_evictions_total", &[("rule", name)]);
+        }
+    }
     runtime.spawn(wait_for_signals(wake_tx.clone()));
     for result in ["ok", "refused"] {
         metrics.touch(reload::M_RELOADS, &[("result", result)]);

@@ -246,3 +246,106 @@ fn the_service_manager_hears_ready_reloading_stopping_and_the_watchdog() {
         "pid {pid}: {got:?}"
     );
 }
+
+#[test]
+fn metrics_follow_prometheus_conventions_and_promtool_accepts_them() {
+    let rx = Receiver::start(None, Script::default());
+    let p = Project::new();
+    std::fs::write(p.path().join("security-config.json"), POLICY).unwrap();
+    write_settings(&p, "siem", &rx.url(), "");
+    let d = p.start(&[]);
+    // The endpoint listens before delivery has started its channels.
+    assert!(wait_until(Duration::from_secs(20), || {
+        d.get("/metrics").1.contains("channel=\"siem\"")
+    }));
+    let (_, body) = d.get("/metrics");
+
+    // Every family has HELP and TYPE, and every sample belongs to one.
+    let mut typed: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                body.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP"
+            );
+            typed.push((name.to_string(), kind.to_string()));
+        }
+    }
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = typed.iter().find(|(f, kind)| {
+            name == f
+                || (kind == "histogram"
+                    && ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(f.as_str())))
+        });
+        assert!(family.is_some(), "{name} is in no family");
+    }
+    // Latencies are histograms with buckets, not lifetime quantiles.
+    for family in [
+        "mcpwatch_alert_latency_seconds",
+        "mcpwatch_checkpoint_seconds",
+        "mcpwatch_delivery_latency_seconds",
+    ] {
+        assert!(
+            typed.contains(&(family.into(), "histogram".into())),
+            "{family}"
+        );
+    }
+    assert!(!body.contains("quantile="));
+    // Known label sets exist from the start, at 0.
+    for series in [
+        "mcpwatch_alerts_total{rule=\"rapid_tool_usage\",severity=\"medium\"} 0",
+        "mcpwatch_alerts_total{rule=\"disabled_tool\",severity=\"critical\"} 0",
+        "mcpwatch_lines_rejected_total{file=\"errors.log\",reason=\"not_utf8\"} 0",
+        "mcpwatch_deliveries_total{channel=\"siem\",result=\"dead\"} 0",
+        "mcpwatch_delivery_latency_seconds_bucket{channel=\"siem\",le=\"+Inf\"} 0",
+        "mcpwatch_config_reloads_total{result=\"refused\"} 0",
+        "mcpwatch_rotations_total{file=\"alerts.log\"} 0",
+    ] {
+        assert!(body.lines().any(|l| l == series), "{series} in\n{body}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        body.lines()
+            .any(|l| l == format!("mcpwatch_build_info{{version=\"{version}\"}} 1"))
+    );
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(body.contains(&format!("\n{family} ")), "{family}");
+    }
+
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Err(_) => eprintln!("promtool is not installed here; the conventions are checked above"),
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "promtool: {said}"
+            );
+        }
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
