@@ -6,6 +6,7 @@
 pub mod delivery;
 pub(crate) mod email;
 pub(crate) mod error;
+mod formats;
 pub(crate) mod log;
 pub mod outbox;
 pub mod router;

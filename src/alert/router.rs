@@ -169,6 +169,9 @@ impl Router {
                 secret_env: None,
                 timeout: ESCALATION_TIMEOUT,
                 headers: BTreeMap::new(),
+                format: crate::config::WebhookFormat::Mcpwatch,
+                headers_env: BTreeMap::new(),
+                routing_key_env: None,
             }));
             escalation.push(ESCALATION_WEBHOOK.to_string());
         }
@@ -303,6 +306,9 @@ pub(crate) mod tests {
             secret_env: None,
             timeout: 10_000,
             headers: BTreeMap::new(),
+            format: crate::config::WebhookFormat::Mcpwatch,
+            headers_env: BTreeMap::new(),
+            routing_key_env: None,
         }
     }
 

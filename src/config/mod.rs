@@ -436,6 +436,23 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
                 w.name
             ));
         }
+        let named = w
+            .headers_env
+            .iter()
+            .map(|(h, v)| (format!("headers_env.{h}"), v))
+            .chain(
+                w.routing_key_env
+                    .iter()
+                    .map(|v| ("routing_key_env".to_string(), v)),
+            );
+        for (what, var) in named {
+            if let Some(v) = unset(&Some(var.clone())) {
+                cfg.warnings.push(format!(
+                    "webhook {:?}: {what} names {v}, which is not set in this environment; nothing is sent until it is",
+                    w.name
+                ));
+            }
+        }
     }
     if !cfg.security.notification_emails.is_empty() && cfg.settings.email.is_empty() {
         cfg.warnings.push(

@@ -230,6 +230,37 @@ pub struct WebhookChannel {
     pub secret_env: Option<String>,
     pub timeout: Millis,
     pub headers: BTreeMap<String, String>,
+    /// The body's shape (SPEC §5 "Where people already look").
+    pub format: WebhookFormat,
+    /// Headers whose values come from environment variables (header →
+    /// variable name), read at each send and never stored or shown.
+    pub headers_env: BTreeMap<String, String>,
+    /// `format = "pagerduty"`: the variable holding the routing key.
+    pub routing_key_env: Option<String>,
+}
+
+/// What a webhook's body looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `{"version":"1","alerts":[…]}`.
+    #[default]
+    Mcpwatch,
+    Slack,
+    Teams,
+    /// PagerDuty Events API v2: one event per alert.
+    Pagerduty,
+    /// An array of OCSF Detection Findings.
+    Ocsf,
+}
+
+impl WebhookFormat {
+    pub(crate) const ALL: [(&'static str, WebhookFormat); 5] = [
+        ("mcpwatch", WebhookFormat::Mcpwatch),
+        ("slack", WebhookFormat::Slack),
+        ("teams", WebhookFormat::Teams),
+        ("pagerduty", WebhookFormat::Pagerduty),
+        ("ocsf", WebhookFormat::Ocsf),
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq)]
