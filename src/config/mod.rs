@@ -12,6 +12,7 @@ mod tree;
 mod types;
 #[cfg(test)]
 use rules::BUILTIN_RULES;
+pub(crate) use rules::TOOL_CLASSES;
 pub(crate) use settings::DEFAULT_DIR;
 #[cfg(test)]
 use settings::parse_size;
