@@ -384,3 +384,5 @@ pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;

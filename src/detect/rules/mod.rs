@@ -60,6 +60,9 @@ use super::Cx;
 use crate::config::{Config, RuleConfig, Setting};
 use crate::event::Kind;
 
+#[cfg(test)]
+pub(crate) use usage_baseline_spike::Baseline;
+
 registry! {
     rapid_tool_usage::RapidToolUsage,
     unusual_hours::UnusualHours,
