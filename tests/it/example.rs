@@ -43,7 +43,7 @@ fn scan_of_the_bundled_example_prints_exactly_the_planted_anomalies() {
     }
     // The summary names what was read.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("4067 events"), "{err}");
+    assert!(err.contains("4167 events"), "{err}");
 }
 
 #[test]

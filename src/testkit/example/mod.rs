@@ -6,6 +6,7 @@
 //! the files together; `traffic` holds the two scripts that fill the day,
 //! normal traffic and the planted anomalies.
 
+mod beyond;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -387,6 +388,7 @@ fn build_example() -> Example {
     };
     normal_traffic(&mut b);
     planted_anomalies(&mut b);
+    beyond::planted_beyond_thresholds(&mut b);
     Example {
         recs: b.recs,
         planted: b.planted,
