@@ -318,13 +318,12 @@ fn reference_alerts(dir: &Path) -> BTreeSet<(String, Key, Millis, String, u64)> 
     fired
 }
 
+/// Records a hit: (rule, key, firing line, realert).
+type Hit<'a> = dyn FnMut(&str, Key, &Line, Option<Millis>) + 'a;
+
 /// `exfil_sequence` and `usage_baseline_spike` at the call `l`, given
 /// every line processed before it: SPEC §3 read plainly.
-fn beyond_thresholds(
-    before: &[Line],
-    l: &Line,
-    hit: &mut dyn FnMut(&str, Key, &Line, Option<Millis>),
-) {
+fn beyond_thresholds(before: &[Line], l: &Line, hit: &mut Hit<'_>) {
     const MIN: Millis = 60_000;
     const HOUR: Millis = 3_600_000;
     let e = &l.event;
