@@ -457,10 +457,10 @@ fn write_drifted(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             "FIRST_SEEN",
             "LAST_HASH",
             "LAST_CHANGED",
-            "CHANGES",
             "EVIDENCE",
+            "CHANGES",
         ],
-        6,
+        7,
     );
     for x in &d.listed {
         t.push(vec![
@@ -470,10 +470,10 @@ fn write_drifted(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             x.first_seen.clone(),
             esc(&x.last_hash),
             x.last_changed.clone(),
-            x.changes.to_string(),
             (x.evidence.as_ref())
                 .map(|e| format!("{}:{}", esc(&e.file), e.line))
                 .unwrap_or_default(),
+            x.changes.to_string(),
         ]);
     }
     t.write(out)

@@ -30,6 +30,7 @@ mod fixtures_gen;
 mod golden;
 mod parse_props;
 mod report;
+mod report_beyond;
 mod rotate;
 mod rotate_cli;
 mod run_daemon;
