@@ -33,6 +33,7 @@ mod report;
 mod report_beyond;
 mod rotate;
 mod rotate_cli;
+mod run_beyond;
 mod run_daemon;
 mod run_logrotate;
 mod run_rotation;
