@@ -482,3 +482,5 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;
