@@ -12,6 +12,7 @@ mod tree;
 mod types;
 #[cfg(test)]
 use rules::BUILTIN_RULES;
+pub(crate) use rules::TOOL_CLASSES;
 pub(crate) use settings::DEFAULT_DIR;
 #[cfg(test)]
 use settings::parse_size;
@@ -535,3 +536,5 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;

@@ -7,13 +7,13 @@ use super::*;
 use crate::event::{ApprovalMode, Field, Severity};
 use crate::policy::ToolClass;
 
-struct Dir(tempfile::TempDir);
+pub(super) struct Dir(tempfile::TempDir);
 
 impl Dir {
-    fn new() -> Dir {
+    pub(super) fn new() -> Dir {
         Dir(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")))
     }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
@@ -38,7 +38,7 @@ impl Dir {
         load(&self.sources())
     }
     /// `line:col: field: message` of each error (the file is a temp path).
-    fn errors(&self) -> Vec<String> {
+    pub(super) fn errors(&self) -> Vec<String> {
         match self.load() {
             Ok(_) => Vec::new(),
             Err(e) => {
@@ -50,7 +50,7 @@ impl Dir {
     }
 }
 
-fn ok(d: &Dir) -> Config {
+pub(super) fn ok(d: &Dir) -> Config {
     d.load().unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -63,7 +63,7 @@ fn builtin_defaults_equal_the_shipped_rule_files() {
         dir: Some(PathBuf::from("/nonexistent")),
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(shipped.sources.rule_files.len(), 7);
+    assert_eq!(shipped.sources.rule_files.len(), RuleName::COUNT);
     assert_eq!(shipped.rules, Config::defaults().rules);
 }
 
@@ -430,7 +430,10 @@ fn anomaly_detection_false_turns_off_four_rules_unless_explicitly_enabled() {
             "unusual_hours",
             "disabled_tool",
             "approval_bypass",
-            "error_spike"
+            "error_spike",
+            "exfil_sequence",
+            "tool_definition_drift",
+            "usage_baseline_spike"
         ]
     );
     assert_eq!(c.rules.get(RuleName::NewToolUsage).severity, Severity::High);
@@ -509,7 +512,7 @@ fn unknown_rule_file_is_an_error_and_other_files_are_ignored() {
     assert_eq!(
         d.errors(),
         [
-            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
+            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass, error_spike, exfil_sequence, tool_definition_drift or usage_baseline_spike"
         ]
     );
 }
@@ -586,7 +589,7 @@ fn routes_reference_existing_channels_and_rules() {
     assert_eq!(
         d.errors(),
         [
-            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
+            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass, error_spike, exfil_sequence, tool_definition_drift or usage_baseline_spike"
         ]
     );
 }

@@ -112,6 +112,20 @@ pub(crate) enum Setting {
     Horizon,
     /// `learning_period`.
     LearningPeriod,
+    /// `sources`: tool-name globs (or `class:<policy class>`).
+    Sources,
+    /// `sinks`: likewise.
+    Sinks,
+    /// `max_hashes`: definition hashes kept per tool.
+    MaxHashes,
+    /// `alpha`: the weight of the newest hour, in (0, 1].
+    Alpha,
+    /// `z`: standard deviations above the mean.
+    Z,
+    /// `min_calls`: calls this hour before a spike counts.
+    MinCalls,
+    /// `min_history`: past hours folded in before a spike counts.
+    MinHistory,
 }
 
 impl Setting {
@@ -126,6 +140,13 @@ impl Setting {
             Setting::Grace => "grace",
             Setting::Horizon => "horizon",
             Setting::LearningPeriod => "learning_period",
+            Setting::Sources => "sources",
+            Setting::Sinks => "sinks",
+            Setting::MaxHashes => "max_hashes",
+            Setting::Alpha => "alpha",
+            Setting::Z => "z",
+            Setting::MinCalls => "min_calls",
+            Setting::MinHistory => "min_history",
         }
     }
 }
@@ -153,6 +174,17 @@ pub(crate) struct RuleConfig {
     pub(crate) horizon: Millis,
     /// `new_tool_usage`.
     pub(crate) learning_period: Millis,
+    /// `exfil_sequence`: tool-name globs, or `class:<policy class>`, as
+    /// written (validated; the rule compiles them).
+    pub(crate) sources: Vec<String>,
+    pub(crate) sinks: Vec<String>,
+    /// `tool_definition_drift`.
+    pub(crate) max_hashes: usize,
+    /// `usage_baseline_spike`.
+    pub(crate) alpha: f64,
+    pub(crate) z: f64,
+    pub(crate) min_calls: u64,
+    pub(crate) min_history: u64,
 }
 
 /// Every rule, indexed by `RuleName as usize`.

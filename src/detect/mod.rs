@@ -337,8 +337,22 @@ impl AlertDraft {
         line_no: u64,
         raw: &[u8],
     ) -> Alert {
-        let key: BTreeMap<String, String> = rule
-            .key
+        self.finish_keyed(rule, &rule.key, ev, file, line_no, raw)
+    }
+
+    /// [`AlertDraft::finish`] with the key object made of `key_fields`
+    /// rather than the rule's `key` (for a rule whose key is the first of
+    /// several fields the event carries).
+    pub(crate) fn finish_keyed(
+        self,
+        rule: &RuleConfig,
+        key_fields: &[Field],
+        ev: &Event,
+        file: &str,
+        line_no: u64,
+        raw: &[u8],
+    ) -> Alert {
+        let key: BTreeMap<String, String> = key_fields
             .iter()
             .map(|f| (f.as_str().to_string(), ev.key_value(*f).to_string()))
             .collect();
@@ -393,3 +407,5 @@ pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;

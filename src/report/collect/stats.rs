@@ -192,9 +192,21 @@ pub(super) struct UserStats {
     pub(super) errors: u64,
     pub(super) first: Option<Millis>,
     pub(super) last: Option<Millis>,
+    pub(super) hours: super::hourly::UserHours,
 }
 
 impl UserStats {
+    /// The row of one user, with their hourly calls.
+    pub(super) fn user_row(&self, user: &str) -> UserRow {
+        let (hourly, busiest) = self.hours.summary().unzip();
+        UserRow {
+            hourly_calls: hourly,
+            busiest_hour: busiest,
+            ..self.row(user)
+        }
+    }
+
+    /// The row without hourly figures (the overflow row mixes users).
     pub(super) fn row(&self, user: &str) -> UserRow {
         UserRow {
             user: user.to_string(),
@@ -206,6 +218,8 @@ impl UserStats {
             errors: self.errors,
             first_seen: self.first.map(format_ts),
             last_seen: self.last.map(format_ts),
+            hourly_calls: None,
+            busiest_hour: None,
         }
     }
 }
