@@ -63,7 +63,7 @@ fn builtin_defaults_equal_the_shipped_rule_files() {
         dir: Some(PathBuf::from("/nonexistent")),
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(shipped.sources.rule_files.len(), 7);
+    assert_eq!(shipped.sources.rule_files.len(), RuleName::COUNT);
     assert_eq!(shipped.rules, Config::defaults().rules);
 }
 
@@ -185,7 +185,10 @@ fn builtin_rules_have_spec_defaults() {
         )
     );
     for r in &rs.rules {
-        assert!(r.enabled && r.max_keys == 1_000_000, "{:?}", r.name);
+        assert!(r.max_keys == 1_000_000, "{:?}", r.name);
+        // With no security-config.json the seed's sections are absent, so
+        // the rules they switch on are off.
+        assert_eq!(r.enabled, !SEED_SWITCHED.contains(&r.name), "{:?}", r.name);
     }
     assert_eq!(
         rs.rules.iter().map(|r| r.name).collect::<Vec<_>>(),
@@ -402,7 +405,7 @@ fn other_known_keys_are_validated_and_kept() {
         d.errors(),
         [
             "1:21: approvalTimeout: -1 is out of range; expected a positive number of seconds",
-            "1:63: rateLimiting.requestsPerMinute: expected a whole number ≥ 1, got a string",
+            "1:63: rateLimiting.requestsPerMinute: expected a whole number from 1 to 1000000, got a string",
             "2:45: incidentResponse.notificationEmails[0]: \"nobody\" is not an email address",
             "2:77: incidentResponse.escalationWebhook: \"ftp://x\" is not a URL; expected http://... or https://...",
         ]
@@ -430,7 +433,10 @@ fn anomaly_detection_false_turns_off_four_rules_unless_explicitly_enabled() {
             "unusual_hours",
             "disabled_tool",
             "approval_bypass",
-            "error_spike"
+            "error_spike",
+            "token_shared",
+            "server_silence",
+            "audit_silence"
         ]
     );
     assert_eq!(c.rules.get(RuleName::NewToolUsage).severity, Severity::High);
@@ -508,9 +514,10 @@ fn unknown_rule_file_is_an_error_and_other_files_are_ignored() {
     d.write("rules/README.md", "not a rule");
     assert_eq!(
         d.errors(),
-        [
-            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
-        ]
+        [format!(
+            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: {}",
+            all_rules()
+        )]
     );
 }
 
@@ -585,9 +592,10 @@ fn routes_reference_existing_channels_and_rules() {
     );
     assert_eq!(
         d.errors(),
-        [
-            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
-        ]
+        [format!(
+            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected {}",
+            all_rules()
+        )]
     );
 }
 
@@ -786,3 +794,6 @@ fn a_minified_policy_of_200000_tools_loads() {
         "{w}"
     );
 }
+
+mod seeded;
+use seeded::{SEED_SWITCHED, all_rules};

@@ -684,3 +684,5 @@ fn the_engine_file_restores_the_state_and_survives_rules_added_or_removed() {
         "the seen set starts empty, so the tool is new again"
     );
 }
+
+mod seeded;

@@ -40,12 +40,20 @@
 mod registry;
 
 mod approval_bypass;
+mod audit_silence;
 mod counting;
 mod disabled_tool;
 mod error_spike;
 mod high_denial_rate;
 mod new_tool_usage;
 mod rapid_tool_usage;
+mod rate_limit_exceeded;
+mod server_silence;
+mod silence;
+mod token_age;
+mod token_rotation_due;
+mod token_rotation_overdue;
+mod token_shared;
 mod unusual_hours;
 
 use std::fmt::Debug;
@@ -65,6 +73,12 @@ registry! {
     disabled_tool::DisabledTool,
     approval_bypass::ApprovalBypass,
     error_spike::ErrorSpike,
+    rate_limit_exceeded::RateLimitExceeded,
+    token_shared::TokenShared,
+    token_rotation_due::TokenRotationDue,
+    token_rotation_overdue::TokenRotationOverdue,
+    server_silence::ServerSilence,
+    audit_silence::AuditSilence,
 }
 
 /// One rule of SPEC §3. The implementing type is the rule as it runs:
