@@ -35,6 +35,7 @@ mod rotate_cli;
 mod run_daemon;
 mod run_logrotate;
 mod run_rotation;
+mod run_seeded;
 mod small_fixes;
 mod tail_cases;
 mod tail_model;
