@@ -36,6 +36,7 @@ mod run_daemon;
 mod run_logrotate;
 mod run_rotation;
 mod run_seeded;
+mod seeded_input;
 mod small_fixes;
 mod tail_cases;
 mod tail_model;
