@@ -192,11 +192,11 @@ pub struct Event {
     pub ts: Millis,
     pub request_id: Option<Text>,
     pub user_id: Option<Text>,
-    pub(crate) agent_id: Option<Text>,
+    pub agent_id: Option<Text>,
     pub(crate) conversation_id: Option<Text>,
     pub server_name: Option<Text>,
     pub tool_name: Option<Text>,
-    pub(crate) token_id: Option<Text>,
+    pub token_id: Option<Text>,
     // tool_call
     pub outcome: Option<Outcome>,
     pub(crate) duration_ms: Option<f64>,

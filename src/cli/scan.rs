@@ -258,7 +258,11 @@ fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                // Padded by hand: `format!`'s width stops at 65,535, and a
+                // key field may be a 1 MiB token id.
+                s.push_str(c);
+                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                s.extend(std::iter::repeat_n(' ', pad));
             }
         }
         writeln!(out, "{}", s.trim_end())

@@ -7,6 +7,7 @@
 
 mod rules;
 mod security;
+mod seeded;
 mod settings;
 mod tree;
 mod types;
@@ -14,8 +15,6 @@ mod types;
 use rules::BUILTIN_RULES;
 pub(crate) use rules::TOOL_CLASSES;
 pub(crate) use settings::DEFAULT_DIR;
-#[cfg(test)]
-use settings::parse_size;
 pub use types::*;
 
 use std::net::SocketAddr;
@@ -96,7 +95,15 @@ impl std::error::Error for ConfigErrors {}
 
 impl Config {
     /// No files at all: built-in rules, default settings, no policy.
+    #[cfg(test)]
     pub(crate) fn defaults() -> Config {
+        let mut cfg = Config::unresolved();
+        seeded::resolve(&mut cfg, &[false; RuleName::COUNT]);
+        cfg
+    }
+
+    /// [`Config::defaults`] before the seed-driven rules are resolved.
+    fn unresolved() -> Config {
         Config {
             policy: None,
             security: default_security(),
@@ -181,6 +188,18 @@ pub(crate) fn policy_from_json(
         cx.errors.sort_by_key(|e| (e.line, e.col));
         Err(ConfigErrors(cx.errors))
     }
+}
+
+/// The configuration a `security-config.json` of this text gives with no
+/// other file (for tests of the rules it switches on).
+#[cfg(test)]
+pub(crate) fn config_from_seed(text: &str) -> Result<Config, ConfigErrors> {
+    let (policy, extras) = policy_from_json(text, DEFAULT_CONFIG)?;
+    let mut cfg = Config::unresolved();
+    cfg.policy = Some(std::sync::Arc::new(policy));
+    cfg.security = extras;
+    seeded::resolve(&mut cfg, &[false; RuleName::COUNT]);
+    Ok(cfg)
 }
 
 fn default_security() -> SecurityExtras {
@@ -274,7 +293,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
         syntax: None,
         errors: Vec::new(),
     };
-    let mut cfg = Config::defaults();
+    let mut cfg = Config::unresolved();
     let mut settings_errors = Vec::new();
 
     // Settings first: they name the log directory.
@@ -361,6 +380,10 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
                             let mut cx = Ctx::new(path.display().to_string(), "a table");
                             explicit[name as usize] =
                                 rules::apply(&root, cfg.rules.get_mut(name), &mut cx);
+                            if name == RuleName::TokenRotationDue {
+                                let seed = cfg.security.token_rotation.as_ref();
+                                rules::check_rotation(cfg.rules.get(name), seed, &mut cx);
+                            }
                             cfg.sources.rule_files.push(name);
                             col.take(cx);
                         }
@@ -374,6 +397,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
             )),
         }
     }
+    seeded::resolve(&mut cfg, &explicit);
     if !cfg.security.anomaly_detection {
         for r in RuleName::ALL.into_iter().filter(|r| r.anomaly()) {
             if !explicit[r as usize] {
@@ -538,3 +562,5 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 mod tests;
 #[cfg(test)]
 mod tests_beyond;
+#[cfg(test)]
+mod tests_values;

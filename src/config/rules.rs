@@ -7,7 +7,7 @@
 
 use super::tree::{Ctx, Node, one_of};
 use super::{RuleConfig, RuleName, RuleSet, Setting};
-use crate::event::{Field, Severity};
+use crate::event::{Field, Millis, Severity};
 
 /// The shipped rule files, in [`RuleName::ALL`] order (each rule type
 /// embeds its own).
@@ -52,6 +52,10 @@ fn blank(name: RuleName) -> RuleConfig {
         grace: 0,
         horizon: 0,
         learning_period: 0,
+        seeded: super::Seeded::default(),
+        rotation_at: None,
+        by: Field::AgentId,
+        min_events: 0,
         sources: Vec::new(),
         sinks: Vec::new(),
         max_hashes: 16,
@@ -93,6 +97,7 @@ pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
     let allowed = allowed_keys(r.name);
     cx.known_keys(entries, "", &allowed);
     let mut explicit_enabled = false;
+    let mut rotation_at = None;
     for e in entries {
         let (f, v) = (e.key.as_str(), &e.val);
         if !allowed.contains(&f) {
@@ -251,6 +256,53 @@ pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
                     r.learning_period = d;
                 }
             }
+            "requests_per_minute" | "burst_limit" => {
+                if let Some(n) = cx.int(v, f, 1, SEEDED_RATE_LIMIT, SEEDED_RATE_WHAT) {
+                    let n = Some(n as u32);
+                    match f {
+                        "requests_per_minute" => r.seeded.requests_per_minute = n,
+                        _ => r.seeded.burst_limit = n,
+                    }
+                }
+            }
+            "by" => {
+                let names: Vec<&str> = Field::ALL.iter().map(|x| x.as_str()).collect();
+                let what = format!("a field name: {}", one_of(&names));
+                if let Some(s) = cx.str_(v, f, &what) {
+                    match Field::parse(s) {
+                        Some(field) => r.by = field,
+                        None => cx.err(
+                            v.pos,
+                            f,
+                            format!("unknown field {s:?}; expected {}", one_of(&names)),
+                        ),
+                    }
+                }
+            }
+            "interval_days" => {
+                rotation_at = rotation_at.or(Some(v.pos));
+                if let Some(n) = cx.int(v, f, 1, MAX_DAYS, "a whole number of days from 1 to 36500")
+                {
+                    r.seeded.interval_days = Some(n as u32);
+                }
+            }
+            "notify_before_days" => {
+                rotation_at = Some(v.pos);
+                if let Some(n) = cx.int(v, f, 0, MAX_DAYS, "a whole number of days from 0 to 36500")
+                {
+                    r.seeded.notify_before_days = Some(n as u32);
+                }
+            }
+            "after" => {
+                if let Some(d) = cx.duration(v, f, 1) {
+                    r.seeded.after = Some(d);
+                }
+            }
+            "min_events" => {
+                if let Some(n) = cx.int(v, f, 0, i64::from(u32::MAX), "a whole number ≥ 0") {
+                    r.min_events = n as u64;
+                }
+            }
             "sources" | "sinks" => {
                 if let Some(list) = tool_matchers(v, f, cx) {
                     if f == "sources" {
@@ -289,8 +341,56 @@ pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
             _ => {}
         }
     }
+    if let Some(pos) = rotation_at {
+        r.rotation_at = Some(pos);
+    }
     explicit_enabled
 }
+
+/// SPEC §2's `intervalDays` > `notifyBeforeDays` once a rules file set one
+/// of them: its values first, then the seed's, then 30 and 7. The error
+/// points at the file's `notify_before_days` (else its `interval_days`).
+pub(crate) fn check_rotation(r: &RuleConfig, seed: Option<&super::TokenRotation>, cx: &mut Ctx) {
+    let Some(pos) = r.rotation_at else {
+        return;
+    };
+    let interval = (r.seeded.interval_days)
+        .or(seed.and_then(|s| s.interval_days))
+        .unwrap_or(DEFAULT_INTERVAL_DAYS);
+    let notify = (r.seeded.notify_before_days)
+        .or(seed.and_then(|s| s.notify_before_days))
+        .unwrap_or(DEFAULT_NOTIFY_BEFORE_DAYS);
+    if notify >= interval {
+        let field = if r.seeded.notify_before_days.is_some() {
+            "notify_before_days"
+        } else {
+            "interval_days"
+        };
+        cx.err(
+            pos,
+            field,
+            format!(
+                "notify_before_days ({notify}) must be less than interval_days ({interval}); expected 0 ≤ notify_before_days < interval_days"
+            ),
+        );
+    }
+}
+
+/// SPEC §3's defaults of the seed-derived settings.
+pub(crate) const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
+pub(crate) const DEFAULT_BURST_LIMIT: u32 = 10;
+pub(crate) const DEFAULT_INTERVAL_DAYS: u32 = 30;
+pub(crate) const DEFAULT_NOTIFY_BEFORE_DAYS: u32 = 7;
+/// `healthCheckInterval`'s default (seconds) when `monitoring` omits it.
+pub(crate) const DEFAULT_HEALTH_CHECK_MS: Millis = 60_000;
+
+/// `requests_per_minute` and `burst_limit` (here and in the seed's
+/// `rateLimiting`): SPEC §3 bounds both, so the integer arithmetic of the
+/// rate rule (ms × rate) stays far from overflow.
+pub(crate) const SEEDED_RATE_LIMIT: i64 = 1_000_000;
+pub(crate) const SEEDED_RATE_WHAT: &str = "a whole number from 1 to 1000000";
+/// Token rotation days: 100 years at most.
+pub(crate) const MAX_DAYS: i64 = 36_500;
 
 /// The policy classes a `sources`/`sinks` entry may name as
 /// `class:<name>`.

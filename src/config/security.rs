@@ -3,8 +3,12 @@
 
 use std::sync::Arc;
 
+use super::rules::{
+    DEFAULT_INTERVAL_DAYS, DEFAULT_NOTIFY_BEFORE_DAYS, MAX_DAYS, SEEDED_RATE_LIMIT,
+    SEEDED_RATE_WHAT,
+};
 use super::tree::{Ctx, Entry, Node, Pos, Val, one_of};
-use super::{RateLimiting, Retention, SecurityExtras};
+use super::{Monitoring, RateLimiting, Retention, SecurityExtras, TokenRotation};
 use crate::event::{ApprovalMode, Millis};
 use crate::policy::{Policy, ToolList, compile_glob};
 
@@ -133,6 +137,10 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                 }
             },
             "monitoring" => {
+                let mut m = Monitoring {
+                    enabled: true,
+                    health_check_interval: None,
+                };
                 for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
                     "anomalyDetection" => {
                         if let Some(b) = cx.bool_(&e.val, f) {
@@ -140,22 +148,29 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                         }
                     }
                     "enabled" => {
-                        cx.bool_(&e.val, f);
+                        if let Some(b) = cx.bool_(&e.val, f) {
+                            m.enabled = b;
+                        }
                     }
                     "healthCheckInterval" => {
-                        cx.num(
-                            &e.val,
-                            f,
-                            f64::MIN_POSITIVE,
-                            f64::MAX,
-                            "a positive number of seconds",
-                        );
+                        m.health_check_interval = cx
+                            .num(
+                                &e.val,
+                                f,
+                                f64::MIN_POSITIVE,
+                                MAX_HEALTH_CHECK_SECS,
+                                "a number of seconds > 0 (up to 1000000000)",
+                            )
+                            // To the millisecond, rounded down; at least 1 ms
+                            // so `after` = 10 × it is a real silence.
+                            .map(|secs| ((secs * 1000.0) as Millis).max(1));
                     }
                     "alertChannels" => {
                         cx.str_list(&e.val, f, "a string such as \"email\"");
                     }
                     _ => {}
                 });
+                out.extras.monitoring = Some(m);
             }
             "fallbackOnTimeout" => {
                 if let Some(s) = cx.str_(v, k, "a string: deny or allow") {
@@ -218,7 +233,10 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                 }
             }
             "rateLimiting" => {
-                let mut rl = RateLimiting::default();
+                let mut rl = RateLimiting {
+                    enabled: true,
+                    ..RateLimiting::default()
+                };
                 for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
                     "enabled" => {
                         if let Some(b) = cx.bool_(&e.val, f) {
@@ -227,12 +245,12 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                     }
                     "requestsPerMinute" => {
                         rl.requests_per_minute = cx
-                            .int(&e.val, f, 1, u32::MAX.into(), "a whole number ≥ 1")
+                            .int(&e.val, f, 1, SEEDED_RATE_LIMIT, SEEDED_RATE_WHAT)
                             .map(|n| n as u32);
                     }
                     "burstLimit" => {
                         rl.burst_limit = cx
-                            .int(&e.val, f, 1, u32::MAX.into(), "a whole number ≥ 1")
+                            .int(&e.val, f, 1, SEEDED_RATE_LIMIT, SEEDED_RATE_WHAT)
                             .map(|n| n as u32);
                     }
                     _ => {}
@@ -244,21 +262,9 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                     "method" => {
                         cx.str_(&e.val, f, "a string such as \"bearer_token\"");
                     }
-                    "tokenRotation" => for_each(&e.val, f, cx, |e, f, cx| match e.key.as_str() {
-                        "enabled" => {
-                            cx.bool_(&e.val, f);
-                        }
-                        "intervalDays" | "notifyBeforeDays" => {
-                            cx.int(
-                                &e.val,
-                                f,
-                                1,
-                                MAX_RETENTION_DAYS,
-                                "a whole number of days ≥ 1",
-                            );
-                        }
-                        _ => {}
-                    }),
+                    "tokenRotation" => {
+                        out.extras.token_rotation = Some(token_rotation(&e.val, f, cx));
+                    }
                     _ => {}
                 });
             }
@@ -271,6 +277,71 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
     let [auto, req, dis] = lists;
     out.policy = Arc::new(Policy::new(mode, auto, req, dis));
     out
+}
+
+/// Seconds: `healthCheckInterval` up to about 31 years keeps `after` (10 ×
+/// it, in ms) far from overflow.
+const MAX_HEALTH_CHECK_SECS: f64 = 1e9;
+
+/// `authentication.tokenRotation`: `intervalDays` > `notifyBeforeDays` ≥ 0
+/// (each defaulting to SPEC §3's 30 and 7 when absent).
+fn token_rotation(v: &Node, field: &str, cx: &mut Ctx) -> TokenRotation {
+    let mut t = TokenRotation {
+        enabled: true,
+        interval_days: None,
+        notify_before_days: None,
+    };
+    let mut notify_at = None;
+    let mut interval_at = None;
+    for_each(v, field, cx, |e, f, cx| match e.key.as_str() {
+        "enabled" => {
+            if let Some(b) = cx.bool_(&e.val, f) {
+                t.enabled = b;
+            }
+        }
+        "intervalDays" => {
+            interval_at = Some((e.val.pos, f.to_string()));
+            t.interval_days = cx
+                .int(
+                    &e.val,
+                    f,
+                    1,
+                    MAX_DAYS,
+                    "a whole number of days from 1 to 36500",
+                )
+                .map(|n| n as u32);
+        }
+        "notifyBeforeDays" => {
+            notify_at = Some((e.val.pos, f.to_string()));
+            t.notify_before_days = cx
+                .int(
+                    &e.val,
+                    f,
+                    0,
+                    MAX_DAYS,
+                    "a whole number of days from 0 to 36500",
+                )
+                .map(|n| n as u32);
+        }
+        _ => {}
+    });
+    let interval = t.interval_days.unwrap_or(DEFAULT_INTERVAL_DAYS);
+    let notify = t.notify_before_days.unwrap_or(DEFAULT_NOTIFY_BEFORE_DAYS);
+    let valid = (interval_at.is_none() || t.interval_days.is_some())
+        && (notify_at.is_none() || t.notify_before_days.is_some());
+    if valid
+        && notify >= interval
+        && let Some((pos, f)) = notify_at.or(interval_at)
+    {
+        cx.err(
+            pos,
+            &f,
+            format!(
+                "notifyBeforeDays ({notify}) must be less than intervalDays ({interval}); expected intervalDays > notifyBeforeDays ≥ 0"
+            ),
+        );
+    }
+    t
 }
 
 /// Calls `f` for each entry of an object at `v`, with its dotted field.

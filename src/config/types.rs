@@ -56,13 +56,39 @@ pub(crate) struct SecurityExtras {
     pub(crate) audit_logging: bool,
     /// `approvalTimeout` (seconds in the file).
     pub(crate) approval_timeout: Option<Millis>,
-    /// `rateLimiting`, validated and kept for reports.
+    /// `rateLimiting`: switches `rate_limit_exceeded` on (SPEC §3).
     pub(crate) rate_limiting: Option<RateLimiting>,
+    /// `authentication.tokenRotation`: switches the two token-rotation
+    /// rules on.
+    pub(crate) token_rotation: Option<TokenRotation>,
+    /// `monitoring`, when present: switches the two silence rules on.
+    pub(crate) monitoring: Option<Monitoring>,
+}
+
+/// `authentication.tokenRotation` of `security-config.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TokenRotation {
+    /// `enabled` (absent: true).
+    pub(crate) enabled: bool,
+    pub(crate) interval_days: Option<u32>,
+    pub(crate) notify_before_days: Option<u32>,
+}
+
+/// `monitoring` of `security-config.json`, as far as the silence rules
+/// read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Monitoring {
+    /// `enabled` (absent: true).
+    pub(crate) enabled: bool,
+    /// `healthCheckInterval` in ms (seconds in the file, rounded down to
+    /// the millisecond).
+    pub(crate) health_check_interval: Option<Millis>,
 }
 
 /// `rateLimiting` of `security-config.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RateLimiting {
+    /// `enabled` (absent: true: the section's presence switches the rule on).
     pub(crate) enabled: bool,
     pub(crate) requests_per_minute: Option<u32>,
     pub(crate) burst_limit: Option<u32>,
@@ -112,6 +138,21 @@ pub(crate) enum Setting {
     Horizon,
     /// `learning_period`.
     LearningPeriod,
+    /// `requests_per_minute` (rate_limit_exceeded; seed: `rateLimiting`).
+    RequestsPerMinute,
+    /// `burst_limit` (rate_limit_exceeded).
+    BurstLimit,
+    /// `by`: the field whose distinct values are counted (token_shared).
+    By,
+    /// `interval_days` (token rotation; seed: `tokenRotation`).
+    IntervalDays,
+    /// `notify_before_days` (token_rotation_due).
+    NotifyBeforeDays,
+    /// `after`: the silence that raises (silences; seed:
+    /// 10 × `healthCheckInterval`).
+    After,
+    /// `min_events`: calls needed in the hour before a silence.
+    MinEvents,
     /// `sources`: tool-name globs (or `class:<policy class>`).
     Sources,
     /// `sinks`: likewise.
@@ -140,6 +181,13 @@ impl Setting {
             Setting::Grace => "grace",
             Setting::Horizon => "horizon",
             Setting::LearningPeriod => "learning_period",
+            Setting::RequestsPerMinute => "requests_per_minute",
+            Setting::BurstLimit => "burst_limit",
+            Setting::By => "by",
+            Setting::IntervalDays => "interval_days",
+            Setting::NotifyBeforeDays => "notify_before_days",
+            Setting::After => "after",
+            Setting::MinEvents => "min_events",
             Setting::Sources => "sources",
             Setting::Sinks => "sinks",
             Setting::MaxHashes => "max_hashes",
@@ -185,6 +233,30 @@ pub(crate) struct RuleConfig {
     pub(crate) z: f64,
     pub(crate) min_calls: u64,
     pub(crate) min_history: u64,
+    /// The settings the seed's `security-config.json` also gives (SPEC §3,
+    /// "Rules that the seed's own settings switch on"): `None` until a
+    /// rules file sets them; loading then fills them from the seed, else
+    /// the defaults ([`crate::config::Seeded`]).
+    pub(crate) seeded: Seeded,
+    /// `token_shared`: the field whose distinct values are counted.
+    pub(crate) by: Field,
+    /// The silences: calls needed in the hour ending at the last call.
+    pub(crate) min_events: u64,
+    /// Where the rule's file set `interval_days`/`notify_before_days` (for
+    /// the error when they and the seed's disagree); not a setting.
+    pub(crate) rotation_at: Option<super::tree::Pos>,
+}
+
+/// The seed-derived settings of one rule: a rules file's value first, then
+/// the seed's, then the defaults of SPEC §3. After loading, every field a
+/// rule reads is `Some`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Seeded {
+    pub(crate) requests_per_minute: Option<u32>,
+    pub(crate) burst_limit: Option<u32>,
+    pub(crate) interval_days: Option<u32>,
+    pub(crate) notify_before_days: Option<u32>,
+    pub(crate) after: Option<Millis>,
 }
 
 /// Every rule, indexed by `RuleName as usize`.

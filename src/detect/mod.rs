@@ -75,6 +75,10 @@ pub struct Engine {
     /// `approvals.log` has yielded and from the wall clock. Not state: a
     /// restart starts closed and reopens it from the files and the clock.
     bypass_horizon: Millis,
+    /// Live only: this host's wall clock (ms), set by `run` each cycle.
+    /// The silence rules judge by min(watermark, it), and `audit_silence`
+    /// also by the wall time calls were read (SPEC §3). `None` in `scan`.
+    wall: Option<Millis>,
     /// What [`Engine::tick`] passes for "the event" to the rules' judging
     /// of due calls (which never look at it).
     idle: (Event, Arc<str>),
@@ -143,6 +147,7 @@ impl Engine {
             state: EngineState::default(),
             key_buf: String::with_capacity(64),
             bypass_horizon: Millis::MAX,
+            wall: None,
             idle: (Event::default(), Arc::from("")),
         }
     }
@@ -176,6 +181,12 @@ impl Engine {
         self.bypass_horizon = horizon;
     }
 
+    /// Sets this host's wall clock for the live silence checks (see the
+    /// field's doc); `run` calls it before each cycle's events.
+    pub(crate) fn set_wall_clock(&mut self, now: Millis) {
+        self.wall = Some(now);
+    }
+
     /// `approval_bypass`'s `grace`, when the rule is on.
     pub(crate) fn bypass_grace(&self) -> Option<Millis> {
         self.rules.approval_bypass.as_ref().map(|r| r.grace())
@@ -201,6 +212,7 @@ impl Engine {
             },
             watermark: wm,
             bypass_horizon: self.bypass_horizon,
+            wall: self.wall,
             first_ts: self.state.first_ts.unwrap_or(wm),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
@@ -223,6 +235,7 @@ impl Engine {
             line,
             watermark: wm,
             bypass_horizon: self.bypass_horizon,
+            wall: self.wall,
             first_ts: self.state.first_ts.unwrap_or(t),
             stats: &mut self.state.stats,
             key: &mut self.key_buf,
@@ -272,6 +285,8 @@ pub(crate) struct Cx<'a, 'b> {
     pub(crate) watermark: Millis,
     /// See [`Engine::bypass_horizon`].
     pub(crate) bypass_horizon: Millis,
+    /// See [`Engine::wall`].
+    pub(crate) wall: Option<Millis>,
     pub(crate) first_ts: Millis,
     pub(crate) stats: &'b mut Stats,
     /// Scratch buffer for state keys (no allocation per event).

@@ -395,6 +395,29 @@ fn approval_bypass_approve_3s_after_the_call_is_in_time() {
     assert!(bypasses(&alerts).is_empty());
 }
 
+/// Regression: live, a call held by the gate (approvals.log had not moved
+/// past its deadline) while other logs moved event time more than an hour
+/// on lost its approve to expiry and was judged a bypass that `scan` never
+/// raises (the bundled example's run found it).
+#[test]
+fn approval_bypass_a_call_held_by_the_live_gate_keeps_its_approve_past_the_horizon() {
+    let mut e = Engine::new(&config_with_policy(POLICY));
+    let t = DAY + 12 * H;
+    e.set_bypass_horizon(t);
+    let evs = [
+        approve(t - 3 * S, "r-1"),
+        send(t, "r-1"),
+        error(t + 2 * H, "gmail"),
+    ];
+    assert!(bypasses(&run(&mut e, &evs)).is_empty());
+    assert!(e.bypass_pending(), "held by the gate");
+    e.set_bypass_horizon(Millis::MAX);
+    let mut out = Vec::new();
+    e.tick(&mut out);
+    assert!(bypasses(&out).is_empty(), "{out:#?}");
+    assert!(!e.bypass_pending());
+}
+
 #[test]
 fn approval_bypass_approve_7s_after_the_call_is_a_bypass() {
     let mut e = Engine::new(&config_with_policy(POLICY));
@@ -733,3 +756,5 @@ fn a_reload_keeps_a_rules_state_when_only_its_threshold_changed_and_drops_it_oth
         "a new window starts empty"
     );
 }
+
+mod seeded;

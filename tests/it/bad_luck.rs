@@ -177,10 +177,11 @@ fn replace_by_copy(p: &Project, name: &str) {
 fn a_log_replaced_by_a_copy_of_itself_adds_no_alert() {
     let p = Project::new();
     let lines = copy_example(&p);
+    let planted = mcpwatch::testkit::planted().len();
     let d = p.start(&[]);
     assert!(
         wait_until(Duration::from_secs(30), || events_read(&d) >= lines
-            && p.alerts().len() == mcpwatch::testkit::planted().len()),
+            && p.alerts().len() == planted),
         "the example read: {} of {lines} lines, {} alerts\n{}",
         events_read(&d),
         p.alerts().len(),
@@ -199,12 +200,7 @@ fn a_log_replaced_by_a_copy_of_itself_adds_no_alert() {
     );
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(events_read(&d), lines + 1, "nothing read twice");
-    assert_eq!(
-        p.alerts().len(),
-        mcpwatch::testkit::planted().len(),
-        "{:?}",
-        p.alerts()
-    );
+    assert_eq!(p.alerts().len(), planted, "{:?}", p.alerts());
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
 
@@ -223,7 +219,7 @@ fn a_log_replaced_by_a_copy_of_itself_adds_no_alert() {
     assert_eq!(events_read(&d), 1, "nothing read twice after a restart");
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
-    assert_eq!(p.alerts().len(), mcpwatch::testkit::planted().len());
+    assert_eq!(p.alerts().len(), planted);
     assert_ids_unique(&p);
 }
 

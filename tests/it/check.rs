@@ -216,7 +216,7 @@ fn no_files_at_all_is_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rules: built-in\n"), "{stdout}");
     assert!(
-        stdout.contains("rules active: 8 of 10 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike, exfil_sequence, tool_definition_drift, usage_baseline_spike)"),
+        stdout.contains("rules active: 9 of 16 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike, token_shared, exfil_sequence, tool_definition_drift, usage_baseline_spike)"),
         "{stdout}"
     );
     assert!(stdout.contains("log dir: .elevenlabs/audit\n"), "{stdout}");

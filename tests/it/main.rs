@@ -38,6 +38,8 @@ mod run_beyond;
 mod run_daemon;
 mod run_logrotate;
 mod run_rotation;
+mod run_seeded;
+mod seeded_input;
 mod service;
 mod small_fixes;
 mod tail_cases;

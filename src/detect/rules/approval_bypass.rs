@@ -127,7 +127,10 @@ fn decide_due(r: &RuleConfig, st: &mut BypassState, cx: &mut Cx<'_, '_>) {
         judge(r, st, cx, p);
     }
     let keep = r.horizon.saturating_add(r.grace);
-    st.approvals.expire(cx.watermark, keep);
+    // Approvals a call still waiting (live, behind the gate) may need are
+    // kept: those from its ts − horizon on, however far event time moved.
+    let held = st.pending.peek().map_or(Millis::MAX, |p| p.0.deadline);
+    st.approvals.expire(cx.watermark.min(held), keep);
     st.bypassed.expire(cx.watermark, keep);
 }
 

@@ -40,6 +40,7 @@
 mod registry;
 
 mod approval_bypass;
+mod audit_silence;
 mod counting;
 mod disabled_tool;
 mod error_spike;
@@ -47,6 +48,13 @@ mod exfil_sequence;
 mod high_denial_rate;
 mod new_tool_usage;
 mod rapid_tool_usage;
+mod rate_limit_exceeded;
+mod server_silence;
+mod silence;
+mod token_age;
+mod token_rotation_due;
+mod token_rotation_overdue;
+mod token_shared;
 mod tool_definition_drift;
 mod unusual_hours;
 mod usage_baseline_spike;
@@ -71,6 +79,12 @@ registry! {
     disabled_tool::DisabledTool,
     approval_bypass::ApprovalBypass,
     error_spike::ErrorSpike,
+    rate_limit_exceeded::RateLimitExceeded,
+    token_shared::TokenShared,
+    token_rotation_due::TokenRotationDue,
+    token_rotation_overdue::TokenRotationOverdue,
+    server_silence::ServerSilence,
+    audit_silence::AuditSilence,
     exfil_sequence::ExfilSequence,
     tool_definition_drift::ToolDefinitionDrift,
     usage_baseline_spike::UsageBaselineSpike,

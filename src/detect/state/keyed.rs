@@ -251,6 +251,13 @@ impl<V> KeyedState<V> {
         self.slots[i as usize].as_mut().map(|n| &mut n.entry)
     }
 
+    /// Forgets `key` (a silence that fired: its state has done its work).
+    pub(crate) fn remove(&mut self, key: &str) {
+        if let Some(i) = self.find(self.hasher.hash_one(key), key) {
+            self.remove_slot(i);
+        }
+    }
+
     /// Drops keys idle longer than `idle` at watermark `now` (memory only:
     /// `touch` already resets idle state exactly). Returns how many went.
     pub(crate) fn expire(&mut self, now: Millis, idle: Millis) -> usize {

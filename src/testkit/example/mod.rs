@@ -7,6 +7,7 @@
 //! normal traffic and the planted anomalies.
 
 mod beyond;
+mod seeded;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::path::Path;
 use super::{EXAMPLE_DAY_MS, HOUR, MIN, Rng, SEC, js, rfc3339_ms};
 use crate::alert::alert_id;
 use crate::event::Millis;
+use seeded::seeded_anomalies;
 use traffic::{normal_traffic, planted_anomalies};
 
 /// The example's `security-config.json`: fine-grained rules naming every
@@ -30,7 +32,8 @@ pub(crate) const EXAMPLE_SECURITY_CONFIG: &str = r#"{
     "autoApproved": {
       "patterns": ["*_read", "*_get", "*_search"],
       "tools": ["email_read", "email_search", "calendar_read", "order_get",
-                "contact_search", "file_search", "file_read", "weather_get"]
+                "contact_search", "file_search", "file_read", "weather_get",
+                "invoice_get"]
     },
     "requiresApproval": {
       "patterns": ["*_send", "*_create", "*_update"],
@@ -48,7 +51,11 @@ pub(crate) const EXAMPLE_SECURITY_CONFIG: &str = r#"{
     "enabled": true,
     "retention": { "days": 90, "compress": true }
   },
-  "monitoring": { "enabled": true, "anomalyDetection": true },
+  "authentication": {
+    "method": "bearer_token",
+    "tokenRotation": { "enabled": true, "intervalDays": 30, "notifyBeforeDays": 7 }
+  },
+  "monitoring": { "enabled": true, "healthCheckInterval": 240, "anomalyDetection": true },
   "rateLimiting": { "enabled": true, "requestsPerMinute": 60, "burstLimit": 10 },
   "incidentResponse": {
     "notificationEmails": ["security@example.com"],
@@ -115,7 +122,8 @@ pub struct Planted {
     pub rule: &'static str,
     /// The alert key, canonical field names → values.
     pub key: BTreeMap<String, String>,
-    /// Event time of the firing line.
+    /// Event time of the alert: the firing line's, or for a silence its
+    /// last call + `after` (`delay`).
     pub ts: Millis,
     /// File name of the firing line (`tool-usage.log`, …).
     pub file: &'static str,
@@ -126,6 +134,8 @@ pub struct Planted {
     /// SPEC §4 alert id (sha256 of rule, key and firing line).
     pub id: String,
     pub(crate) note: &'static str,
+    /// From the firing line's ts to the alert's (silences: `after`).
+    pub(crate) delay: Millis,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,6 +153,8 @@ struct Rec {
     line: String,
     /// Index into the planted list when this line fires a planted alert.
     fires: Option<usize>,
+    /// A second planted alert the same line fires (another rule).
+    also: Option<usize>,
 }
 
 /// What varies per line: most lines use canonical names, some the aliases
@@ -309,6 +321,7 @@ impl Builder {
             value,
             id: String::new(),
             note,
+            delay: 0,
         });
         self.planted.len() - 1
     }
@@ -319,6 +332,7 @@ impl Builder {
             ts,
             line,
             fires,
+            also: None,
         });
     }
 
@@ -388,6 +402,7 @@ fn build_example() -> Example {
     };
     normal_traffic(&mut b);
     planted_anomalies(&mut b);
+    seeded_anomalies(&mut b);
     beyond::planted_beyond_thresholds(&mut b);
     Example {
         recs: b.recs,
@@ -410,9 +425,9 @@ fn example_files() -> ([String; 3], Vec<Planted>) {
         counts[f] += 1;
         out[f].push_str(&r.line);
         out[f].push('\n');
-        if let Some(i) = r.fires {
+        for i in [r.fires, r.also].into_iter().flatten() {
             let p = &mut planted[i];
-            p.ts = r.ts;
+            p.ts = r.ts + p.delay;
             p.file = FILE_NAMES[f];
             p.line = counts[f];
             p.id = alert_id(p.rule, &p.key, r.line.as_bytes());
@@ -435,7 +450,7 @@ fn planted_md(planted: &[Planted]) -> String {
          each row below fires exactly once. `scan` over `.elevenlabs/audit/` must\n\
          print these alerts and nothing else. (The baseline's case needs a day of\n\
          history: its service account, svc-sync, starts on 2026-11-22.)\n\n\
-         | rule | key | value | ts (firing line) | file:line | id | note |\n\
+         | rule | key | value | ts | file:line (firing line) | id | note |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for p in planted {

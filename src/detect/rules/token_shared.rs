@@ -1,0 +1,119 @@
+//! `token_shared`: the seed's "token compromise" — more than `threshold`
+//! (1) distinct values of `by` (`agent_id`; `user_id` where tokens are per
+//! user) used one token with ts in (t − `window`, t] (1 h). In the seed a
+//! token belongs to one server and one agent. Calls without `token_id`
+//! are ignored (no `"unknown"` token); calls without the `by` field are
+//! neither counted nor judged.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Rule, int, threshold_number};
+use crate::config::{Config, RuleConfig, Setting};
+use crate::detect::state::{Cooldown, KeyedState, state_key};
+use crate::detect::{AlertDraft, Cx, Stats, format_window, idle_of};
+use crate::event::{Kind, Millis, Text};
+
+/// Distinct `by` values kept per token: enough to count past any sane
+/// threshold; beyond it the least recently seen is dropped (and counted as
+/// an eviction), so one token used by a flood of agents stays bounded.
+const USERS_PER_TOKEN: usize = 64;
+/// Names listed in the message, at most.
+const NAMES_SHOWN: usize = 5;
+
+#[derive(Debug)]
+pub(crate) struct TokenShared {
+    r: RuleConfig,
+    /// Most values kept per token: the threshold plus one always fit.
+    cap: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SharedState {
+    tokens: KeyedState<TokenUse>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct TokenUse {
+    /// (value of `by`, ts of its latest call), least recent first.
+    users: Vec<(Text, Millis)>,
+    cooldown: Cooldown,
+}
+
+impl Rule for TokenShared {
+    const NAME: &'static str = "token_shared";
+    const DEFAULTS: &'static str = include_str!("../../../rules/token_shared.toml");
+    const SETTINGS: &'static [Setting] = &[Setting::By, Setting::Threshold, Setting::Window];
+    const INPUTS: &'static [Kind] = &[Kind::ToolCall];
+    const ADVICE: &'static str = "One bearer token was used by more than one agent: treat it as compromised \
+         — revoke and reissue it, then find which agent should not hold it.";
+    type State = SharedState;
+
+    fn new(r: RuleConfig, _: &Config) -> Self {
+        let cap = USERS_PER_TOKEN.max(r.threshold as usize + 1);
+        TokenShared { r, cap }
+    }
+
+    fn process(&self, st: &mut SharedState, cx: &mut Cx<'_, '_>) {
+        let r = &self.r;
+        let (Some(_), Some(who)) = (cx.ev.token_id.as_deref(), cx.ev.field(r.by)) else {
+            return;
+        };
+        let t = cx.ev.ts;
+        let idle = idle_of(r);
+        let key = state_key(cx.ev, &r.key, cx.key);
+        let (entry, touch) = st.tokens.touch(key, t, idle, r.max_keys);
+        let mut evicted = u64::from(touch.evicted);
+        let u = &mut entry.value;
+        let floor = t.saturating_sub(r.window);
+        u.users.retain(|(_, seen)| *seen > floor);
+        match u.users.iter().position(|(v, _)| v.as_str() == who) {
+            Some(i) => {
+                let mut e = u.users.remove(i);
+                e.1 = e.1.max(t);
+                u.users.push(e);
+            }
+            None => {
+                if u.users.len() >= self.cap {
+                    u.users.remove(0);
+                    evicted += 1;
+                }
+                u.users.push((who.into(), t));
+            }
+        }
+        Stats::bump(&mut cx.stats.evictions, r.name, evicted);
+        let count = u.users.len() as u64;
+        if (count as f64) > r.threshold {
+            let verdict = u.cooldown.hit(t, r.realert);
+            let mut names: Vec<&str> = u.users.iter().rev().map(|(v, _)| v.as_str()).collect();
+            names.truncate(NAMES_SHOWN);
+            names.sort_unstable();
+            let message = format!(
+                "token {} was used by {count} distinct {}s in {} (threshold {}): {}{}",
+                cx.ev.key_value(crate::event::Field::TokenId),
+                r.by.noun(),
+                format_window(r.window),
+                threshold_number(r.threshold),
+                names.join(", "),
+                if count as usize > NAMES_SHOWN {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+            let (ev, line) = (cx.ev, cx.line);
+            cx.raise(r, verdict, |suppressed| {
+                AlertDraft {
+                    value: Some(int(count)),
+                    threshold: Some(threshold_number(r.threshold)),
+                    window: Some(r.window),
+                    suppressed,
+                    message,
+                }
+                .finish_at(r, ev, line)
+            });
+        }
+        if let Some(idle) = idle {
+            st.tokens.expire(cx.watermark, idle);
+        }
+    }
+}
