@@ -33,7 +33,7 @@ pub(crate) fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8
     for w in &config.warnings {
         eprintln!("mcpwatch test-alert: warning: {w}");
     }
-    let cfg = DeliveryConfig::from_config(&config);
+    let cfg = DeliveryConfig::from(&config);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run_with(

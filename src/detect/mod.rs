@@ -335,8 +335,22 @@ impl AlertDraft {
                 line: line_no,
                 request_id: ev.request_id.as_deref().map(str::to_string),
             }],
+            line_fields: line_fields(ev),
         }
     }
+}
+
+/// The canonical fields of the firing line, by canonical name (the
+/// environment of incident actions, SPEC §5).
+fn line_fields(ev: &Event) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("ts".to_string(), format_ts(ev.ts));
+    for f in Field::ALL {
+        if let Some(v) = ev.field(f) {
+            m.insert(f.as_str().to_string(), v.to_string());
+        }
+    }
+    m
 }
 
 /// `window` of SPEC §4: seconds with an `s` (`"60s"`, `"3600s"`).

@@ -25,6 +25,19 @@ use crate::state::write_atomic;
 pub(super) struct StoredAlert {
     pub(super) at: Millis,
     pub(super) alert: Alert,
+    /// [`Alert::line_fields`] (not in the alert's JSON): the environment of
+    /// the actions this alert waits for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) fields: BTreeMap<String, String>,
+}
+
+impl StoredAlert {
+    /// The alert with its line fields, as a worker needs it.
+    pub(super) fn full(&self) -> Alert {
+        let mut a = self.alert.clone();
+        a.line_fields = self.fields.clone();
+        a
+    }
 }
 
 /// Where a submitted alert went, as journaled (replay must not re-route:
@@ -44,6 +57,8 @@ pub(super) enum DoneResult {
     Dead,
 }
 
+// An op lives for one append and one apply: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Op {
@@ -51,6 +66,9 @@ pub(super) enum Op {
         at: Millis,
         alert: Alert,
         to: Vec<Slot>,
+        /// [`Alert::line_fields`], which the alert's JSON leaves out.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        fields: BTreeMap<String, String>,
     },
     /// First attempt of `group` starts; `merged` open groups fold into it.
     Close {
@@ -329,7 +347,12 @@ impl Outbox {
     /// snapshot already reflects.
     fn apply(&mut self, op: Op) {
         match op {
-            Op::Submit { at, alert, to } => {
+            Op::Submit {
+                at,
+                alert,
+                to,
+                fields,
+            } => {
                 if self.knows(&alert.id) {
                     return;
                 }
@@ -351,7 +374,8 @@ impl Outbox {
                         }),
                     }
                 }
-                self.alerts.insert(id.clone(), StoredAlert { at, alert });
+                self.alerts
+                    .insert(id.clone(), StoredAlert { at, alert, fields });
                 self.remember(&id, at);
             }
             Op::Close {
