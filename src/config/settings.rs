@@ -239,7 +239,17 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
         s.actions = super::actions::check_actions(cx, v, &names);
     }
     if let Some(v) = routes_node {
-        let actions: HashSet<&str> = s.actions.iter().map(|a| a.name.as_str()).collect();
+        // Named in the file, valid or not: a route to one is wrong either way.
+        let actions: HashSet<&str> = match actions_node.map(|n| &n.val) {
+            Some(Val::Arr(items)) => items
+                .iter()
+                .filter_map(|t| match t.get("name").map(|e| &e.val.val) {
+                    Some(Val::Str(n)) => Some(n.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => HashSet::new(),
+        };
         for (i, r) in tables(cx, v, "routes") {
             if let Some(route) = route(cx, r, &format!("routes[{i}]"), &names, &actions) {
                 s.routes.push(route);

@@ -19,6 +19,7 @@
 
 mod support;
 
+mod actions;
 mod bad_luck;
 mod check;
 mod delivery;
