@@ -39,3 +39,4 @@ mod run_rotation;
 mod small_fixes;
 mod tail_cases;
 mod tail_model;
+mod timeline;
