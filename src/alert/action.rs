@@ -239,13 +239,12 @@ mod tests {
     #[test]
     fn environment_carries_alert_and_line_fields_but_not_nul_or_huge_values() {
         let mut a = alert("disabled_tool", Severity::Critical, "id-1");
-        a.line_fields
-            .insert("server_name".into(), "gmail\u{1b}[31m".into());
-        a.line_fields.insert("user_id".into(), "u\0x".into());
-        a.line_fields
-            .insert("tool_name".into(), "t".repeat(MAX_ENV_VALUE + 1));
-        a.line_fields
-            .insert("token_id".into(), "t".repeat(MAX_ENV_VALUE));
+        a.line_fields = vec![
+            ("server_name", "gmail\u{1b}[31m".into()),
+            ("user_id", "u\0x".into()),
+            ("tool_name", "t".repeat(MAX_ENV_VALUE + 1)),
+            ("token_id", "t".repeat(MAX_ENV_VALUE)),
+        ];
         let env = env_of(&a);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MCPWATCH_ALERT_ID"), Some("id-1"));

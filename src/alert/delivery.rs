@@ -31,7 +31,7 @@
 //! let _ = task.await;
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -500,8 +500,9 @@ fn log_gated(router: &Router, alert: &Alert) {
     for a in router.gated_actions(alert) {
         let server = alert
             .line_fields
-            .get("server_name")
-            .map_or(String::new(), |s| {
+            .iter()
+            .find(|(k, _)| *k == "server_name")
+            .map_or(String::new(), |(_, s)| {
                 format!(", server {}", crate::text::escape(s))
             });
         tracing::info!(
@@ -588,7 +589,7 @@ pub(crate) fn test_alert(now: Millis) -> Alert {
         suppressed: 0,
         message: "This is a test alert from `mcpwatch test-alert`; no action is needed".to_string(),
         evidence: vec![],
-        line_fields: BTreeMap::new(),
+        line_fields: Vec::new(),
     }
 }
 

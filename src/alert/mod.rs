@@ -66,11 +66,12 @@ pub struct Alert {
     pub message: String,
     pub evidence: Vec<Evidence>,
     /// The firing line's canonical fields (`ts`, `request_id`, `user_id`,
-    /// …, by canonical name; absent ones left out), for the environment of
+    /// …, by canonical name, in that order; absent ones left out; a plain
+    /// list: every alert of `scan` builds one), for the environment of
     /// incident actions (SPEC §5). Not part of the alert's JSON: the outbox
     /// keeps it beside the alert, so it survives a restart there.
     #[serde(skip)]
-    pub line_fields: BTreeMap<String, String>,
+    pub line_fields: Vec<(&'static str, String)>,
 }
 
 impl PartialEq for Alert {

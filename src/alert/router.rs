@@ -306,7 +306,7 @@ pub(crate) mod tests {
             suppressed: 0,
             message: format!("{rule} fired"),
             evidence: vec![],
-            line_fields: BTreeMap::new(),
+            line_fields: Vec::new(),
         }
     }
 

@@ -342,12 +342,12 @@ impl AlertDraft {
 
 /// The canonical fields of the firing line, by canonical name (the
 /// environment of incident actions, SPEC §5).
-fn line_fields(ev: &Event) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert("ts".to_string(), format_ts(ev.ts));
+fn line_fields(ev: &Event) -> Vec<(&'static str, String)> {
+    let mut m = Vec::with_capacity(1 + Field::ALL.len());
+    m.push(("ts", format_ts(ev.ts)));
     for f in Field::ALL {
         if let Some(v) = ev.field(f) {
-            m.insert(f.as_str().to_string(), v.to_string());
+            m.push((f.as_str(), v.to_string()));
         }
     }
     m

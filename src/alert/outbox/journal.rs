@@ -31,11 +31,28 @@ pub(super) struct StoredAlert {
     pub(super) fields: BTreeMap<String, String>,
 }
 
+/// [`Alert::line_fields`] as the outbox stores them.
+pub(super) fn to_stored(fields: &[(&'static str, String)]) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
+}
+
+/// Back from the outbox: the names this program writes (`ts` and the
+/// canonical fields), in their order; anything else is dropped.
+fn from_stored(fields: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    std::iter::once("ts")
+        .chain(crate::event::Field::ALL.iter().map(|f| f.as_str()))
+        .filter_map(|k| fields.get(k).map(|v| (k, v.clone())))
+        .collect()
+}
+
 impl StoredAlert {
     /// The alert with its line fields, as a worker needs it.
     pub(super) fn full(&self) -> Alert {
         let mut a = self.alert.clone();
-        a.line_fields = self.fields.clone();
+        a.line_fields = from_stored(&self.fields);
         a
     }
 }

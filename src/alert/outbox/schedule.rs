@@ -149,7 +149,7 @@ impl Outbox {
                 at: now,
                 alert: alert.clone(),
                 to,
-                fields: alert.line_fields.clone(),
+                fields: super::journal::to_stored(&alert.line_fields),
             },
             now,
             false,

@@ -598,8 +598,7 @@ fn action_runs_each_alert_alone_in_order_with_its_line_fields_across_restart() {
     let p = [place("disable", crate::alert::router::ACTION_ROUTE, 0)];
     for id in ["a1", "a2"] {
         let mut a = alert("disabled_tool", Severity::Critical, id);
-        a.line_fields
-            .insert("server_name".into(), format!("srv-{id}"));
+        a.line_fields.push(("server_name", format!("srv-{id}")));
         ob.submit(&a, &p, T0).unwrap();
     }
     assert_eq!(ob.pending_count(), 2);
@@ -608,9 +607,15 @@ fn action_runs_each_alert_alone_in_order_with_its_line_fields_across_restart() {
     let mut ob = open(d.path(), T0 + 1);
     let j = job(ob.next("disable", false, 0, T0 + 1).unwrap());
     assert_eq!(ids(&j), vec!["a1"]);
-    assert_eq!(j.alerts[0].line_fields["server_name"], "srv-a1");
+    assert_eq!(
+        j.alerts[0].line_fields,
+        vec![("server_name", "srv-a1".to_string())]
+    );
     ob.delivered("disable", &j.group, T0 + 2).unwrap();
     let j = job(ob.next("disable", false, 0, T0 + 2).unwrap());
     assert_eq!(ids(&j), vec!["a2"]);
-    assert_eq!(j.alerts[0].line_fields["server_name"], "srv-a2");
+    assert_eq!(
+        j.alerts[0].line_fields,
+        vec![("server_name", "srv-a2".to_string())]
+    );
 }
