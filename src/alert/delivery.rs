@@ -249,6 +249,13 @@ impl Delivery {
         let mut outbox = Outbox::open(state_dir, max_age, opts.backoff, now)?;
         let router = Router::new(cfg);
         describe(&metrics);
+        if !cfg.run_actions && !cfg.actions.is_empty() {
+            tracing::warn!(
+                "{} [[actions]] configured but incidentResponse.autoDisableOnSuspicious is not true: \
+                 they will not run; each alert they would take is logged",
+                cfg.actions.len()
+            );
+        }
         let names: Vec<&str> = router.channels().iter().map(|c| c.name()).collect();
         for (channel, groups) in outbox.drop_unknown_channels(&names, now)? {
             tracing::warn!(

@@ -87,3 +87,56 @@ fn action(
         rules,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tree::parse_toml;
+    use super::*;
+    use crate::config::RuleName;
+
+    fn check(text: &str) -> (Vec<Action>, Vec<String>) {
+        let Ok(root) = parse_toml(text) else {
+            panic!("syntax")
+        };
+        let mut cx = Ctx::new("mcpwatch.toml", "a table");
+        let s = super::super::settings::check_settings(&root, &mut cx);
+        (s.actions, cx.errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn defaults_are_60s_high_and_every_rule() {
+        let (a, e) = check("[[actions]]\nname = \"x\"\ncommand = \"true\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].timeout, a[0].min_severity, a[0].rules.len()),
+            (DEFAULT_ACTION_TIMEOUT, Severity::High, 0)
+        );
+        let (a, e) = check(
+            "[[actions]]\nname = \"x\"\ncommand = \"true\"\ntimeout = \"1500ms\"\nmin_severity = \"low\"\nrules = [\"disabled_tool\"]\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            (a[0].timeout, a[0].min_severity, a[0].rules.clone()),
+            (1_500, Severity::Low, vec![RuleName::DisabledTool])
+        );
+    }
+
+    #[test]
+    fn missing_name_and_command_and_duplicate_names_are_errors() {
+        let (a, e) = check(
+            "[[actions]]\ntimeout = \"0s\"\n\n[[actions]]\nname = \"x\"\ncommand = \"a\"\n\n[[actions]]\nname = \"x\"\ncommand = \"b\"\nshell = \"bash\"\n",
+        );
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            e,
+            [
+                "mcpwatch.toml:2:1: actions[0].name: missing; expected an action name",
+                "mcpwatch.toml:2:1: actions[0].command: missing; expected a shell command",
+                "mcpwatch.toml:2:11: actions[0].timeout: duration \"0s\" must be more than 0",
+                "mcpwatch.toml:11:1: actions[2].shell: unknown key \"shell\"; expected name, command, timeout, min_severity or rules",
+                "mcpwatch.toml:9:8: actions[2].name: action name \"x\" is used twice",
+            ]
+        );
+    }
+}
