@@ -257,10 +257,21 @@ impl Delivery {
             );
         }
         let names: Vec<&str> = router.channels().iter().map(|c| c.name()).collect();
-        for (channel, groups) in outbox.drop_unknown_channels(&names, now)? {
-            tracing::warn!(
-                "{groups} pending deliveries to channel {channel:?}, which is no longer configured, moved to the dead letters"
-            );
+        let gated: Vec<&str> = if cfg.run_actions {
+            Vec::new()
+        } else {
+            cfg.actions.iter().map(|a| a.name.as_str()).collect()
+        };
+        for (channel, groups) in outbox.drop_unknown_channels(&names, &gated, now)? {
+            if gated.contains(&channel.as_str()) {
+                tracing::warn!(
+                    "{groups} pending runs of action {channel:?} moved to the dead letters: incidentResponse.autoDisableOnSuspicious is not true"
+                );
+            } else {
+                tracing::warn!(
+                    "{groups} pending deliveries to channel {channel:?}, which is no longer configured, moved to the dead letters"
+                );
+            }
             metrics.inc(M_DEAD, &[("channel", &channel)], groups);
         }
         for c in router.channels() {

@@ -390,6 +390,10 @@ fn test_alert_runs_an_action_only_when_named() {
     let env = env_for(&p, None);
     let (code, out, err) = mcpwatch(&p, &["test-alert"], &env);
     assert_eq!(code, 2, "no channel: actions do not count\n{out}{err}");
+    assert!(
+        err.ends_with("(an action runs only when named: --channel NAME)\n"),
+        "{err}"
+    );
     assert!(runs(&p).is_empty());
     let (code, out, err) = mcpwatch(&p, &["test-alert", "--channel", "disable"], &env);
     assert_eq!(code, 0, "{out}{err}");
@@ -399,4 +403,39 @@ fn test_alert_runs_an_action_only_when_named() {
     assert_eq!(r[0]["rule"], "test_alert");
     assert_eq!(r[0]["severity"], "low");
     assert_eq!(r[0]["server"], "", "the test alert has no firing line");
+}
+
+#[test]
+fn pending_run_is_dead_lettered_when_restarted_with_actions_off() {
+    let p = project(true, "");
+    let gate = p.path().join("gate");
+    p.append("tool-usage.log", &[disabled_call(BASE, "u-1", "gmail", 1)]);
+    let env = env_for(&p, Some(&gate));
+    let d = start(&p, &env);
+    assert!(
+        wait_until(Duration::from_secs(20), || runs(&p).len() == 1),
+        "the action started: {}",
+        d.stderr()
+    );
+    d.kill9();
+    std::fs::write(&gate, "").unwrap();
+    std::fs::write(p.path().join("security-config.json"), policy(false)).unwrap();
+    let dead_path = p.state().join("dead-letter.ndjson");
+    let d = start(&p, &env);
+    assert!(
+        wait_until(Duration::from_secs(20), || dead_path.exists()),
+        "{}",
+        d.stderr()
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let dl: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&dead_path).unwrap().trim()).unwrap();
+    assert_eq!(dl["channel"], "disable");
+    assert_eq!(dl["reason"], "actions_off");
+    assert_eq!(
+        dl["error"],
+        "the action does not run: incidentResponse.autoDisableOnSuspicious is not true"
+    );
+    assert_eq!(runs(&p).len(), 1, "not run again while actions are off");
 }

@@ -230,10 +230,12 @@ impl Outbox {
     /// Pending deliveries to channels that are no longer configured go to
     /// the dead letters with that reason (SPEC §8; at start and at a
     /// reload): nothing would ever send them. Returns the channels and how
-    /// many groups each had.
+    /// many groups each had. `gated` are actions that exist but do not run
+    /// (`autoDisableOnSuspicious` is not true): theirs go too, saying so.
     pub(crate) fn drop_unknown_channels(
         &mut self,
         known: &[&str],
+        gated: &[&str],
         now: Millis,
     ) -> Result<BTreeMap<String, u64>, OutboxError> {
         let orphans: Vec<(String, String, u32)> = self
@@ -244,14 +246,18 @@ impl Outbox {
             .collect();
         let mut dropped = BTreeMap::new();
         for (channel, group, attempts) in orphans {
-            self.write_dead_letter(
-                &channel,
-                &group,
-                attempts,
-                "no channel of this name is configured any more",
-                "channel_removed",
-                now,
-            )?;
+            let (error, reason) = if gated.contains(&channel.as_str()) {
+                (
+                    "the action does not run: incidentResponse.autoDisableOnSuspicious is not true",
+                    "actions_off",
+                )
+            } else {
+                (
+                    "no channel of this name is configured any more",
+                    "channel_removed",
+                )
+            };
+            self.write_dead_letter(&channel, &group, attempts, error, reason, now)?;
             self.commit(
                 Op::Done {
                     channel: channel.clone(),
