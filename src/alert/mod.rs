@@ -1,4 +1,5 @@
-//! Alerts (SPEC §4) and their way out: router, durable outbox, channels.
+//! Alerts (SPEC §4) and their way out: router, durable outbox, channels,
+//! and incident actions (commands run per alert, queued like a channel).
 //!
 //! `Alert` is what detectors produce and every sink consumes; its JSON form
 //! is the contract (field names and order as in SPEC §4).
