@@ -201,6 +201,13 @@ pub struct Event {
     pub outcome: Option<Outcome>,
     pub(crate) duration_ms: Option<f64>,
     pub(crate) args_bytes: Option<u64>,
+    /// `tool_hash` (SPEC §1): a digest of the tool's definition as the
+    /// agent saw it, for `tool_definition_drift`. Not serialized: no
+    /// persisted event needs it (the pending calls of `approval_bypass`
+    /// are the only events in a checkpoint), and leaving it out keeps
+    /// checkpoints written before it existed readable.
+    #[serde(skip)]
+    pub(crate) tool_hash: Option<Text>,
     // approval
     pub(crate) approval_mode: Option<ApprovalMode>,
     pub decision: Option<Decision>,

@@ -279,6 +279,7 @@ impl Delivery {
                 metrics.touch(M_DELIVERIES, &[("channel", c.name()), ("result", result)]);
             }
             metrics.touch(M_RETRIES, &[("channel", c.name())]);
+            metrics.touch_histogram(M_LATENCY, &[("channel", c.name())]);
             metrics.touch(M_DEAD, &[("channel", c.name())]);
         }
         let wake = router
@@ -347,7 +348,7 @@ fn describe(m: &Metrics) {
     );
     m.describe(
         M_LATENCY,
-        "summary",
+        "histogram",
         "Duration of one delivery attempt (request to answer), by channel",
     );
     m.describe(

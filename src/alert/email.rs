@@ -355,7 +355,16 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     if e.is_timeout() {
         return SendError::retryable(format!("timed out: {}", super::error::chain(e)));
     }
-    SendError::retryable(super::error::chain(e))
+    let chain = super::error::chain(e);
+    if chain.contains("STARTTLS is not supported") {
+        // A plain relay: say what to change rather than retry in silence.
+        return SendError::retryable(format!(
+            "{chain}; this server does not offer STARTTLS: for a relay on a trusted network \
+             set tls = \"none\" and allow_plaintext = true in this channel, or use tls = \"tls\" \
+             if it listens with TLS (usually port 465)"
+        ));
+    }
+    SendError::retryable(chain)
 }
 
 #[cfg(test)]

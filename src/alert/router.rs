@@ -40,17 +40,17 @@ pub(crate) const DEFAULT_MAX_AGE: Millis = 24 * 3_600_000;
 pub(crate) const ESCALATION_TIMEOUT: Millis = 10_000;
 /// Name of the implicit channel for `incidentResponse.escalationWebhook`
 /// (as it appears in metrics labels and `test-alert` output).
-pub const ESCALATION_WEBHOOK: &str = "escalation_webhook";
+pub(crate) const ESCALATION_WEBHOOK: &str = "escalation_webhook";
 /// Name of the implicit channel for `incidentResponse.notificationEmails`,
 /// sent through the first email channel's SMTP server.
-pub const NOTIFICATION_EMAILS: &str = "notification_emails";
+pub(crate) const NOTIFICATION_EMAILS: &str = "notification_emails";
 /// Route label of an action's placements: such a group never takes a
 /// second alert (an action runs once per alert, SPEC §5).
 pub(crate) const ACTION_ROUTE: &str = "action";
 
 /// Everything delivery needs from the configuration, so the delivery core
 /// can be built (and tested) without loading files.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeliveryConfig {
     pub email: Vec<EmailChannel>,
     pub webhook: Vec<WebhookChannel>,
@@ -86,6 +86,42 @@ impl DeliveryConfig {
             actions: settings.actions.clone(),
             run_actions: security.auto_disable,
         }
+    }
+
+    /// Where a critical alert goes, for `check`: for each set of channels,
+    /// the rules whose critical alerts go there (in registry order). Rules
+    /// whose critical alerts go nowhere are under an empty set.
+    pub fn critical_targets(&self) -> Vec<(Vec<String>, Vec<&'static str>)> {
+        let router = Router::new(self);
+        let mut out: Vec<(Vec<String>, Vec<&'static str>)> = Vec::new();
+        for rule in RuleName::ALL {
+            let probe = Alert {
+                id: String::new(),
+                rule: rule.as_str().to_string(),
+                severity: Severity::Critical,
+                ts: String::new(),
+                key: BTreeMap::new(),
+                value: None,
+                threshold: None,
+                window: None,
+                suppressed: 0,
+                message: String::new(),
+                evidence: Vec::new(),
+                line_fields: Vec::new(),
+            };
+            // Actions are listed by `check` on their own.
+            let targets: Vec<String> = router
+                .route(&probe)
+                .into_iter()
+                .filter(|p| p.route != ACTION_ROUTE)
+                .map(|p| p.channel)
+                .collect();
+            match out.iter_mut().find(|(t, _)| *t == targets) {
+                Some((_, rules)) => rules.push(rule.as_str()),
+                None => out.push((targets, vec![rule.as_str()])),
+            }
+        }
+        out
     }
 
     /// SPEC §5's finding of notification emails with no email channel to
@@ -157,6 +193,9 @@ impl Router {
                 secret_env: None,
                 timeout: ESCALATION_TIMEOUT,
                 headers: BTreeMap::new(),
+                format: crate::config::WebhookFormat::Mcpwatch,
+                headers_env: BTreeMap::new(),
+                routing_key_env: None,
             }));
             escalation.push(ESCALATION_WEBHOOK.to_string());
         }
@@ -332,6 +371,9 @@ pub(crate) mod tests {
             secret_env: None,
             timeout: 10_000,
             headers: BTreeMap::new(),
+            format: crate::config::WebhookFormat::Mcpwatch,
+            headers_env: BTreeMap::new(),
+            routing_key_env: None,
         }
     }
 

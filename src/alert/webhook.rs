@@ -1,4 +1,5 @@
-//! The webhook channel: one signed JSON POST per group (reqwest, rustls).
+//! The webhook channel: one signed JSON POST per group (reqwest, rustls),
+//! in the channel's `format` ([`super::formats`]).
 //!
 //! Body `{"version":"1","alerts":[...]}`; headers `Content-Type`,
 //! `Idempotency-Key` (the group's first alert id, the same on every retry)
@@ -15,7 +16,7 @@ use sha2::Sha256;
 
 use super::Alert;
 use super::error::{SendError, chain};
-use crate::config::WebhookChannel;
+use crate::config::{WebhookChannel, WebhookFormat};
 
 /// The webhook body of SPEC §5.
 #[derive(serde::Serialize)]
@@ -65,6 +66,8 @@ impl WebhookSender {
 
     /// One attempt at unix time `now_secs`: retryable on connection
     /// failures, timeouts, 5xx and 429; any other non-2xx is permanent.
+    /// PagerDuty's format posts one event per alert (each deduplicated by
+    /// its alert id, so a retry of the group triggers nothing twice).
     pub(crate) async fn send(
         &self,
         group: &str,
@@ -75,27 +78,64 @@ impl WebhookSender {
             .client
             .as_ref()
             .map_err(|e| SendError::permanent(format!("HTTP client setup failed: {e}")))?;
-        let body = body(alerts);
+        let headers = self.headers()?;
+        let routing_key = match &self.cfg.routing_key_env {
+            Some(var) => env_value(var)?,
+            None => String::new(),
+        };
+        let bodies = super::formats::bodies(self.cfg.format, alerts, &routing_key);
+        let per_alert = self.cfg.format == WebhookFormat::Pagerduty;
+        for (i, body) in bodies.into_iter().enumerate() {
+            let key = match (per_alert, alerts.get(i)) {
+                (true, Some(a)) => a.id.as_str(),
+                _ => group,
+            };
+            self.post(client, headers.clone(), key, body, now_secs)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The configured headers, those from environment variables read now.
+    fn headers(&self) -> Result<reqwest::header::HeaderMap, SendError> {
+        use reqwest::header::{HeaderName, HeaderValue};
         let mut headers = reqwest::header::HeaderMap::new();
-        for (k, v) in &self.cfg.headers {
-            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+        let from_env = self
+            .cfg
+            .headers_env
+            .iter()
+            .map(|(k, var)| Ok((k, env_value(var)?)));
+        let plain = self.cfg.headers.iter().map(|(k, v)| Ok((k, v.clone())));
+        for pair in plain.chain(from_env) {
+            let (k, v): (&String, String) = pair?;
+            let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| SendError::permanent(format!("invalid header name {k:?}")))?;
-            let value = reqwest::header::HeaderValue::from_str(v)
+            // The value may be a token: never in an error.
+            let value = HeaderValue::from_str(&v)
                 .map_err(|_| SendError::permanent(format!("invalid value for header {k}")))?;
             headers.insert(name, value);
         }
         headers.insert(
             reqwest::header::CONTENT_TYPE,
-            reqwest::header::HeaderValue::from_static("application/json"),
+            HeaderValue::from_static("application/json"),
         );
-        let key = reqwest::header::HeaderValue::from_str(group)
+        Ok(headers)
+    }
+
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        mut headers: reqwest::header::HeaderMap,
+        idempotency_key: &str,
+        body: Vec<u8>,
+        now_secs: i64,
+    ) -> Result<(), SendError> {
+        let key = reqwest::header::HeaderValue::from_str(idempotency_key)
             .map_err(|_| SendError::permanent("invalid group id".to_string()))?;
         headers.insert("idempotency-key", key);
         if let Some(var) = &self.cfg.secret_env {
             // Never send unsigned when a secret was configured.
-            let secret = std::env::var(var).map_err(|_| {
-                SendError::retryable(format!("environment variable {var} is not set"))
-            })?;
+            let secret = env_value(var)?;
             let sig = signature(secret.as_bytes(), now_secs, &body);
             let value = reqwest::header::HeaderValue::from_str(&sig)
                 .map_err(|_| SendError::permanent("invalid signature header".to_string()))?;
@@ -138,6 +178,13 @@ impl WebhookSender {
             }
         }
     }
+}
+
+/// The value of a secret's variable; unset is retryable (it may be set
+/// before `max_age`), and only the name is ever shown.
+fn env_value(var: &str) -> Result<String, SendError> {
+    std::env::var(var)
+        .map_err(|_| SendError::retryable(format!("environment variable {var} is not set")))
 }
 
 #[cfg(test)]

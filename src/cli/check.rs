@@ -123,6 +123,20 @@ pub(crate) fn summary(cfg: &Config) -> String {
     for line in action_lines(cfg) {
         let _ = writeln!(out, "{line}");
     }
+    for (targets, rules) in DeliveryConfig::from(cfg).critical_targets() {
+        let to = if targets.is_empty() {
+            "no channel (only alerts.log; add a channel, a route or incidentResponse contacts)"
+                .to_string()
+        } else {
+            targets.join(", ")
+        };
+        let which = if rules.len() == RuleName::COUNT {
+            String::new()
+        } else {
+            format!(" of {}", rules.join(", "))
+        };
+        let _ = writeln!(out, "critical alerts{which} go to: {to}");
+    }
     let _ = writeln!(
         out,
         "metrics: {}",

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub(crate) mod check;
+pub(crate) mod completions;
 pub(crate) mod report;
 pub(crate) mod rotate;
 pub(crate) mod run;
@@ -65,6 +66,10 @@ pub(crate) enum Command {
     Rotate(rotate::RotateArgs),
     /// Send a test alert through the configured channels
     TestAlert(test_alert::TestAlertArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (or write every command's page with --dir)
+    Man(completions::ManArgs),
 }
 
 /// Entry point of the binary.
@@ -83,6 +88,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Check(a) => check::run(&cli.common, a),
         Command::Rotate(a) => rotate::run(&cli.common, a),
         Command::TestAlert(a) => test_alert::run(&cli.common, a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man(a) => completions::man(a),
     };
     match code {
         Ok(c) => ExitCode::from(c),
@@ -128,19 +135,27 @@ pub(crate) fn init_logging(json: bool) {
     };
 }
 
+/// Where a command's configuration comes from: the common flags and the
+/// audit directory (whose `config.json` holds retention).
+pub(crate) fn sources(
+    common: &CommonArgs,
+    dir: Option<&std::path::Path>,
+) -> mcpwatch::config::Sources {
+    mcpwatch::config::Sources {
+        config: common.config.clone(),
+        rules: common.rules.clone(),
+        settings: common.settings.clone(),
+        dir: dir.map(std::path::Path::to_path_buf),
+    }
+}
+
 /// Loads the configuration for a command; on errors prints them all to
 /// stderr and returns the exit code (2).
 pub(crate) fn load_config(
     common: &CommonArgs,
     dir: Option<&std::path::Path>,
 ) -> Result<mcpwatch::config::Config, u8> {
-    let sources = mcpwatch::config::Sources {
-        config: common.config.clone(),
-        rules: common.rules.clone(),
-        settings: common.settings.clone(),
-        dir: dir.map(std::path::Path::to_path_buf),
-    };
-    match mcpwatch::config::load(&sources) {
+    match mcpwatch::config::load(&sources(common, dir)) {
         Ok(c) => Ok(c),
         Err(errors) => {
             eprintln!("{errors}");

@@ -48,6 +48,9 @@ pub(crate) fn run(common: &CommonArgs, args: RotateArgs) -> anyhow::Result<u8> {
     let (dir, state_dir) = cfg.dirs(args.dir.as_deref(), args.state_dir.as_deref());
     let mut opts = RotateOptions::from_config(&cfg, &dir, &state_dir);
     opts.dry_run = args.dry_run;
+    // Nobody reads these logs, so nobody waits for the writer to create
+    // the next one: make it at once (SPEC §6).
+    opts.create |= args.no_consumer;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     execute(

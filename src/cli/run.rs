@@ -43,16 +43,17 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
     };
     super::init_logging(config.settings.log_format == mcpwatch::config::LogFormat::Json);
     let (dir, state_dir) = config.dirs(args.dir.as_deref(), args.state_dir.as_deref());
-    let metrics_addr = match args.metrics_addr.as_deref() {
-        None => config.settings.metrics_addr,
+    let metrics_flag = match args.metrics_addr.as_deref() {
+        None => None,
         Some(s) => match mcpwatch::config::parse_addr(s) {
-            Ok(a) => a,
+            Ok(a) => Some(a),
             Err(msg) => {
                 eprintln!("mcpwatch run: --metrics-addr: {msg}");
                 return Ok(EXIT_USAGE);
             }
         },
     };
+    let metrics_addr = metrics_flag.unwrap_or(config.settings.metrics_addr);
     let opts = RunOptions {
         config,
         dir,
@@ -60,6 +61,9 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         metrics_addr,
         rotate_every: args.rotate_every,
         read_limit: args.read_limit.max(1),
+        sources: Some(super::sources(common, args.dir.as_deref())),
+        state_dir_flag: args.state_dir.clone(),
+        metrics_addr_flag: metrics_flag,
     };
     match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),

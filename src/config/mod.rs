@@ -13,6 +13,7 @@ mod tree;
 mod types;
 #[cfg(test)]
 use rules::BUILTIN_RULES;
+pub(crate) use rules::TOOL_CLASSES;
 pub(crate) use settings::DEFAULT_DIR;
 #[cfg(test)]
 use settings::parse_size;
@@ -420,6 +421,46 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
             "incidentResponse.autoDisableOnSuspicious is true but mcpwatch.toml has no [[actions]] to run".into(),
         );
     }
+    // A secret's variable unset now means a failed delivery later: say so
+    // at load (only the name, never a value).
+    let unset = |var: &Option<String>| {
+        var.as_deref()
+            .filter(|v| std::env::var_os(v).is_none_or(|x| x.is_empty()))
+            .map(str::to_string)
+    };
+    for c in &cfg.settings.email {
+        if let Some(v) = unset(&c.password_env) {
+            cfg.warnings.push(format!(
+                "email {:?}: password_env {v} is not set in this environment; the SMTP login will fail",
+                c.name
+            ));
+        }
+    }
+    for w in &cfg.settings.webhook {
+        if let Some(v) = unset(&w.secret_env) {
+            cfg.warnings.push(format!(
+                "webhook {:?}: secret_env {v} is not set in this environment; requests would go unsigned, so they are not sent",
+                w.name
+            ));
+        }
+        let named = w
+            .headers_env
+            .iter()
+            .map(|(h, v)| (format!("headers_env.{h}"), v))
+            .chain(
+                w.routing_key_env
+                    .iter()
+                    .map(|v| ("routing_key_env".to_string(), v)),
+            );
+        for (what, var) in named {
+            if let Some(v) = unset(&Some(var.clone())) {
+                cfg.warnings.push(format!(
+                    "webhook {:?}: {what} names {v}, which is not set in this environment; nothing is sent until it is",
+                    w.name
+                ));
+            }
+        }
+    }
     if !cfg.security.notification_emails.is_empty() && cfg.settings.email.is_empty() {
         cfg.warnings.push(
             "incidentResponse.notificationEmails is set but mcpwatch.toml has no [[channels.email]] to send critical alerts through".into(),
@@ -442,30 +483,44 @@ fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Parses a duration of SPEC §2: `"500ms"`, `"60s"`, `"10m"`, `"1h"`, `"90d"`.
+/// Parses a duration of SPEC §2: `"500ms"`, `"60s"`, `"10m"`, `"1h"`,
+/// `"90d"`, and sums of them such as `"1h30m"` or `"1h 30m"`. Only these
+/// five units: `M` (months in humantime's reading) or `w` are refused
+/// rather than guessed at; humantime does the arithmetic.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
+    const EXPECTED: &str = "expected e.g. 500ms, 60s, 10m, 1h30m, 90d";
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => return Err(format!("missing unit in {s:?}; expected ms, s, m, h or d")),
-    };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}; expected e.g. 500ms, 60s, 10m, 1h, 90d"))?;
-    let mult = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
+    let mut unit = String::new();
+    let mut saw_number = false;
+    let check = |unit: &mut String| -> Result<(), String> {
+        if !unit.is_empty() && !matches!(unit.as_str(), "ms" | "s" | "m" | "h" | "d") {
             return Err(format!(
                 "unknown unit {unit:?} in {s:?}; expected ms, s, m, h or d"
             ));
         }
+        unit.clear();
+        Ok(())
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("duration {s:?} is too large"))
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            check(&mut unit)?;
+            saw_number = true;
+        } else if c.is_ascii_alphabetic() {
+            if !saw_number {
+                return Err(format!("invalid duration {s:?}; {EXPECTED}"));
+            }
+            unit.push(c);
+        } else if c != ' ' {
+            return Err(format!("invalid duration {s:?}; {EXPECTED}"));
+        }
+    }
+    check(&mut unit)?;
+    if s.ends_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("missing unit in {s:?}; expected ms, s, m, h or d"));
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e}; {EXPECTED}"))?;
+    Millis::try_from(d.as_millis()).map_err(|_| format!("duration {s:?} is too large"))
 }
 
 /// `"off"` → `None`; otherwise `host:port` (`localhost` means 127.0.0.1;
@@ -487,3 +542,5 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;

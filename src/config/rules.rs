@@ -52,6 +52,13 @@ fn blank(name: RuleName) -> RuleConfig {
         grace: 0,
         horizon: 0,
         learning_period: 0,
+        sources: Vec::new(),
+        sinks: Vec::new(),
+        max_hashes: 16,
+        alpha: 0.1,
+        z: 4.0,
+        min_calls: 0,
+        min_history: 0,
     }
 }
 
@@ -244,8 +251,77 @@ pub(crate) fn apply(root: &Node, r: &mut RuleConfig, cx: &mut Ctx) -> bool {
                     r.learning_period = d;
                 }
             }
+            "sources" | "sinks" => {
+                if let Some(list) = tool_matchers(v, f, cx) {
+                    if f == "sources" {
+                        r.sources = list;
+                    } else {
+                        r.sinks = list;
+                    }
+                }
+            }
+            "max_hashes" => {
+                if let Some(n) = cx.int(v, f, 1, 65_536, "a whole number from 1 to 65536") {
+                    r.max_hashes = n as usize;
+                }
+            }
+            "alpha" => {
+                let what = "a weight above 0 and at most 1, such as 0.1";
+                if let Some(a) = cx.num(v, f, f64::MIN_POSITIVE, 1.0, what) {
+                    r.alpha = a;
+                }
+            }
+            "z" => {
+                if let Some(z) = cx.num(v, f, 0.0, 1e6, "a number of standard deviations ≥ 0") {
+                    r.z = z;
+                }
+            }
+            "min_calls" | "min_history" => {
+                let what = "a whole number ≥ 0";
+                if let Some(n) = cx.int(v, f, 0, i64::from(u32::MAX), what) {
+                    if f == "min_calls" {
+                        r.min_calls = n as u64;
+                    } else {
+                        r.min_history = n as u64;
+                    }
+                }
+            }
             _ => {}
         }
     }
     explicit_enabled
+}
+
+/// The policy classes a `sources`/`sinks` entry may name as
+/// `class:<name>`.
+pub(crate) const TOOL_CLASSES: [&str; 3] = ["auto_approved", "requires_approval", "disabled"];
+
+/// `sources`/`sinks`: a list of tool-name globs (case-sensitive shell
+/// globs on the whole name, as the policy's patterns) or `class:<class>`
+/// entries; every bad entry is reported. `None` when any is bad.
+fn tool_matchers(v: &Node, f: &str, cx: &mut Ctx) -> Option<Vec<String>> {
+    let before = cx.errors.len();
+    let items = cx.str_list(
+        v,
+        f,
+        "a tool-name glob such as \"*_send\", or \"class:requires_approval\"",
+    );
+    for (i, (pos, s)) in items.iter().enumerate() {
+        let field = format!("{f}[{i}]");
+        if let Some(class) = s.strip_prefix("class:") {
+            if !TOOL_CLASSES.contains(&class) {
+                cx.err(
+                    *pos,
+                    &field,
+                    format!(
+                        "unknown policy class {class:?}; expected {}",
+                        one_of(&TOOL_CLASSES)
+                    ),
+                );
+            }
+        } else if let Err(e) = crate::policy::compile_glob(s) {
+            cx.err(*pos, &field, format!("bad glob {s:?}: {}", e.kind()));
+        }
+    }
+    (cx.errors.len() == before).then(|| items.iter().map(|(_, s)| s.to_string()).collect())
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::tree::{Ctx, Entry, Node, Pos, Val, join, one_of};
 use super::{
     DeliverySettings, EmailChannel, InputSettings, LogFormat, RotationSettings, Route, RuleName,
-    Settings, TlsMode, WebhookChannel, parse_addr,
+    Settings, TlsMode, WebhookChannel, WebhookFormat, parse_addr,
 };
 use crate::event::Severity;
 
@@ -43,6 +43,7 @@ impl Default for Settings {
                 rotate_wait: 60_000,
                 level: 3,
                 post_rotate: String::new(),
+                create: false,
             },
         }
     }
@@ -72,9 +73,25 @@ const EMAIL: [&str; 10] = [
     "to",
     "max_per_hour",
 ];
-const WEBHOOK: [&str; 5] = ["name", "url", "secret_env", "timeout", "headers"];
+const WEBHOOK: [&str; 8] = [
+    "name",
+    "url",
+    "secret_env",
+    "timeout",
+    "headers",
+    "format",
+    "headers_env",
+    "routing_key_env",
+];
 const ROUTE: [&str; 4] = ["channels", "min_severity", "rules", "group_wait"];
-const ROTATION: [&str; 5] = ["max_size", "daily", "rotate_wait", "level", "post_rotate"];
+const ROTATION: [&str; 6] = [
+    "max_size",
+    "daily",
+    "rotate_wait",
+    "level",
+    "post_rotate",
+    "create",
+];
 /// Headers mcpwatch sets itself; a configured one would forge or break them.
 const RESERVED_HEADERS: [&str; 4] = [
     "content-type",
@@ -482,36 +499,42 @@ fn webhook(cx: &mut Ctx, t: &[Entry], p: &str) -> Option<WebhookChannel> {
     });
     let secret_env = get(t, "secret_env").and_then(|n| env_name(cx, n, &f("secret_env")));
     let timeout = get(t, "timeout").map_or(Some(10_000), |n| cx.duration(n, &f("timeout"), 1));
+    // Whether a header name may be set by the file; errors say why not.
+    let header_ok = |cx: &mut Ctx, e: &Entry, field: &str| {
+        let name_ok = !e.key.is_empty()
+            && e.key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !name_ok {
+            cx.err(
+                e.key_pos,
+                field,
+                "not a valid HTTP header name (letters, digits and -)",
+            );
+        } else if RESERVED_HEADERS.contains(&e.key.to_ascii_lowercase().as_str()) {
+            cx.err(
+                e.key_pos,
+                field,
+                format!(
+                    "mcpwatch sets this header itself; expected a header other than {}",
+                    one_of(&[
+                        "Content-Type",
+                        "Content-Length",
+                        "Idempotency-Key",
+                        "Mcpwatch-Signature"
+                    ])
+                ),
+            );
+        }
+        name_ok && !RESERVED_HEADERS.contains(&e.key.to_ascii_lowercase().as_str())
+    };
     let mut headers = BTreeMap::new();
     if let Some(n) = get(t, "headers")
         && let Some(h) = cx.obj(n, &f("headers"))
     {
         for e in h {
             let field = format!("{p}.headers.{}", e.key);
-            let name_ok = !e.key.is_empty()
-                && e.key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !name_ok {
-                cx.err(
-                    e.key_pos,
-                    &field,
-                    "not a valid HTTP header name (letters, digits and -)",
-                );
-            } else if RESERVED_HEADERS.contains(&e.key.to_ascii_lowercase().as_str()) {
-                cx.err(
-                    e.key_pos,
-                    &field,
-                    format!(
-                        "mcpwatch sets this header itself; expected a header other than {}",
-                        one_of(&[
-                            "Content-Type",
-                            "Content-Length",
-                            "Idempotency-Key",
-                            "Mcpwatch-Signature"
-                        ])
-                    ),
-                );
+            if !header_ok(cx, e, &field) {
             } else if let Some(v) = cx.str_(&e.val, &field, "a string") {
                 if v.chars().any(|c| c.is_control()) {
                     cx.err(
@@ -525,6 +548,49 @@ fn webhook(cx: &mut Ctx, t: &[Entry], p: &str) -> Option<WebhookChannel> {
             }
         }
     }
+    let mut headers_env = BTreeMap::new();
+    if let Some(n) = get(t, "headers_env")
+        && let Some(h) = cx.obj(n, &f("headers_env"))
+    {
+        for e in h {
+            let field = format!("{p}.headers_env.{}", e.key);
+            if header_ok(cx, e, &field)
+                && let Some(var) = env_name(cx, &e.val, &field)
+            {
+                headers_env.insert(e.key.clone(), var);
+            }
+        }
+    }
+    let names: Vec<&str> = WebhookFormat::ALL.iter().map(|(n, _)| *n).collect();
+    let format = match get(t, "format") {
+        None => Some(WebhookFormat::Mcpwatch),
+        Some(n) => cx.str_(n, &f("format"), &one_of(&names)).and_then(|s| {
+            let found = WebhookFormat::ALL
+                .iter()
+                .find(|(n, _)| *n == s)
+                .map(|(_, v)| *v);
+            if found.is_none() {
+                cx.err(
+                    n.pos,
+                    &f("format"),
+                    format!("unknown format {s:?}; expected {}", one_of(&names)),
+                );
+            }
+            found
+        }),
+    };
+    let routing_key_env =
+        get(t, "routing_key_env").and_then(|n| env_name(cx, n, &f("routing_key_env")));
+    if format == Some(WebhookFormat::Pagerduty) && routing_key_env.is_none() {
+        let pos = get(t, "format").map(|n| n.pos);
+        if let Some(pos) = pos {
+            cx.err(
+                pos,
+                &f("routing_key_env"),
+                "format \"pagerduty\" needs routing_key_env: the name of the variable holding the integration's routing key",
+            );
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -534,6 +600,9 @@ fn webhook(cx: &mut Ctx, t: &[Entry], p: &str) -> Option<WebhookChannel> {
         secret_env,
         timeout: timeout?,
         headers,
+        format: format?,
+        headers_env,
+        routing_key_env,
     })
 }
 
@@ -682,6 +751,11 @@ fn rotation(cx: &mut Ctx, v: &Node, r: &mut RotationSettings) {
             "post_rotate" => {
                 if let Some(s) = cx.str_(n, &field, "a shell command, or \"\" for none") {
                     r.post_rotate = s.to_string();
+                }
+            }
+            "create" => {
+                if let Some(b) = cx.bool_(n, &field) {
+                    r.create = b;
                 }
             }
             _ => {}

@@ -7,13 +7,13 @@ use super::*;
 use crate::event::{ApprovalMode, Field, Severity};
 use crate::policy::ToolClass;
 
-struct Dir(tempfile::TempDir);
+pub(super) struct Dir(tempfile::TempDir);
 
 impl Dir {
-    fn new() -> Dir {
+    pub(super) fn new() -> Dir {
         Dir(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")))
     }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
@@ -38,7 +38,7 @@ impl Dir {
         load(&self.sources())
     }
     /// `line:col: field: message` of each error (the file is a temp path).
-    fn errors(&self) -> Vec<String> {
+    pub(super) fn errors(&self) -> Vec<String> {
         match self.load() {
             Ok(_) => Vec::new(),
             Err(e) => {
@@ -50,7 +50,7 @@ impl Dir {
     }
 }
 
-fn ok(d: &Dir) -> Config {
+pub(super) fn ok(d: &Dir) -> Config {
     d.load().unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -63,7 +63,7 @@ fn builtin_defaults_equal_the_shipped_rule_files() {
         dir: Some(PathBuf::from("/nonexistent")),
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(shipped.sources.rule_files.len(), 7);
+    assert_eq!(shipped.sources.rule_files.len(), RuleName::COUNT);
     assert_eq!(shipped.rules, Config::defaults().rules);
 }
 
@@ -430,7 +430,10 @@ fn anomaly_detection_false_turns_off_four_rules_unless_explicitly_enabled() {
             "unusual_hours",
             "disabled_tool",
             "approval_bypass",
-            "error_spike"
+            "error_spike",
+            "exfil_sequence",
+            "tool_definition_drift",
+            "usage_baseline_spike"
         ]
     );
     assert_eq!(c.rules.get(RuleName::NewToolUsage).severity, Severity::High);
@@ -491,7 +494,7 @@ fn rule_value_errors_name_allowed_values() {
         [
             "1:13: threshold: 1.5 is out of range; expected a denial ratio from 0 up to (not including) 1, such as 0.5",
             "2:17: min_decisions: 0 is out of range; expected a whole number ≥ 1",
-            "3:11: realert: invalid duration \"soon\"; expected e.g. 500ms, 60s, 10m, 1h, 90d",
+            "3:11: realert: invalid duration \"soon\"; expected e.g. 500ms, 60s, 10m, 1h30m, 90d",
             "1:13: hours[1]: 24 is out of range; expected an hour from 0 to 23",
             "1:17: hours[2]: hour 1 is listed twice",
             "2:12: timezone: unknown time zone \"Mars/Olympus\"; expected an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
@@ -509,7 +512,7 @@ fn unknown_rule_file_is_an_error_and_other_files_are_ignored() {
     assert_eq!(
         d.errors(),
         [
-            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
+            "1:1: file: unknown rule \"rapid_usage\"; expected a file named after a rule: rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass, error_spike, exfil_sequence, tool_definition_drift or usage_baseline_spike"
         ]
     );
 }
@@ -586,7 +589,7 @@ fn routes_reference_existing_channels_and_rules() {
     assert_eq!(
         d.errors(),
         [
-            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass or error_spike"
+            "7:27: routes[0].rules[1]: unknown rule \"rapid\"; expected rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, disabled_tool, approval_bypass, error_spike, exfil_sequence, tool_definition_drift or usage_baseline_spike"
         ]
     );
 }
@@ -636,17 +639,24 @@ fn sizes_in_both_unit_families() {
 
 #[test]
 fn durations_of_spec_section_2() {
-    assert_eq!(parse_duration("500ms"), Ok(500));
-    assert_eq!(parse_duration("60s"), Ok(60_000));
-    assert_eq!(parse_duration("10m"), Ok(600_000));
-    assert_eq!(parse_duration("1h"), Ok(3_600_000));
-    assert_eq!(parse_duration("90d"), Ok(7_776_000_000));
-    assert_eq!(parse_duration("0s"), Ok(0));
-    assert!(parse_duration("60").is_err());
-    assert!(parse_duration("-5s").is_err());
-    assert!(parse_duration("1.5h").is_err());
-    assert!(parse_duration("5w").is_err());
-    assert!(parse_duration("").is_err());
+    for (s, ms) in [
+        ("500ms", 500),
+        ("60s", 60_000),
+        ("10m", 600_000),
+        ("1h", 3_600_000),
+        ("90d", 7_776_000_000),
+        ("0s", 0),
+        ("1h30m", 5_400_000),
+        ("1h 30m", 5_400_000),
+        ("1d12h", 129_600_000),
+        ("2m500ms", 120_500),
+    ] {
+        assert_eq!(parse_duration(s), Ok(ms), "{s}");
+    }
+    // 10M: not months, not minutes: refused; 1h30: a number without unit.
+    for s in ["60", "-5s", "1.5h", "5w", "10M", "1h30", "h", ""] {
+        assert!(parse_duration(s).is_err(), "{s}");
+    }
 }
 
 #[test]

@@ -115,6 +115,20 @@ pub(crate) enum Setting {
     Horizon,
     /// `learning_period`.
     LearningPeriod,
+    /// `sources`: tool-name globs (or `class:<policy class>`).
+    Sources,
+    /// `sinks`: likewise.
+    Sinks,
+    /// `max_hashes`: definition hashes kept per tool.
+    MaxHashes,
+    /// `alpha`: the weight of the newest hour, in (0, 1].
+    Alpha,
+    /// `z`: standard deviations above the mean.
+    Z,
+    /// `min_calls`: calls this hour before a spike counts.
+    MinCalls,
+    /// `min_history`: past hours folded in before a spike counts.
+    MinHistory,
 }
 
 impl Setting {
@@ -129,6 +143,13 @@ impl Setting {
             Setting::Grace => "grace",
             Setting::Horizon => "horizon",
             Setting::LearningPeriod => "learning_period",
+            Setting::Sources => "sources",
+            Setting::Sinks => "sinks",
+            Setting::MaxHashes => "max_hashes",
+            Setting::Alpha => "alpha",
+            Setting::Z => "z",
+            Setting::MinCalls => "min_calls",
+            Setting::MinHistory => "min_history",
         }
     }
 }
@@ -156,6 +177,17 @@ pub(crate) struct RuleConfig {
     pub(crate) horizon: Millis,
     /// `new_tool_usage`.
     pub(crate) learning_period: Millis,
+    /// `exfil_sequence`: tool-name globs, or `class:<policy class>`, as
+    /// written (validated; the rule compiles them).
+    pub(crate) sources: Vec<String>,
+    pub(crate) sinks: Vec<String>,
+    /// `tool_definition_drift`.
+    pub(crate) max_hashes: usize,
+    /// `usage_baseline_spike`.
+    pub(crate) alpha: f64,
+    pub(crate) z: f64,
+    pub(crate) min_calls: u64,
+    pub(crate) min_history: u64,
 }
 
 /// Every rule, indexed by `RuleName as usize`.
@@ -211,7 +243,7 @@ pub enum TlsMode {
     None,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EmailChannel {
     pub name: String,
     pub smtp_host: String,
@@ -227,7 +259,7 @@ pub struct EmailChannel {
     pub max_per_hour: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookChannel {
     pub name: String,
     pub url: String,
@@ -235,9 +267,40 @@ pub struct WebhookChannel {
     pub secret_env: Option<String>,
     pub timeout: Millis,
     pub headers: BTreeMap<String, String>,
+    /// The body's shape (SPEC §5 "Where people already look").
+    pub format: WebhookFormat,
+    /// Headers whose values come from environment variables (header →
+    /// variable name), read at each send and never stored or shown.
+    pub headers_env: BTreeMap<String, String>,
+    /// `format = "pagerduty"`: the variable holding the routing key.
+    pub routing_key_env: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+/// What a webhook's body looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `{"version":"1","alerts":[…]}`.
+    #[default]
+    Mcpwatch,
+    Slack,
+    Teams,
+    /// PagerDuty Events API v2: one event per alert.
+    Pagerduty,
+    /// An array of OCSF Detection Findings.
+    Ocsf,
+}
+
+impl WebhookFormat {
+    pub(crate) const ALL: [(&'static str, WebhookFormat); 5] = [
+        ("mcpwatch", WebhookFormat::Mcpwatch),
+        ("slack", WebhookFormat::Slack),
+        ("teams", WebhookFormat::Teams),
+        ("pagerduty", WebhookFormat::Pagerduty),
+        ("ocsf", WebhookFormat::Ocsf),
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct Route {
     pub channels: Vec<String>,
     pub min_severity: Severity,
@@ -251,7 +314,7 @@ pub struct Route {
 /// alert on its standard input and the firing line's fields in its
 /// environment. A queue of the outbox like a channel, but never a route
 /// target.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Action {
     pub name: String,
     /// Run as `sh -c <command>`; never built from log fields.
@@ -276,4 +339,6 @@ pub(crate) struct RotationSettings {
     pub(crate) level: i32,
     /// Empty: none.
     pub(crate) post_rotate: String,
+    /// Create an empty live log right after renaming it (SPEC §6).
+    pub(crate) create: bool,
 }

@@ -147,6 +147,29 @@ impl Engine {
         }
     }
 
+    /// Takes a reloaded configuration (SPEC §9): the rules are built
+    /// anew from it; a rule keeps its state when nothing but its
+    /// `severity`, `realert`, `threshold` or `enabled` changed, and starts
+    /// empty otherwise. Returns the rules whose state was dropped.
+    pub(crate) fn reconfigure(&mut self, old: &Config, new: &Config) -> Vec<RuleName> {
+        self.rules = rules::Rules::new(new);
+        self.policy = new.policy.clone().map(PolicyCache::new);
+        let mut dropped = Vec::new();
+        for name in RuleName::ALL {
+            let (was, now) = (old.rules.get(name), new.rules.get(name));
+            let mut tuned = was.clone();
+            tuned.severity = now.severity;
+            tuned.realert = now.realert;
+            tuned.threshold = now.threshold;
+            tuned.enabled = now.enabled;
+            if tuned != *now {
+                self.state.rules.reset(name);
+                dropped.push(name);
+            }
+        }
+        dropped
+    }
+
     /// Opens the live gate of pending `approval_bypass` calls up to (not
     /// including) deadlines at `horizon` (see the field's doc).
     pub(crate) fn set_bypass_horizon(&mut self, horizon: Millis) {
@@ -314,8 +337,22 @@ impl AlertDraft {
         line_no: u64,
         raw: &[u8],
     ) -> Alert {
-        let key: BTreeMap<String, String> = rule
-            .key
+        self.finish_keyed(rule, &rule.key, ev, file, line_no, raw)
+    }
+
+    /// [`AlertDraft::finish`] with the key object made of `key_fields`
+    /// rather than the rule's `key` (for a rule whose key is the first of
+    /// several fields the event carries).
+    pub(crate) fn finish_keyed(
+        self,
+        rule: &RuleConfig,
+        key_fields: &[Field],
+        ev: &Event,
+        file: &str,
+        line_no: u64,
+        raw: &[u8],
+    ) -> Alert {
+        let key: BTreeMap<String, String> = key_fields
             .iter()
             .map(|f| (f.as_str().to_string(), ev.key_value(*f).to_string()))
             .collect();
@@ -384,3 +421,5 @@ pub(crate) fn idle_of(rule: &RuleConfig) -> Option<Millis> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_beyond;

@@ -4,23 +4,23 @@ use std::sync::Arc;
 
 use super::*;
 use crate::alert::Number;
-use crate::event::{ApprovalMode, Decision, Kind, Outcome};
+use crate::event::{ApprovalMode, Decision, Kind, Outcome, Severity};
 
-const S: Millis = 1000;
-const MIN: Millis = 60 * S;
-const H: Millis = 60 * MIN;
+pub(super) const S: Millis = 1000;
+pub(super) const MIN: Millis = 60 * S;
+pub(super) const H: Millis = 60 * MIN;
 /// 2026-11-23T00:00:00Z.
-const DAY: Millis = 1_795_392_000_000;
+pub(super) const DAY: Millis = 1_795_392_000_000;
 
 /// Defaults without `new_tool_usage`, which would fire on every first call
 /// and clutter the tests of other rules.
-fn config() -> Config {
+pub(super) fn config() -> Config {
     let mut c = Config::defaults();
     c.rules.get_mut(RuleName::NewToolUsage).enabled = false;
     c
 }
 
-fn config_with_policy(json: &str) -> Config {
+pub(super) fn config_with_policy(json: &str) -> Config {
     let mut c = Config::defaults();
     let (policy, _) =
         crate::config::policy_from_json(json, "security-config.json").expect("valid policy");
@@ -28,7 +28,7 @@ fn config_with_policy(json: &str) -> Config {
     c
 }
 
-fn call(ts: Millis, user: &str) -> Event {
+pub(super) fn call(ts: Millis, user: &str) -> Event {
     Event {
         kind: Some(Kind::ToolCall),
         ts,
@@ -40,7 +40,7 @@ fn call(ts: Millis, user: &str) -> Event {
     }
 }
 
-fn decision(ts: Millis, user: &str, d: Decision) -> Event {
+pub(super) fn decision(ts: Millis, user: &str, d: Decision) -> Event {
     Event {
         kind: Some(Kind::Approval),
         ts,
@@ -62,13 +62,13 @@ fn error(ts: Millis, server: &str) -> Event {
 }
 
 /// Runs events (already in processing order) and returns the alerts.
-fn run(engine: &mut Engine, events: &[Event]) -> Vec<Alert> {
+pub(super) fn run(engine: &mut Engine, events: &[Event]) -> Vec<Alert> {
     run_from(engine, events, 0)
 }
 
 /// [`run`] for events that follow `first` others: the first is line
 /// `first + 1`.
-fn run_from(engine: &mut Engine, events: &[Event], first: usize) -> Vec<Alert> {
+pub(super) fn run_from(engine: &mut Engine, events: &[Event], first: usize) -> Vec<Alert> {
     let file: Arc<str> = Arc::from("test.log");
     let mut out = Vec::new();
     for (i, ev) in events.iter().enumerate() {
@@ -83,7 +83,7 @@ fn run_from(engine: &mut Engine, events: &[Event], first: usize) -> Vec<Alert> {
     out
 }
 
-fn rules_of(alerts: &[Alert]) -> Vec<&str> {
+pub(super) fn rules_of(alerts: &[Alert]) -> Vec<&str> {
     alerts.iter().map(|a| a.rule.as_str()).collect()
 }
 
@@ -546,6 +546,18 @@ fn tight_config() -> Config {
     c.rules.get_mut(RuleName::NewToolUsage).max_keys = 4;
     c.rules.get_mut(RuleName::UnusualHours).max_keys = 2;
     c.rules.get_mut(RuleName::ApprovalBypass).horizon = MIN;
+    tight(
+        &mut c,
+        RuleName::ExfilSequence,
+        20 * S,
+        0.0,
+        Some(30 * S),
+        2,
+    );
+    c.rules.get_mut(RuleName::ToolDefinitionDrift).max_keys = 3;
+    c.rules.get_mut(RuleName::ToolDefinitionDrift).max_hashes = 2;
+    let b = c.rules.get_mut(RuleName::UsageBaselineSpike);
+    (b.min_calls, b.min_history, b.z, b.max_keys) = (3, 2, 1.0, 2);
     c
 }
 
@@ -595,6 +607,10 @@ fn event_of(t: Millis, (_, kind, user, server, tool, rid, verdict): Step) -> Eve
     if kind == 0 {
         ev.server_name = Some(format!("srv-{server}").as_str().into());
         ev.tool_name = Some(TOOLS[usize::from(tool)].into());
+        // Some calls carry a definition hash, of three.
+        ev.tool_hash = rid.map(|_| format!("h{verdict}").as_str().into());
+        ev.conversation_id = (user > 0).then(|| format!("c-{}", user % 2).as_str().into());
+        ev.outcome = [Some(Outcome::Success), None, Some(Outcome::Error)][usize::from(verdict)];
     }
     ev.request_id = rid.map(|r| format!("r-{r}").as_str().into());
     ev
@@ -604,7 +620,8 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// A restart anywhere: an engine checkpointed mid-stream (its state
-    /// through JSON, as the daemon writes it) and restored into a new
+    /// through the engine file, as the daemon writes it; JSON would not
+    /// give back the baseline's doubles bit for bit) and restored into a new
     /// engine raises exactly the alerts, in the same order, and ends with
     /// exactly the state and counters of one that ran straight through.
     #[test]
@@ -627,10 +644,10 @@ proptest::proptest! {
 
         let mut before = Engine::new(&config);
         let mut alerts = run_from(&mut before, &events[..cut], 0);
-        let saved = serde_json::to_string(before.state()).unwrap();
+        let saved = before.state().to_file().unwrap();
         drop(before);
         let mut after = Engine::new(&config);
-        after.restore(serde_json::from_str(&saved).unwrap());
+        after.restore(EngineState::from_file(&saved).unwrap());
         alerts.extend(run_from(&mut after, &events[cut..], cut));
 
         proptest::prop_assert_eq!(&alerts, &expected);
@@ -682,5 +699,37 @@ fn the_engine_file_restores_the_state_and_survives_rules_added_or_removed() {
         rules_of(&run(&mut e3, &[call(t + H, "u-3")])),
         ["new_tool_usage"],
         "the seen set starts empty, so the tool is new again"
+    );
+}
+
+#[test]
+fn a_reload_keeps_a_rules_state_when_only_its_threshold_changed_and_drops_it_otherwise() {
+    let old = config();
+    let seven: Vec<Event> = (0..7).map(|i| call(DAY + 12 * H + i * S, "u-1")).collect();
+    let eighth = [call(DAY + 12 * H + 7 * S, "u-1")];
+
+    let mut tuned = old.clone();
+    tuned.rules.get_mut(RuleName::RapidToolUsage).threshold = 7.0;
+    tuned.rules.get_mut(RuleName::RapidToolUsage).severity = Severity::High;
+    let mut e = Engine::new(&old);
+    assert!(run(&mut e, &seven).is_empty());
+    assert!(e.reconfigure(&old, &tuned).is_empty());
+    let alerts = run_from(&mut e, &eighth, 8);
+    assert_eq!(
+        rules_of(&alerts),
+        ["rapid_tool_usage"],
+        "the window kept its seven calls"
+    );
+    assert_eq!(alerts[0].value, Some(Number::Int(8)));
+    assert_eq!(alerts[0].severity, Severity::High);
+
+    let mut rewindowed = tuned.clone();
+    rewindowed.rules.get_mut(RuleName::RapidToolUsage).window = 2 * MIN;
+    let mut e = Engine::new(&old);
+    assert!(run(&mut e, &seven).is_empty());
+    assert_eq!(e.reconfigure(&old, &rewindowed), [RuleName::RapidToolUsage]);
+    assert!(
+        run_from(&mut e, &eighth, 8).is_empty(),
+        "a new window starts empty"
     );
 }

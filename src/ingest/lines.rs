@@ -21,7 +21,7 @@ use crate::event::RejectReason;
 /// How much is read from the source at a time.
 pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
 
-use crate::ingest::frame::{self, BOM};
+use crate::ingest::frame::Framer;
 
 /// One line: its bytes (without line ending) or `Err(RejectReason::TooLong)`.
 pub(crate) type LineResult<'a> = Result<&'a [u8], RejectReason>;
@@ -36,11 +36,9 @@ pub struct LineReader<R> {
     end: usize,
     max_line_bytes: usize,
     line_no: u64,
-    /// Stream bytes consumed by the lines returned so far (and a BOM).
+    /// Stream bytes consumed by the lines returned so far.
     offset: u64,
-    bom_checked: bool,
-    /// Inside a too-long line: discarding up to its newline.
-    skipping: bool,
+    framer: Framer,
     emit_partial: bool,
 }
 
@@ -56,8 +54,7 @@ impl<R: Read> LineReader<R> {
             max_line_bytes,
             line_no: 0,
             offset: 0,
-            bom_checked: false,
-            skipping: false,
+            framer: Framer::default(),
             emit_partial: true,
         }
     }
@@ -65,8 +62,8 @@ impl<R: Read> LineReader<R> {
     /// Whether a last line without a newline is returned at end of input
     /// (default true). False: a partial line then stays buffered, uncounted
     /// in [`offset`](Self::offset), and a later `next_line` that finds more
-    /// input completes it (only the tests set it: the tailer frames its
-    /// lines itself).
+    /// input completes it (only the tests set it: the tailer reads by
+    /// position with a [`Framer`] of its own).
     #[cfg(test)]
     pub(crate) fn emit_partial(mut self, yes: bool) -> Self {
         self.emit_partial = yes;
@@ -86,7 +83,8 @@ impl<R: Read> LineReader<R> {
 
     /// Bytes read from the source but not yet returned as lines (a partial
     /// line, or what follows the last returned line): the source's position
-    /// minus this is [`offset`](Self::offset).
+    /// minus this is [`offset`](Self::offset), between lines (inside a
+    /// too-long line, the bytes dropped of it are neither).
     pub(crate) fn buffered(&self) -> usize {
         self.end - self.start
     }
@@ -103,101 +101,43 @@ impl<R: Read> LineReader<R> {
     pub(crate) fn resume_at(mut self, offset: u64, line_no: u64) -> Self {
         self.offset = offset;
         self.line_no = line_no;
-        self.bom_checked = offset > 0;
         self
     }
 
     /// The next line, `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, LineResult<'_>)>> {
-        if !self.bom_checked {
-            while self.end - self.start < BOM.len() {
-                if self.fill()? == 0 {
-                    break;
-                }
+        // Bytes at `start` known to hold no newline.
+        let mut searched = 0;
+        let found = loop {
+            let held = &self.buf[self.start..self.end];
+            let starts_file = self.offset == 0;
+            if let Some(f) = self
+                .framer
+                .split(held, searched, starts_file, self.max_line_bytes)
+            {
+                break f;
             }
-            if self.buf[self.start..self.end].starts_with(BOM) {
-                self.start += BOM.len();
-                self.offset += BOM.len() as u64;
+            if !self.framer.keep(held.len(), self.max_line_bytes) {
+                self.start = self.end;
             }
-            self.bom_checked = true;
-        }
-        // Where the found line is; computed first so the borrow of `buf`
-        // is taken only once, at the end.
-        let mut searched = self.start;
-        let found: Option<(usize, usize, bool)> = loop {
-            if self.skipping {
-                match memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
-                    Some(i) => {
-                        self.consume(i + 1);
-                        self.skipping = false;
-                        break Some((0, 0, true));
-                    }
-                    None => {
-                        let n = self.end - self.start;
-                        self.consume(n);
-                        if self.fill()? == 0 {
-                            if self.emit_partial {
-                                self.skipping = false;
-                                break Some((0, 0, true));
-                            }
-                            return Ok(None);
-                        }
-                        continue;
-                    }
-                }
-            }
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
-                let nl = searched + i;
-                let line_start = self.start;
-                // The BOM was taken off the stream above.
-                let framed =
-                    frame::frame(&self.buf[line_start..nl], false, true, self.max_line_bytes);
-                self.consume(nl + 1 - line_start);
-                break Some(match framed {
-                    Ok(r) => (line_start + r.start, line_start + r.end, false),
-                    Err(_) => (0, 0, true),
-                });
-            }
-            searched = self.end;
-            if frame::hopeless(self.end - self.start, self.max_line_bytes) {
-                self.skipping = true;
-                continue;
-            }
-            let before = self.start;
+            searched = self.end - self.start;
             if self.fill()? == 0 {
-                if self.start < self.end && self.emit_partial {
-                    let (s, e) = (self.start, self.end);
-                    self.consume(e - s);
-                    break Some(
-                        match frame::frame(&self.buf[s..e], false, false, self.max_line_bytes) {
-                            Ok(r) => (s + r.start, s + r.end, false),
-                            Err(_) => (0, 0, true),
-                        },
-                    );
+                if !self.emit_partial {
+                    return Ok(None);
                 }
-                return Ok(None);
+                let held = &self.buf[self.start..self.end];
+                match self.framer.finish(held, starts_file, self.max_line_bytes) {
+                    Some(f) => break f,
+                    None => return Ok(None),
+                }
             }
-            // `fill` may have moved the data to the front of the buffer.
-            searched = searched - before + self.start;
         };
-        match found {
-            None => Ok(None),
-            Some((s, e, too_long)) => {
-                self.line_no += 1;
-                let line = if too_long {
-                    Err(RejectReason::TooLong)
-                } else {
-                    Ok(&self.buf[s..e])
-                };
-                Ok(Some((self.line_no, line)))
-            }
-        }
-    }
-
-    /// Marks `n` bytes from `start` as consumed.
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        self.offset += n as u64;
+        let at = self.start;
+        self.start += found.used;
+        self.offset += found.len;
+        self.line_no += 1;
+        let line = found.line.map(|r| &self.buf[at + r.start..at + r.end]);
+        Ok(Some((self.line_no, line)))
     }
 
     /// Reads more input behind `end`, compacting or growing the buffer as
@@ -215,7 +155,8 @@ impl<R: Read> LineReader<R> {
         }
         if self.end == self.buf.len() {
             // Only while a line of up to the maximum is accumulating: the
-            // skipping rule above caps the growth at max + 2 + one chunk.
+            // framer drops a line past it, so growth stops at max + 4 + one
+            // chunk.
             let grow = CHUNK_BYTES.max(self.buf.len() / 2);
             self.buf.resize(self.buf.len() + grow, 0);
         }

@@ -1,11 +1,15 @@
-//! Process metrics in Prometheus text format (SPEC §8).
+//! Process metrics in Prometheus text format (SPEC §8, §9).
 //!
 //! One [`Metrics`] registry is shared (behind an `Arc`) by every stage of the
-//! daemon; `scan` uses a private one for its summary. Counters and gauges
-//! live in a `DashMap` keyed by name and label values so hot paths on
-//! different threads do not contend on one lock; latency histograms are
-//! hdrhistograms exposed as quantiles (a Prometheus summary).
+//! daemon; `scan` uses a private one for its summary. Counters, gauges and
+//! histograms live in `DashMap`s keyed by name and label values, updated
+//! with atomics, so hot paths on different threads do not contend on one
+//! lock. Latencies are Prometheus histograms with fixed buckets (which
+//! aggregate across instances and over time, unlike quantiles over the
+//! process lifetime). [`Metrics::render`] adds `mcpwatch_build_info` and
+//! the `process_*` families of the Prometheus client conventions.
 
+mod process;
 pub(crate) mod server;
 
 use std::fmt::Write as _;
@@ -13,7 +17,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use hdrhistogram::Histogram;
 
 /// A metric's identity: its name and its label pairs, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,12 +34,21 @@ impl SeriesKey {
     }
 }
 
-/// Highest value the latency histograms track, in microseconds (1 hour);
-/// larger values are clamped so a stuck clock cannot make `record` fail.
-const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
+/// Upper bounds (`le`, seconds) of every latency histogram's buckets: a
+/// 1-2-5 series from 100 µs to a minute, fine enough for the daemon's
+/// milliseconds and a slow SMTP server's seconds alike.
+pub(crate) const BUCKETS: [f64; 18] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0, 30.0, 60.0,
+];
 
-/// Quantiles exposed for each histogram.
-const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 1.0];
+/// One histogram series: per-bucket counts (the last is above every
+/// bound), the sum in microseconds and the count.
+#[derive(Default)]
+struct Buckets {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
 
 /// The registry. Cheap to update from any thread.
 #[derive(Default)]
@@ -44,8 +56,10 @@ pub struct Metrics {
     counters: DashMap<SeriesKey, AtomicU64>,
     /// Gauges stored as `f64::to_bits`.
     gauges: DashMap<SeriesKey, AtomicU64>,
-    histograms: DashMap<SeriesKey, Mutex<Histogram<u64>>>,
+    histograms: DashMap<SeriesKey, Buckets>,
     help: DashMap<&'static str, (&'static str, &'static str)>,
+    /// When this registry (the process, for the daemon) started.
+    started: Mutex<Option<f64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,24 +128,30 @@ impl Metrics {
             .unwrap_or(0.0)
     }
 
-    /// Records a duration (seconds) into a histogram exposed as quantiles.
+    /// Records a duration (seconds) into a histogram.
     pub(crate) fn observe_seconds(
         &self,
         name: &'static str,
         labels: &[(&'static str, &str)],
         secs: f64,
     ) {
-        let micros = (secs.max(0.0) * 1e6).round() as u64;
-        let key = SeriesKey::new(name, labels);
-        let entry = self.histograms.entry(key).or_insert_with(|| {
-            Mutex::new(
-                Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, 3)
-                    .expect("static histogram bounds are valid"),
-            )
-        });
-        if let Ok(mut h) = entry.lock() {
-            h.saturating_record(micros.clamp(1, HISTOGRAM_MAX_MICROS));
-        }
+        let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+        let slot = BUCKETS.partition_point(|&le| le < secs);
+        let entry = self
+            .histograms
+            .entry(SeriesKey::new(name, labels))
+            .or_default();
+        entry.counts[slot].fetch_add(1, Ordering::Relaxed);
+        entry
+            .sum_micros
+            .fetch_add((secs * 1e6).round() as u64, Ordering::Relaxed);
+    }
+
+    /// Makes a histogram exist (empty) so it shows before its first value.
+    pub(crate) fn touch_histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.histograms
+            .entry(SeriesKey::new(name, labels))
+            .or_default();
     }
 
     /// Sets the `# HELP` text and `# TYPE` of a metric name.
@@ -187,35 +207,60 @@ impl Metrics {
         let mut hists: Vec<SeriesKey> = self.histograms.iter().map(|e| e.key().clone()).collect();
         hists.sort();
         for k in hists {
-            header(&mut out, k.name, "summary");
+            header(&mut out, k.name, "histogram");
             let Some(h) = self.histograms.get(&k) else {
                 continue;
             };
-            let Ok(h) = h.lock() else { continue };
-            for q in QUANTILES {
-                let v = if h.is_empty() {
-                    0.0
-                } else {
-                    h.value_at_quantile(q) as f64 / 1e6
-                };
-                let _ = writeln!(out, "{}{} {}", k.name, fmt_labels(&k.labels, Some(q)), v);
+            let mut cumulative = 0;
+            for (i, le) in BUCKETS
+                .iter()
+                .map(|b| b.to_string())
+                .chain(["+Inf".into()])
+                .enumerate()
+            {
+                cumulative += h.counts[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{}_bucket{} {cumulative}",
+                    k.name,
+                    fmt_labels(&k.labels, Some(&le))
+                );
             }
-            let sum = h.mean() * h.len() as f64 / 1e6;
-            let _ = writeln!(out, "{}_sum{} {}", k.name, fmt_labels(&k.labels, None), sum);
-            let _ = writeln!(
-                out,
-                "{}_count{} {}",
-                k.name,
-                fmt_labels(&k.labels, None),
-                h.len()
-            );
+            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let labels = fmt_labels(&k.labels, None);
+            let _ = writeln!(out, "{}_sum{labels} {sum}", k.name);
+            let _ = writeln!(out, "{}_count{labels} {cumulative}", k.name);
+        }
+        let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(started) = started {
+            process::render(&mut out, started);
         }
         out
     }
+
+    /// Adds `mcpwatch_build_info` and the `process_*` families (CPU time,
+    /// memory, descriptors, start time) to what [`Metrics::render`] shows,
+    /// with now as the start time: called once by the daemon at its start.
+    pub(crate) fn expose_process(&self) {
+        self.describe(
+            "mcpwatch_build_info",
+            "gauge",
+            "Always 1; the version of the running mcpwatch is its label.",
+        );
+        self.set_gauge(
+            "mcpwatch_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+    }
 }
 
-fn fmt_labels(labels: &[(&'static str, String)], quantile: Option<f64>) -> String {
-    if labels.is_empty() && quantile.is_none() {
+fn fmt_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
+    if labels.is_empty() && le.is_none() {
         return String::new();
     }
     let mut s = String::from("{");
@@ -227,11 +272,11 @@ fn fmt_labels(labels: &[(&'static str, String)], quantile: Option<f64>) -> Strin
         first = false;
         let _ = write!(s, "{k}=\"{}\"", escape_label(v));
     }
-    if let Some(q) = quantile {
+    if let Some(le) = le {
         if !first {
             s.push(',');
         }
-        let _ = write!(s, "quantile=\"{q}\"");
+        let _ = write!(s, "le=\"{le}\"");
     }
     s.push('}');
     s
@@ -256,7 +301,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters_gauges_and_quantiles() {
+    fn latencies_are_histograms_with_cumulative_buckets() {
+        let m = Metrics::new();
+        for s in [0.0001, 0.00015, 0.003, 7200.0] {
+            m.observe_seconds("x_seconds", &[("channel", "a")], s);
+        }
+        let text = m.render();
+        for line in [
+            "# TYPE x_seconds histogram",
+            "x_seconds_bucket{channel=\"a\",le=\"0.0001\"} 1",
+            "x_seconds_bucket{channel=\"a\",le=\"0.0002\"} 2",
+            "x_seconds_bucket{channel=\"a\",le=\"0.002\"} 2",
+            "x_seconds_bucket{channel=\"a\",le=\"0.005\"} 3",
+            "x_seconds_bucket{channel=\"a\",le=\"60\"} 3",
+            "x_seconds_bucket{channel=\"a\",le=\"+Inf\"} 4",
+            "x_seconds_count{channel=\"a\"} 4",
+            "x_seconds_sum{channel=\"a\"} 7200.00325",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn renders_counters_gauges_and_histograms() {
         let m = Metrics::new();
         m.describe("mcpwatch_events_total", "counter", "Events read");
         m.inc(
@@ -272,7 +339,7 @@ mod tests {
             text.contains("mcpwatch_events_total{file=\"tool-usage.log\",kind=\"tool_call\"} 3")
         );
         assert!(text.contains("mcpwatch_outbox_pending 2"));
-        assert!(text.contains("mcpwatch_alert_latency_seconds{quantile=\"0.99\"} 0.002"));
+        assert!(text.contains("mcpwatch_alert_latency_seconds_bucket{le=\"0.002\"} 1"));
         assert_eq!(m.counter_total("mcpwatch_events_total"), 3);
     }
 

@@ -143,8 +143,18 @@ pub(crate) fn describe_daemon(m: &Metrics) {
         ),
         (
             "mcpwatch_alert_latency_seconds",
-            "summary",
+            "histogram",
             "Time from reading the firing line to appending its alert.",
+        ),
+        (
+            "mcpwatch_checkpoint_seconds",
+            "histogram",
+            "Time to write one checkpoint (engine state, positions, fsync).",
+        ),
+        (
+            "mcpwatch_checkpoint_failures_total",
+            "counter",
+            "Checkpoints that could not be written (retried).",
         ),
         (
             "mcpwatch_approvals_late_total",
@@ -166,6 +176,11 @@ pub(crate) fn describe_daemon(m: &Metrics) {
             "gauge",
             "Deliveries waiting in the outbox.",
         ),
+        (
+            "mcpwatch_config_reloads_total",
+            "counter",
+            "Configuration reloads on SIGHUP, by result (ok, refused).",
+        ),
     ];
     for (name, kind, help) in d {
         m.describe(name, kind, help);
@@ -176,6 +191,24 @@ pub(crate) fn describe_daemon(m: &Metrics) {
             &[("file", k.base_file()), ("kind", k.as_str())],
         );
     }
-    m.touch("mcpwatch_checkpoint_writes_total", &[]);
+    for k in Kind::ALL {
+        for r in crate::event::RejectReason::ALL {
+            m.touch(
+                "mcpwatch_lines_rejected_total",
+                &[("file", k.base_file()), ("reason", r.as_str())],
+            );
+        }
+    }
+    for name in [
+        "mcpwatch_checkpoint_writes_total",
+        "mcpwatch_checkpoint_failures_total",
+        "mcpwatch_approvals_late_total",
+        "mcpwatch_bypass_unjudged_total",
+    ] {
+        m.touch(name, &[]);
+    }
+    m.touch_histogram("mcpwatch_alert_latency_seconds", &[]);
+    m.touch_histogram("mcpwatch_checkpoint_seconds", &[]);
     m.set_gauge("mcpwatch_outbox_pending", &[], 0.0);
+    m.expose_process();
 }

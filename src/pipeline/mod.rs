@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use crate::alert::Alert;
 use crate::alert::delivery::{Delivery, DeliveryHandle};
 use crate::alert::log::{AlertLog, AlertLogError};
-use crate::config::Config;
+use crate::alert::router::DeliveryConfig;
+use crate::config::{Config, Sources};
 use crate::detect::{Engine, EngineState, Stats};
 use crate::event::{Event, Kind, Millis, RejectReason};
 use crate::ingest::merge::{TimeRange, merge_heads};
@@ -43,11 +44,14 @@ use crate::state::{self, CheckpointDoc, StateLock};
 
 mod gate;
 mod live;
+mod open;
+mod reload;
+mod service;
 mod wake;
 
 use gate::BypassGate;
 use live::{Carried, LiveHeads};
-use wake::{Wake, wait_for_signal, watch};
+use wake::{Wake, wait_for_signals, watch};
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -77,6 +81,14 @@ pub struct RunOptions {
     pub rotate_every: Duration,
     /// Most bytes read from one file in one cycle.
     pub read_limit: u64,
+    /// Where `SIGHUP` loads the configuration from again (its `dir` is
+    /// `--dir`); `None`: the configuration was built in memory, and a
+    /// `SIGHUP` is refused.
+    pub sources: Option<Sources>,
+    /// `--state-dir` and `--metrics-addr` as given (`Some(None)`: `off`):
+    /// they win over what a reloaded configuration says.
+    pub state_dir_flag: Option<PathBuf>,
+    pub metrics_addr_flag: Option<Option<SocketAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,16 +147,26 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         });
     }
 
-    {
-        let tx = wake_tx.clone();
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            let _ = tx.send(Wake::Shutdown);
-        });
+    // Every series whose labels are known now exists from the start (at 0).
+    Rotator::describe_metrics(&metrics);
+    for rule in crate::config::RuleName::ALL {
+        if opts.config.rule_active(rule) {
+            let severity = opts.config.rules.get(rule).severity.as_str();
+            let name = rule.as_str();
+            metrics.touch(
+                "mcpwatch_alerts_total",
+                &[("rule", name), ("severity", severity)],
+            );
+            metrics.touch("mcpwatch_alerts_suppressed_total", &[("rule", name)]);
+            metrics.touch("mcpwatch_state_evictions_total", &[("rule", name)]);
+        }
+    }
+    runtime.spawn(wait_for_signals(wake_tx.clone()));
+    for result in ["ok", "refused"] {
+        metrics.touch(reload::M_RELOADS, &[("result", result)]);
     }
 
-    let (delivery, delivery_task) = {
+    let (mut delivery, mut delivery_task) = {
         let _guard = runtime.enter();
         Delivery::start(&opts.config, &opts.state_dir, metrics.clone())
             .map_err(|e| RunError::Delivery(e.to_string()))?
@@ -152,11 +174,6 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
     let _watcher = watch(&opts.dir, wake_tx.clone());
-    if opts.config.policy.is_none() {
-        tracing::warn!(
-            "no security-config.json: the policy is unknown, disabled_tool and approval_bypass are off"
-        );
-    }
     for w in &opts.config.warnings {
         tracing::warn!("{w}");
     }
@@ -166,33 +183,61 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         opts.state_dir.display()
     );
 
-    let poll = Duration::from_millis(opts.config.settings.input.poll_interval.max(10) as u64);
+    service::ready();
+    let mut watchdog = service::Watchdog::from_env();
+    let mut running = opts.clone();
     let rotate_every = opts.rotate_every;
     let mut last_rotate = Instant::now();
-    loop {
+    'serve: loop {
         let more = daemon.cycle()?;
         daemon.maybe_checkpoint(false)?;
         if last_rotate.elapsed() >= rotate_every {
             last_rotate = Instant::now();
             daemon.rotate_pass()?;
         }
-        let wait = if more { Duration::ZERO } else { poll };
-        match wake_rx.recv_timeout(wait) {
-            Ok(Wake::Shutdown) => break,
-            Ok(Wake::Files) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+        watchdog.tick();
+        let poll =
+            Duration::from_millis(running.config.settings.input.poll_interval.max(10) as u64);
+        let mut wait = if more { Duration::ZERO } else { poll };
+        if let Some(w) = watchdog.max_wait() {
+            wait = wait.min(w);
+        }
+        let mut wakes = match wake_rx.recv_timeout(wait) {
+            Ok(w) => vec![w],
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+        };
         // Coalesce a burst of wake-ups into one cycle.
-        let mut stop = false;
-        while let Ok(w) = wake_rx.try_recv() {
-            if matches!(w, Wake::Shutdown) {
-                stop = true;
-            }
+        wakes.extend(wake_rx.try_iter());
+        if wakes.iter().any(|w| matches!(w, Wake::Shutdown)) {
+            break 'serve;
         }
-        if stop {
-            break;
+        if wakes.iter().any(|w| matches!(w, Wake::Reload)) {
+            service::reloading();
+            if let Some(new) = running.reload_config(&metrics) {
+                let channels_changed =
+                    DeliveryConfig::from(&new) != DeliveryConfig::from(&running.config);
+                daemon.reconfigure(&running.config, &new);
+                if channels_changed {
+                    // Pending work stays in the outbox for the new workers.
+                    runtime.block_on(async {
+                        delivery.clone().shutdown().await;
+                        let _ = (&mut delivery_task).await;
+                    });
+                    let _guard = runtime.enter();
+                    (delivery, delivery_task) =
+                        Delivery::start(&new, &opts.state_dir, metrics.clone())
+                            .map_err(|e| RunError::Delivery(e.to_string()))?;
+                    daemon.delivery = delivery.clone();
+                }
+                running.config = new;
+                tracing::info!("configuration reloaded");
+            }
+            service::ready();
         }
     }
+    service::stopping();
+    tracing::info!("shutting down");
     // Finish what was read (a backlog cut by the read limit for at most a
     // few seconds more), then make it durable, all within SPEC §7's 10 s
     // whatever the size of the detector state.
@@ -274,122 +319,11 @@ struct Daemon {
     held: Vec<Alert>,
     /// The held alerts are in the outbox already (only the log failed).
     held_queued: bool,
+    /// Rotation settings a reload brought, for the next pass.
+    next_rotation: Option<RotateOptions>,
 }
 
 impl Daemon {
-    fn new(
-        opts: &RunOptions,
-        metrics: Arc<Metrics>,
-        health: Arc<Health>,
-        delivery: DeliveryHandle,
-    ) -> Result<Daemon, RunError> {
-        let cp_path = opts.state_dir.join(state::CHECKPOINT_FILE);
-        let loaded = CheckpointDoc::load(&opts.state_dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
-            }
-            _ => RunError::Io(cp_path.display().to_string(), e),
-        })?;
-        let restart = loaded.is_some();
-        let doc = loaded.unwrap_or_default();
-        let settings = &opts.config.settings;
-        let rotate_wait = Duration::from_millis(settings.rotation.rotate_wait.max(0) as u64);
-        let mut tailer = Tailer::new(
-            &opts.dir,
-            settings.input.max_line_bytes,
-            // A restart (any checkpoint) also reads the rotated copies it
-            // has not finished; a first start reads only the live files.
-            restart.then_some(doc.tail),
-        )
-        .with_rotate_wait(rotate_wait)
-        .with_since(chrono::Utc::now().timestamp_millis());
-        tailer.set_read_limit(opts.read_limit);
-        let mut engine = Engine::new(&opts.config);
-        let doc_generation = doc
-            .engine_file
-            .as_deref()
-            .and_then(|f| {
-                f.strip_prefix("engine-")?
-                    .strip_suffix(".bin")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0);
-        let engine_state = match &doc.engine_file {
-            Some(name) => {
-                let path = opts.state_dir.join(name);
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| RunError::Io(path.display().to_string(), e))?;
-                Some(
-                    EngineState::from_file(&bytes).map_err(|e| {
-                        RunError::Checkpoint(path.display().to_string(), e.to_string())
-                    })?,
-                )
-            }
-            None => doc
-                .engine
-                .map(serde_json::from_value::<EngineState>)
-                .transpose()
-                .map_err(|e| RunError::Checkpoint(cp_path.display().to_string(), e.to_string()))?,
-        };
-        let exported = match engine_state {
-            Some(state) => {
-                let stats = state.stats.clone();
-                engine.restore(state);
-                stats
-            }
-            None => Stats::default(),
-        };
-        let alert_log = AlertLog::open(&opts.dir.join(crate::logs::ALERTS_LOG))?;
-        let writer =
-            CheckpointWriter::start(opts.state_dir.clone(), metrics.clone(), health.clone());
-        let written_ids = alert_log.ids_since(doc.alerts_log);
-        if !written_ids.is_empty() {
-            tracing::info!(
-                "{} alerts written after the last checkpoint will not be written again",
-                written_ids.len()
-            );
-        }
-        Ok(Daemon {
-            dir: opts.dir.clone(),
-            state_dir: opts.state_dir.clone(),
-            tailer,
-            parser: Parser {
-                max_line_bytes: settings.input.max_line_bytes,
-                now_ms: 0,
-            },
-            engine,
-            alert_log,
-            delivery,
-            metrics,
-            health,
-            written_ids,
-            exported,
-            dirty: false,
-            last_checkpoint: Instant::now(),
-            checkpoint_cost: Duration::ZERO,
-            generation: doc_generation,
-            writer,
-            alerts: Vec::new(),
-            rotator: Arc::new(std::sync::Mutex::new(Rotator::new(
-                RotateOptions::from_config(&opts.config, &opts.dir, &opts.state_dir),
-            ))),
-            rotating: None,
-            carry: Default::default(),
-            gate: BypassGate::new(),
-            held: Vec::new(),
-            held_queued: false,
-        })
-        .map(|mut d| {
-            if d.engine.bypass_pending() {
-                // Calls pending from before the restart were read just now,
-                // as far as the wall clock can tell.
-                d.gate.calls_read(Instant::now(), Millis::MIN);
-            }
-            d
-        })
-    }
-
     /// One cycle: read every file to its end, detect in ts order, emit.
     /// Returns true when a read limit left more to read.
     fn cycle(&mut self) -> Result<bool, RunError> {
@@ -758,6 +692,9 @@ impl Daemon {
             return Ok(());
         }
         self.wait_rotation();
+        if let Some(opts) = self.next_rotation.take() {
+            self.rotator = Arc::new(std::sync::Mutex::new(Rotator::new(opts)));
+        }
         self.maybe_checkpoint(true)?;
         self.flush_checkpoint();
         if self.writer.failed() || !self.held.is_empty() {

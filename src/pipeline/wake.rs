@@ -8,6 +8,7 @@ use std::sync::mpsc;
 /// Why the loop was woken.
 pub(super) enum Wake {
     Files,
+    Reload,
     Shutdown,
 }
 
@@ -45,17 +46,36 @@ pub(super) fn watch(dir: &Path, tx: mpsc::SyncSender<Wake>) -> Option<notify::Re
     Some(watcher)
 }
 
-pub(super) async fn wait_for_signal() {
+/// Turns signals into wake-ups until the first stop signal: `SIGTERM` and
+/// `SIGINT` stop the daemon, `SIGHUP` reloads its configuration, and
+/// `SIGUSR1`/`SIGUSR2` (which would otherwise end the process) are logged
+/// and ignored: no other signal ends it (SPEC §9).
+pub(super) async fn wait_for_signals(tx: mpsc::SyncSender<Wake>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) else {
-        std::future::pending::<()>().await;
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                // Blocking send: a reload must not be dropped as a surplus
+                // file wake-up would be.
+                let tx = tx.clone();
+                let _ = tokio::task::spawn_blocking(move || tx.send(Wake::Reload)).await;
+            }
+            _ = usr1.recv() => tracing::info!("SIGUSR1 ignored"),
+            _ = usr2.recv() => tracing::info!("SIGUSR2 ignored"),
+        }
     }
+    let _ = tokio::task::spawn_blocking(move || tx.send(Wake::Shutdown)).await;
 }

@@ -43,6 +43,8 @@ pub struct Report {
     /// `null` when no policy is known (no security-config.json).
     pub disabled_tool_invocations: Option<Listing<Invocation>>,
     pub approval_bypasses: Listing<Bypass>,
+    /// Tools whose `tool_hash` changed in the period.
+    pub(crate) drifted_tools: DriftedTools,
     pub alerts: AlertTotals,
     pub rejected: Rejected,
     pub coverage: Coverage,
@@ -197,6 +199,56 @@ pub struct UserRow {
     /// First and last event of any kind in the period.
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
+    /// The user's tool calls per UTC hour, from the hour of their first
+    /// call to the hour of their last (`null` without a call, and in the
+    /// overflow row).
+    pub(crate) hourly_calls: Option<HourlyBaseline>,
+    /// The UTC hour with the most of their calls (`null` likewise).
+    pub(crate) busiest_hour: Option<BusiestHour>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub(crate) struct HourlyBaseline {
+    /// Hours from the first call's to the last call's, both included.
+    pub(crate) hours: u64,
+    /// Mean and (population) standard deviation of the calls per hour,
+    /// empty hours counted as 0; two decimals.
+    pub(crate) mean: f64,
+    pub(crate) sd: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub(crate) struct BusiestHour {
+    /// The hour's start.
+    pub(crate) hour: String,
+    pub(crate) calls: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub(crate) struct DriftedTools {
+    /// Pairs whose hash changed in the period.
+    pub(crate) total: u64,
+    pub(crate) listed: Vec<DriftedTool>,
+    /// True when more pairs carried hashes than could be kept (`max_pairs`).
+    pub(crate) approximate: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct DriftedTool {
+    pub(crate) server: String,
+    pub(crate) tool: String,
+    /// The pair's earliest hash the report read (older data included),
+    /// and the time of that call.
+    pub(crate) first_hash: String,
+    pub(crate) first_seen: String,
+    /// The hash of its last call, and when the pair changed to it.
+    pub(crate) last_hash: String,
+    pub(crate) last_changed: String,
+    /// Calls in the period whose hash differed from the previous call's.
+    pub(crate) changes: u64,
+    pub(crate) distinct_hashes: u64,
+    /// The call of the last change in the period.
+    pub(crate) evidence: Option<Place>,
 }
 
 /// Where a line is: file name as read and 1-based line number.

@@ -348,10 +348,21 @@ pub(crate) fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             "ERRORS",
             "FIRST_SEEN",
             "LAST_SEEN",
+            "MEAN/H",
+            "SD/H",
+            "BUSIEST_HOUR",
+            "BUSIEST_CALLS",
         ],
         1,
     );
     for u in r.users.iter().chain(r.users_other.iter()) {
+        let (mean, sd) = u
+            .hourly_calls
+            .as_ref()
+            .map_or((String::new(), String::new()), |b| {
+                (format!("{:.2}", b.mean), format!("{:.2}", b.sd))
+            });
+        let busiest = u.busiest_hour.as_ref();
         t.push(vec![
             esc(&u.user),
             u.calls.to_string(),
@@ -362,6 +373,10 @@ pub(crate) fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             u.errors.to_string(),
             u.first_seen.clone().unwrap_or_default(),
             u.last_seen.clone().unwrap_or_default(),
+            mean,
+            sd,
+            busiest.map(|b| b.hour.clone()).unwrap_or_default(),
+            busiest.map(|b| b.calls.to_string()).unwrap_or_default(),
         ]);
     }
     t.write(out)?;
@@ -392,6 +407,7 @@ pub(crate) fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         t.write(out)?;
     }
 
+    write_drifted(out, r)?;
     write_invocations(out, r)?;
     write_bypasses(out, r)?;
     write_alerts(out, r)?;
@@ -423,6 +439,51 @@ pub(crate) fn hour_histogram(hours: &[u64; 24]) -> String {
         format!("Tool calls by hour of day (UTC): peak {max} at {peak:02}h")
     };
     format!("{head}\n  |{bars}|\n   0     6     12    18   23")
+}
+
+fn write_drifted(out: &mut dyn Write, r: &Report) -> io::Result<()> {
+    let d = &r.drifted_tools;
+    let note = if d.approximate {
+        " (approximate: more tools carried hashes than the pair cap)"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "\nDrifted tools (tool_hash changed): {}{note}",
+        d.total
+    )?;
+    if d.listed.is_empty() {
+        return Ok(());
+    }
+    let mut t = Table::new(
+        &[
+            "SERVER",
+            "TOOL",
+            "FIRST_HASH",
+            "FIRST_SEEN",
+            "LAST_HASH",
+            "LAST_CHANGED",
+            "EVIDENCE",
+            "CHANGES",
+        ],
+        7,
+    );
+    for x in &d.listed {
+        t.push(vec![
+            esc(&x.server),
+            esc(&x.tool),
+            esc(&x.first_hash),
+            x.first_seen.clone(),
+            esc(&x.last_hash),
+            x.last_changed.clone(),
+            (x.evidence.as_ref())
+                .map(|e| format!("{}:{}", esc(&e.file), e.line))
+                .unwrap_or_default(),
+            x.changes.to_string(),
+        ]);
+    }
+    t.write(out)
 }
 
 fn write_invocations(out: &mut dyn Write, r: &Report) -> io::Result<()> {
@@ -632,6 +693,7 @@ pub(crate) fn write_compliance(out: &mut dyn Write, r: &Report) -> io::Result<()
         }
     }
 
+    write_drifted(out, r)?;
     write_invocations(out, r)?;
     write_bypasses(out, r)?;
     write_alerts(out, r)?;

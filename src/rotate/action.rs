@@ -54,6 +54,10 @@ pub enum Action {
         path: PathBuf,
         reason: String,
     },
+    /// Create an empty live log right after its rotation (`create`).
+    Create {
+        path: PathBuf,
+    },
 }
 
 pub(super) fn name_of(p: &Path) -> String {
@@ -127,6 +131,7 @@ impl fmt::Display for Action {
                 write!(f, "delete {} ({size} bytes; {why})", name_of(path))
             }
             Action::Skip { path, reason } => write!(f, "skip {}: {reason}", name_of(path)),
+            Action::Create { path } => write!(f, "create empty {}", name_of(path)),
         }
     }
 }

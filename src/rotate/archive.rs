@@ -227,6 +227,30 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> Result<(), ArchiveErro
     std::fs::rename(from, to).map_err(io_err(from))
 }
 
+/// Creates an empty file at `path` like the one `meta` describes (the log
+/// just renamed away from it): the same mode, and the same owner where this
+/// process may set it. `O_EXCL`: a file a writer created meanwhile is
+/// neither truncated nor replaced (that is not an error: it is there).
+pub(crate) fn create_like(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let mode = meta.mode() & 0o7777;
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // The umask may have narrowed the mode; set it as it was.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    // Only root may give a file away; anyone else keeps their own.
+    let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+    file.sync_all()
+}
+
 /// Fsyncs a directory so a rename or unlink in it is durable.
 pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {

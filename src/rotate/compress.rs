@@ -79,9 +79,11 @@ impl Rotator {
                 continue;
             }
             let consumed = consumption.consumed(&e.path, &e.meta);
+            // With `create`, the new file is there at once: the writer has
+            // moved on when it holds something.
             let moved_on = !moved_on_unknown.contains(&base)
                 && std::fs::symlink_metadata(o.dir.join(base))
-                    .map(|m| m.is_file())
+                    .map(|m| m.is_file() && (!o.create || m.len() > 0))
                     .unwrap_or(false);
             let due_a = consumed && idle >= o.rotate_wait && moved_on;
             let due_b = idle >= FORCE_IDLE && (consumed || consumption.idle_overrides());

@@ -117,6 +117,10 @@ pub struct RotateOptions {
     pub(crate) retention_days: u32,
     /// `false`: the renamed file is the archive; nothing is compressed.
     pub compress: bool,
+    /// Right after renaming a log, create an empty one under its name (as
+    /// logrotate's `create`); the writer has then moved on once that file
+    /// is no longer empty.
+    pub create: bool,
     /// Plan only: report every action, change nothing.
     pub dry_run: bool,
 }
@@ -135,6 +139,7 @@ impl RotateOptions {
             post_rotate: None,
             retention_days: 90,
             compress: true,
+            create: false,
             dry_run: false,
         }
     }
@@ -155,6 +160,7 @@ impl RotateOptions {
             post_rotate: (!hook.is_empty()).then(|| r.post_rotate.clone()),
             retention_days: cfg.retention.days,
             compress: cfg.retention.compress,
+            create: r.create,
             ..RotateOptions::new(dir, state_dir)
         }
     }
@@ -452,7 +458,28 @@ impl Rotator {
             } else {
                 None
             };
-            let Some(reason) = reason else { continue };
+            let Some(reason) = reason else {
+                if o.dry_run {
+                    // The plan says why each log stays, even when nothing
+                    // is due (the real pass keeps its report to actions).
+                    let daily = match (o.daily, last) {
+                        (false, _) => "no daily rotation".to_string(),
+                        (true, None) => "daily rotation after the next UTC midnight".to_string(),
+                        (true, Some(l)) => format!(
+                            "daily rotation after UTC midnight (last {})",
+                            l.format("%Y-%m-%dT%H:%M:%SZ")
+                        ),
+                    };
+                    report.act(Action::Skip {
+                        path: entries[idx].path.clone(),
+                        reason: format!(
+                            "not due: {size} bytes, max_size {} bytes; {daily}",
+                            o.max_size
+                        ),
+                    });
+                }
+                continue;
+            };
             let path = entries[idx].path.clone();
             if INPUT_LOGS.contains(&base) && !consumption.may_rename(&path, &entries[idx].meta) {
                 let due = match reason {
@@ -489,6 +516,17 @@ impl Rotator {
                 size,
                 reason,
             });
+            if o.create {
+                let made = if o.dry_run {
+                    Ok(())
+                } else {
+                    archive::create_like(&path, &entries[idx].meta)
+                };
+                match made {
+                    Ok(()) => report.act(Action::Create { path: path.clone() }),
+                    Err(e) => report.problem(format!("cannot create a new {base}: {e}")),
+                }
+            }
             if !o.dry_run {
                 archive::sync_dir(&o.dir);
                 metrics.inc(M_ROTATIONS, &[("file", base)], 1);

@@ -218,7 +218,7 @@ fn no_files_at_all_is_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rules: built-in\n"), "{stdout}");
     assert!(
-        stdout.contains("rules active: 5 of 7 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike)"),
+        stdout.contains("rules active: 8 of 10 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike, exfil_sequence, tool_definition_drift, usage_baseline_spike)"),
         "{stdout}"
     );
     assert!(stdout.contains("log dir: .elevenlabs/audit\n"), "{stdout}");
@@ -296,6 +296,65 @@ fn missing_explicit_file_is_an_error() {
     assert_eq!(code, 2);
     assert!(
         err.starts_with("fixtures/config/nope.json:1:1: file: cannot read: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_says_where_critical_alerts_go_and_names_unset_secret_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("mcpwatch.toml");
+    std::fs::write(
+        &settings,
+        r#"
+[[channels.email]]
+name = "secops"
+smtp_host = "127.0.0.1"
+from = "mcpwatch@example.com"
+to = ["security@example.com"]
+username = "alerts@example.com"
+password_env = "MCPWATCH_TEST_CHECK_UNSET_PASSWORD"
+
+[[channels.webhook]]
+name = "siem"
+url = "https://siem.example.com/hook"
+secret_env = "MCPWATCH_TEST_CHECK_UNSET_SECRET"
+
+[[routes]]
+channels = ["siem"]
+rules = ["disabled_tool"]
+min_severity = "high"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "check",
+        "--config",
+        "fixtures/seed/security-config.json",
+        "--settings",
+        settings.to_str().unwrap(),
+        "--dir",
+        "fixtures/seed",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The seed sets notificationEmails and an escalation webhook: every
+    // critical alert goes to both; disabled_tool's also to siem.
+    assert!(
+        out.contains("critical alerts of disabled_tool go to: siem, escalation_webhook, notification_emails\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "critical alerts of rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, approval_bypass, error_spike go to: escalation_webhook, notification_emails\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: email \"secops\": password_env MCPWATCH_TEST_CHECK_UNSET_PASSWORD is not set in this environment"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: webhook \"siem\": secret_env MCPWATCH_TEST_CHECK_UNSET_SECRET is not set in this environment"),
         "{err}"
     );
 }

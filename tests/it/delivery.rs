@@ -13,7 +13,7 @@ use crate::support::delivery::{
 };
 use mcpwatch::alert::delivery::{Delivery, DeliveryHandle, DeliveryOptions};
 use mcpwatch::alert::outbox::Backoff;
-use mcpwatch::alert::router::{DeliveryConfig, ESCALATION_WEBHOOK, NOTIFICATION_EMAILS};
+use mcpwatch::alert::router::DeliveryConfig;
 use mcpwatch::alert::{Alert, Evidence, alert_id};
 use mcpwatch::config::Route;
 use mcpwatch::event::Severity;
@@ -603,7 +603,7 @@ async fn critical_alerts_reach_escalation_webhook_and_notification_emails() {
             .starts_with("[mcpwatch] CRITICAL disabled_tool")
     );
     assert!(eventually(Duration::from_secs(2), || h.pending() == 0).await);
-    for ch in [ESCALATION_WEBHOOK, NOTIFICATION_EMAILS, "secops"] {
+    for ch in ["escalation_webhook", "notification_emails", "secops"] {
         assert!(
             m.counter(
                 "mcpwatch_deliveries_total",

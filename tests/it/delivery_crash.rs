@@ -43,6 +43,9 @@ fn cfg(url: &str) -> DeliveryConfig {
             secret_env: Some(SECRET_ENV.to_string()),
             timeout: 2_000,
             headers: BTreeMap::new(),
+            format: mcpwatch::config::WebhookFormat::Mcpwatch,
+            headers_env: BTreeMap::new(),
+            routing_key_env: None,
         }],
         routes: vec![Route {
             channels: vec!["siem".to_string()],

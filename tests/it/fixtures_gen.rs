@@ -43,6 +43,16 @@ struct Line {
     file: usize,
     line: u64,
     event: Event,
+    /// The line as JSON, for the fields `Event` keeps to the crate
+    /// (`conversation_id`, `tool_hash`; the example writes them by their
+    /// canonical names).
+    json: serde_json::Value,
+}
+
+impl Line {
+    fn text(&self, field: &str) -> Option<&str> {
+        self.json.get(field).and_then(|v| v.as_str())
+    }
 }
 
 const FILES: [(&str, Kind); 3] = [
@@ -73,6 +83,7 @@ fn read_example(dir: &Path) -> Vec<Line> {
                 file: i,
                 line: n,
                 event,
+                json: serde_json::from_slice(line).expect("JSON"),
             });
         }
     }
@@ -173,24 +184,41 @@ fn reference_alerts(dir: &Path) -> BTreeSet<(String, Key, Millis, String, u64)> 
     let policy = Policy::load(dir);
     let lines = read_example(dir);
     let mut fired = BTreeSet::new();
-    let mut last: HashMap<(&str, Key), Millis> = HashMap::new();
+    let mut last: HashMap<(String, Key), Millis> = HashMap::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut hit = |rule: &'static str, k: Key, l: &Line, realert: Option<Millis>| {
+    let mut hit = |rule: &str, k: Key, l: &Line, realert: Option<Millis>| {
         let t = l.event.ts;
-        if let Some(prev) = last.get(&(rule, k.clone())) {
+        if let Some(prev) = last.get(&(rule.to_string(), k.clone())) {
             match realert {
                 None => return,
                 Some(r) if t < prev + r => return,
                 Some(_) => {}
             }
         }
-        last.insert((rule, k.clone()), t);
+        last.insert((rule.to_string(), k.clone()), t);
         fired.insert((rule.to_string(), k, t, FILES[l.file].0.to_string(), l.line));
     };
+    let mut hashes: HashMap<(String, String), Vec<String>> = HashMap::new();
     for (i, l) in lines.iter().enumerate() {
         let e = &l.event;
         let t = e.ts;
         let done = &lines[..=i];
+        if e.kind == Some(Kind::ToolCall) {
+            beyond_thresholds(&lines[..i], l, &mut hit);
+            // tool_definition_drift: every new hash of a pair but its first.
+            if let Some(h) = l.text("tool_hash") {
+                let server = e.server_name.as_deref().unwrap_or("unknown");
+                let tool = e.tool_name.as_deref().unwrap_or("unknown");
+                let seen = hashes.entry((server.into(), tool.into())).or_default();
+                if !seen.iter().any(|s| s == h) {
+                    if !seen.is_empty() {
+                        let k = key(&[("server_name", Some(server)), ("tool_name", Some(tool))]);
+                        hit("tool_definition_drift", k, l, Some(0));
+                    }
+                    seen.push(h.to_string());
+                }
+            }
+        }
         let same = |f: usize, pred: &dyn Fn(&Event) -> bool, w: Millis| {
             done.iter()
                 .filter(|o| o.file == f && o.event.ts > t - w && pred(&o.event))
@@ -290,6 +318,100 @@ fn reference_alerts(dir: &Path) -> BTreeSet<(String, Key, Millis, String, u64)> 
     fired
 }
 
+/// Records a hit: (rule, key, firing line, realert).
+type Hit<'a> = dyn FnMut(&str, Key, &Line, Option<Millis>) + 'a;
+
+/// `exfil_sequence` and `usage_baseline_spike` at the call `l`, given
+/// every line processed before it: SPEC §3 read plainly.
+fn beyond_thresholds(before: &[Line], l: &Line, hit: &mut Hit<'_>) {
+    const MIN: Millis = 60_000;
+    const HOUR: Millis = 3_600_000;
+    let e = &l.event;
+    let t = e.ts;
+    let calls = || before.iter().filter(|o| o.file == 0);
+    let ok = |o: &Line| !matches!(o.event.outcome, Some(Outcome::Denied | Outcome::Error));
+    let ends = |o: &Line, suffixes: &[&str]| {
+        let tool = o.event.tool_name.as_deref().unwrap_or("unknown");
+        suffixes.iter().any(|s| tool.ends_with(s))
+    };
+    // The key: the conversation, else the user.
+    let key_of = |o: &Line| {
+        o.text("conversation_id")
+            .map(|c| ("conversation_id", c.to_string()))
+            .or_else(|| {
+                o.event
+                    .user_id
+                    .as_deref()
+                    .map(|u| ("user_id", u.to_string()))
+            })
+    };
+    let sinks = [
+        "_send", "_post", "_upload", "_share", "_forward", "_publish",
+    ];
+    let sources = [
+        "_read",
+        "_get",
+        "_search",
+        "_export",
+        "_list",
+        "_query",
+        "_download",
+    ];
+    if let Some(k) = key_of(l)
+        && ends(l, &sinks)
+        && ok(l)
+        && calls().any(|o| {
+            key_of(o).as_ref() == Some(&k)
+                && ends(o, &sources)
+                && ok(o)
+                && o.event.server_name != e.server_name
+                && o.event.ts > t - 10 * MIN
+                && o.event.ts <= t
+        })
+    {
+        hit(
+            "exfil_sequence",
+            key(&[(k.0, Some(&k.1))]),
+            l,
+            Some(60 * MIN),
+        );
+    }
+    // The user's hourly counts so far, folded from scratch.
+    let user = e.user_id.as_deref();
+    let mine: Vec<Millis> = calls()
+        .filter(|o| o.event.user_id.as_deref() == user)
+        .map(|o| o.event.ts)
+        .chain([t])
+        .collect();
+    let (mut hours, mut current, mut c) = (Vec::new(), mine[0] / HOUR, 0u64);
+    for ts in &mine {
+        let h = ts / HOUR;
+        if h > current {
+            hours.push(c as f64);
+            hours.extend(std::iter::repeat_n(
+                0.0,
+                (h - current - 1).min(168) as usize,
+            ));
+            (current, c) = (h, 0);
+        }
+        c += 1;
+    }
+    let (mut m, mut v) = (0.0f64, 0.0f64);
+    for x in &hours {
+        let d = x - m;
+        m += 0.1 * d;
+        v = 0.9 * (v + (0.1 * d) * d);
+    }
+    if hours.len() >= 24 && c >= 30 && c as f64 > m + 4.0 * v.sqrt() {
+        hit(
+            "usage_baseline_spike",
+            key(&[("user_id", user)]),
+            l,
+            Some(HOUR),
+        );
+    }
+}
+
 #[test]
 fn example_fires_exactly_the_planted_anomalies() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -301,7 +423,7 @@ fn example_fires_exactly_the_planted_anomalies() {
         .collect();
     assert_eq!(got, want);
     let rules: BTreeSet<_> = want.iter().map(|w| w.0.clone()).collect();
-    assert_eq!(rules.len(), 7, "one planted anomaly per rule of SPEC §3");
+    assert_eq!(rules.len(), 10, "one planted anomaly per rule of SPEC §3");
 }
 
 #[test]
@@ -319,7 +441,8 @@ fn example_has_a_realistic_volume_and_alias_mix() {
         .iter()
         .filter_map(|l| l.event.user_id.clone())
         .collect();
-    assert_eq!(users.len(), 36);
+    // 36 users of normal traffic and the planted service account.
+    assert_eq!(users.len(), 37);
     let raw =
         std::fs::read_to_string(dir.path().join(".elevenlabs/audit/tool-usage.log")).expect("read");
     for alias in [

@@ -248,8 +248,89 @@ fn without_checkpoint_live_logs_are_left_alone_unless_no_consumer() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(!s.dir().join("tool-usage.log").exists());
-    assert!(!s.dir().join("approvals.log").exists());
+    // Renamed, and (no reader waits for the writer) a fresh empty log
+    // created under the name at once.
+    for log in ["tool-usage.log", "approvals.log"] {
+        assert_eq!(fs::metadata(s.dir().join(log)).unwrap().len(), 0, "{log}");
+    }
+    let renamed = fs::read_dir(s.dir())
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            n.to_string_lossy().starts_with("tool-usage.log.2")
+        })
+        .count();
+    assert!(renamed >= 1);
+}
+
+#[test]
+fn no_consumer_creates_the_new_log_so_compression_waits_for_the_writer_not_a_day() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, now) = site();
+    fs::remove_file(s.state().join("checkpoint.json")).unwrap();
+    let live = s.dir().join("tool-usage.log");
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o640)).unwrap();
+    // Written two hours ago: idle past rotate_wait, far from the 24 h rule.
+    set_mtime(&live, now - Duration::hours(2));
+    let pass = || {
+        let out = s
+            .cmd()
+            .args(["rotate", "--no-consumer", "--dir"])
+            .arg(s.dir())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = pass();
+    assert!(first.contains("create empty tool-usage.log"), "{first}");
+    let m = fs::metadata(&live).unwrap();
+    assert_eq!((m.len(), m.permissions().mode() & 0o777), (0, 0o640));
+    assert!(
+        first.contains("waiting: no new tool-usage.log yet"),
+        "an empty new log means the writer has not moved on: {first}"
+    );
+    let rotated: Vec<String> = fs::read_dir(s.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tool-usage.log.2") && !n.ends_with(".zst"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "renamed, not compressed: {rotated:?}");
+
+    // The writer appends to the new file: the rotated one is compressed.
+    fs::write(&live, lines(1)).unwrap();
+    let second = pass();
+    assert!(
+        second.contains(&format!("compress {}", rotated[0])),
+        "{second}"
+    );
+    assert!(!s.dir().join(&rotated[0]).exists());
+    assert!(s.dir().join(format!("{}.zst", rotated[0])).exists());
+    assert_eq!(
+        fs::read(&live).unwrap(),
+        lines(1),
+        "the new log is left as written"
+    );
+}
+
+#[test]
+fn a_dry_run_says_why_each_log_stays_when_nothing_is_due() {
+    let (s, _) = site();
+    let st = serde_json::json!({"last_rotation": {
+        "tool-usage.log": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    }});
+    fs::write(s.state().join("rotation.json"), st.to_string()).unwrap();
+    let out = s
+        .cmd()
+        .args(["rotate", "--dry-run", "--dir"])
+        .arg(s.dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("skip tool-usage.log: not due: 2690 bytes, max_size 104857600 bytes; daily rotation after UTC midnight (last "),
+        "{stdout}"
+    );
 }
 
 #[test]

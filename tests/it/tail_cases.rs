@@ -664,3 +664,62 @@ fn lines_of(b: &mcpwatch::ingest::tail::Batch) -> Vec<(String, u64)> {
         .map(|(l, bytes)| (String::from_utf8_lossy(bytes).into_owned(), l.line_no))
         .collect()
 }
+
+/// One framer: whatever the bytes and however they arrive, the tailer
+/// frames a file exactly as the file reader of `scan` does (same lines,
+/// same numbers, same `too_long` rejects), BOM, `\r` and long lines
+/// included.
+mod same_framing {
+    use super::*;
+    use mcpwatch::ingest::lines::LineReader;
+    use proptest::prelude::*;
+
+    type Framed = Vec<(u64, Result<Vec<u8>, RejectReason>)>;
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => Just(b"a".to_vec()),
+                2 => Just(b"\n".to_vec()),
+                1 => Just(b"\r".to_vec()),
+                1 => Just(b"\r\n".to_vec()),
+                1 => Just(b"\xEF\xBB\xBF".to_vec()),
+                1 => Just(b"\xEF".to_vec()),
+                1 => Just(b"bbbbbbbbbb".to_vec()),
+            ],
+            0..6,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    fn by_file_reader(path: &Path, max: usize) -> Framed {
+        let mut r = LineReader::new(fs::File::open(path).unwrap(), max);
+        let mut out = Vec::new();
+        while let Some((n, l)) = r.next_line().unwrap() {
+            out.push((n, l.map(<[u8]>::to_vec)));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn the_tailer_frames_any_bytes_as_the_file_reader_does(
+            pieces in prop::collection::vec(piece(), 1..12),
+            max in 0usize..12,
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let mut t = Tailer::new(d.path(), max, None).with_rotate_wait(Duration::from_secs(60));
+            let mut got: Framed = Vec::new();
+            // The last piece ends the last line, so neither holds one back.
+            for p in pieces.iter().chain([&b"\n".to_vec()]) {
+                append(d.path(), "tool-usage.log", p);
+                let b = t.poll(Instant::now()).unwrap();
+                got.extend(b.iter().map(|(l, bytes)| (l.line_no, Ok(bytes.to_vec()))));
+                got.extend(b.rejected.iter().map(|r| (r.line_no, Err(r.reason))));
+            }
+            got.sort_by_key(|(n, _)| *n);
+            prop_assert_eq!(got, by_file_reader(&d.path().join("tool-usage.log"), max));
+        }
+    }
+}

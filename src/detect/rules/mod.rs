@@ -43,10 +43,13 @@ mod approval_bypass;
 mod counting;
 mod disabled_tool;
 mod error_spike;
+mod exfil_sequence;
 mod high_denial_rate;
 mod new_tool_usage;
 mod rapid_tool_usage;
+mod tool_definition_drift;
 mod unusual_hours;
+mod usage_baseline_spike;
 
 use std::fmt::Debug;
 
@@ -57,6 +60,9 @@ use super::Cx;
 use crate::config::{Config, RuleConfig, Setting};
 use crate::event::Kind;
 
+#[cfg(test)]
+pub(crate) use usage_baseline_spike::Baseline;
+
 registry! {
     rapid_tool_usage::RapidToolUsage,
     unusual_hours::UnusualHours,
@@ -65,6 +71,9 @@ registry! {
     disabled_tool::DisabledTool,
     approval_bypass::ApprovalBypass,
     error_spike::ErrorSpike,
+    exfil_sequence::ExfilSequence,
+    tool_definition_drift::ToolDefinitionDrift,
+    usage_baseline_spike::UsageBaselineSpike,
 }
 
 /// One rule of SPEC §3. The implementing type is the rule as it runs:

@@ -150,6 +150,13 @@ macro_rules! registry {
                 )+])
             }
 
+            /// Forgets one rule's state (a reload changed what it means).
+            pub(crate) fn reset(&mut self, rule: RuleName) {
+                match rule {
+                    $(RuleName::$Type => self.$module = Default::default()),+
+                }
+            }
+
             /// The state [`RulesState::to_parts`] wrote: a rule that has
             /// no part (added since) starts empty; a part of no rule
             /// (removed since) is dropped.

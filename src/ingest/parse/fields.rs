@@ -31,9 +31,10 @@ pub(super) enum StrField {
     ErrorType,
     ErrorMessage,
     Phase,
+    ToolHash,
 }
 
-const STR_FIELDS: usize = 11;
+const STR_FIELDS: usize = 12;
 
 /// What a key means for this kind of log.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,6 +104,7 @@ pub(super) fn slot(kind: Kind, key: &str) -> Slot {
             "requestId" => Slot::Str(F::RequestId, 1),
             "principal" => Slot::Str(F::UserId, 3),
             "tool_name" => Slot::Str(F::ToolName, 0),
+            "tool_hash" if kind == T => Slot::Str(F::ToolHash, 0),
             _ => Slot::Ignore,
         },
         (10, _) => match (key, kind) {
@@ -119,6 +121,7 @@ pub(super) fn slot(kind: Kind, key: &str) -> Slot {
         (11, _) => match (key, kind) {
             ("server_name", _) => Slot::Str(F::ServerName, 0),
             ("duration_ms", T) => Slot::Duration(0, 1.0),
+            ("schema_hash", T) => Slot::Str(F::ToolHash, 3),
             _ => Slot::Ignore,
         },
         (13, _) => match (key, kind) {
@@ -128,10 +131,11 @@ pub(super) fn slot(kind: Kind, key: &str) -> Slot {
             _ => Slot::Ignore,
         },
         (14, _) if key == "conversationId" => Slot::Str(F::ConversationId, 2),
-        (15, _) => match key {
-            "conversation_id" => Slot::Str(F::ConversationId, 0),
-            "event_timestamp" => Slot::Ts(5),
-            "mcp_server_name" => Slot::Str(F::ServerName, 2),
+        (15, _) => match (key, kind) {
+            ("conversation_id", _) => Slot::Str(F::ConversationId, 0),
+            ("event_timestamp", _) => Slot::Ts(5),
+            ("mcp_server_name", _) => Slot::Str(F::ServerName, 2),
+            ("definition_hash", T) => Slot::Str(F::ToolHash, 2),
             _ => Slot::Ignore,
         },
         (17, _) => match (key, kind) {
@@ -139,6 +143,7 @@ pub(super) fn slot(kind: Kind, key: &str) -> Slot {
             ("tool_latency_secs", T) => Slot::Duration(2, 1000.0),
             _ => Slot::Ignore,
         },
+        (20, T) if key == "tool_definition_hash" => Slot::Str(F::ToolHash, 1),
         _ => Slot::Ignore,
     }
 }
@@ -298,6 +303,7 @@ impl<'de> Fields<'de> {
             error_type,
             error_message,
             phase,
+            tool_hash,
         ] = self.strs.map(|s| s.and_then(|(_, v)| text(v)));
         Ok(Event {
             kind: Some(kind),
@@ -312,6 +318,7 @@ impl<'de> Fields<'de> {
             outcome: self.outcome,
             duration_ms: self.duration_ms.map(|(_, v)| v),
             args_bytes: self.args_bytes,
+            tool_hash,
             approval_mode: self.approval_mode,
             decision: self.decision.map(|(_, d)| d),
             decided_by: self.decided_by,
@@ -407,6 +414,10 @@ mod tests {
             (T, "latency_ms", Slot::Duration(1, 1.0)),
             (T, "tool_latency_secs", Slot::Duration(2, 1000.0)),
             (T, "args_bytes", Slot::ArgsBytes),
+            (T, "tool_hash", Slot::Str(F::ToolHash, 0)),
+            (T, "tool_definition_hash", Slot::Str(F::ToolHash, 1)),
+            (T, "definition_hash", Slot::Str(F::ToolHash, 2)),
+            (T, "schema_hash", Slot::Str(F::ToolHash, 3)),
             (A, "approval_mode", Slot::ApprovalMode),
             (A, "decision", Slot::Decision(0)),
             (A, "result", Slot::Decision(1)),

@@ -257,6 +257,31 @@ fn tool_call_fields_and_aliases() {
 }
 
 #[test]
+fn tool_hash_is_read_from_its_name_else_the_first_alias_in_spec_order() {
+    let e = call(&format!(
+        r#"{{{T},"schema_hash":"d","definition_hash":"c","tool_definition_hash":"b","tool_hash":"a"}}"#
+    ));
+    assert_eq!(e.tool_hash, b("a"), "canonical beats aliases");
+    let e = call(&format!(
+        r#"{{{T},"schema_hash":"d","definition_hash":"c","tool_definition_hash":"b"}}"#
+    ));
+    assert_eq!(e.tool_hash, b("b"));
+    let e = call(&format!(
+        r#"{{{T},"schema_hash":"d","definition_hash":"c"}}"#
+    ));
+    assert_eq!(e.tool_hash, b("c"));
+    let e = call(&format!(r#"{{{T},"schema_hash":"d"}}"#));
+    assert_eq!(e.tool_hash, b("d"));
+    // Numbers as their decimal text; objects and null count as absent.
+    let e = call(&format!(
+        r#"{{{T},"tool_hash":{{"sha":1}},"schema_hash":12}}"#
+    ));
+    assert_eq!(e.tool_hash, b("12"));
+    let e = call(&format!(r#"{{{T},"tool_hash":null}}"#));
+    assert_eq!(e.tool_hash, None);
+}
+
+#[test]
 fn approval_fields_modes_and_decision_synonyms() {
     let a = |line: String| {
         parser()

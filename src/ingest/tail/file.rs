@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
-use crate::ingest::frame;
+use crate::ingest::frame::{Found, Framer};
 
 /// One open file and how far it has been consumed.
 #[derive(Debug)]
@@ -25,12 +25,11 @@ pub(super) struct Tracked {
     pub(super) offset: u64,
     /// Lines returned so far.
     pub(super) line: u64,
-    /// Read up to here; `[offset, read_pos)` is the held partial line, in
-    /// `pending` unless `skipping`.
+    /// Read up to here; `[offset, read_pos)` is the unfinished line: its
+    /// bytes held in `pending`, or dropped by the framer (too long).
     pub(super) read_pos: u64,
     pub(super) pending: Vec<u8>,
-    /// Inside a too-long line: its bytes are dropped as they are read.
-    pub(super) skipping: bool,
+    pub(super) framer: Framer,
     pub(super) size: u64,
     pub(super) idle_since: Instant,
     pub(super) rotated: bool,
@@ -67,7 +66,7 @@ impl Tracked {
             line,
             read_pos: offset,
             pending: Vec::new(),
-            skipping: false,
+            framer: Framer::default(),
             size: md.len(),
             idle_since: now,
             rotated: false,
@@ -205,7 +204,7 @@ impl Tracked {
         self.line = 0;
         self.read_pos = 0;
         self.pending.clear();
-        self.skipping = false;
+        self.framer = Framer::default();
         self.head_len = 0;
         self.head_hash = fnv1a(&[]);
         self.fp = None;
@@ -230,11 +229,11 @@ impl Tracked {
     }
 
     pub(super) fn has_partial(&self) -> bool {
-        self.skipping || !self.pending.is_empty()
+        self.framer.inside_line(self.pending.len())
     }
 
     /// Reads to the end (or `limit` bytes) into `out`; returns whether the
-    /// end was reached. Complete lines are returned; the trailing partial
+    /// end was reached. Complete lines are returned; the unfinished last
     /// line is kept in `pending` whatever happens.
     pub(super) fn read(
         &mut self,
@@ -247,14 +246,12 @@ impl Tracked {
         out.data.extend_from_slice(&self.pending);
         self.pending.clear();
         let result = self.read_inner(kind, max, limit, out, &mut line_start);
-        if !self.skipping {
-            self.pending.extend_from_slice(&out.data[line_start..]);
-        }
+        self.pending.extend_from_slice(&out.data[line_start..]);
         out.data.truncate(line_start);
         result
     }
 
-    pub(super) fn read_inner(
+    fn read_inner(
         &mut self,
         kind: Kind,
         max: usize,
@@ -262,7 +259,6 @@ impl Tracked {
         out: &mut Batch,
         line_start: &mut usize,
     ) -> io::Result<bool> {
-        let mut scan_from = out.data.len();
         let mut read = 0u64;
         loop {
             if read >= limit {
@@ -293,22 +289,19 @@ impl Tracked {
             }
             self.read_pos += n as u64;
             read += n as u64;
-            while let Some(i) = memchr::memchr(b'\n', &out.data[scan_from..]) {
-                let nl = scan_from + i;
-                // The buffer's end is the file's read_pos.
-                let nl_off = self.read_pos - (out.data.len() - nl) as u64;
-                self.finish_line(kind, max, out, *line_start, nl, nl_off + 1);
-                *line_start = nl + 1;
-                scan_from = nl + 1;
+            // The bytes before `old` were searched already.
+            let mut searched = old - *line_start;
+            while let Some(found) =
+                self.framer
+                    .split(&out.data[*line_start..], searched, self.offset == 0, max)
+            {
+                let at = *line_start;
+                *line_start += found.used;
+                searched = 0;
+                self.push_line(kind, out, at, found);
             }
-            scan_from = out.data.len();
-            if !self.skipping && frame::hopeless(out.data.len() - *line_start, max) {
-                self.skipping = true;
-            }
-            if self.skipping {
-                // Drop the too-long line's bytes as they come.
+            if !self.framer.keep(out.data.len() - *line_start, max) {
                 out.data.truncate(*line_start);
-                scan_from = *line_start;
             }
             if n < want && self.zst.is_none() {
                 // A short read of a regular file: its end, for now. (A
@@ -318,49 +311,21 @@ impl Tracked {
         }
     }
 
-    /// Ends the line in `out.data[start..nl]` whose end (past its newline or
-    /// its last byte) is at file offset `end_off`.
-    pub(super) fn finish_line(
-        &mut self,
-        kind: Kind,
-        max: usize,
-        out: &mut Batch,
-        start: usize,
-        nl: usize,
-        end_off: u64,
-    ) {
-        self.push_line(kind, max, out, start..nl, true, end_off);
-    }
-
-    /// Hands out the line in `out.data[at]` (`ended`: by a newline) or its
-    /// `too_long` reject, and consumes it up to `end_off`.
-    fn push_line(
-        &mut self,
-        kind: Kind,
-        max: usize,
-        out: &mut Batch,
-        at: std::ops::Range<usize>,
-        ended: bool,
-        end_off: u64,
-    ) {
+    /// Hands out the line the framer found at `out.data[at..]`, or its
+    /// `too_long` reject, and consumes it.
+    fn push_line(&mut self, kind: Kind, out: &mut Batch, at: usize, found: Found) {
         self.line = self.line.saturating_add(1);
-        let len = end_off - self.offset;
-        let framed = match self.skipping {
-            true => Err(RejectReason::TooLong),
-            false => frame::frame(&out.data[at.clone()], self.offset == 0, ended, max),
-        };
-        self.skipping = false;
-        match framed {
-            Err(_) => out.rejected.push(self.reject(kind, len)),
+        match found.line {
+            Err(_) => out.rejected.push(self.reject(kind, found.len)),
             Ok(r) => out.lines.push(TailLine {
                 kind,
                 file: self.name.clone(),
                 line_no: self.line,
-                start: at.start + r.start,
-                end: at.start + r.end,
+                start: at + r.start,
+                end: at + r.end,
             }),
         }
-        self.offset = end_off;
+        self.offset += found.len;
     }
 
     pub(super) fn reject(&self, kind: Kind, len: u64) -> RejectedLine {
@@ -378,12 +343,15 @@ impl Tracked {
         if !self.has_partial() {
             return;
         }
-        let start = out.data.len();
+        let at = out.data.len();
         out.data.extend_from_slice(&self.pending);
         self.pending.clear();
-        let end = out.data.len();
-        // A partial line has no newline, so no `\r` of one to strip.
-        self.push_line(kind, max, out, start..end, false, self.read_pos);
+        match self.framer.finish(&out.data[at..], self.offset == 0, max) {
+            Some(found) => self.push_line(kind, out, at, found),
+            None => out.data.truncate(at),
+        }
+        // Only the BOM of an empty file is no line, and is consumed too.
+        self.offset = self.read_pos;
     }
 }
 

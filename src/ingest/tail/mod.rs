@@ -376,6 +376,13 @@ impl Tailer {
         self
     }
 
+    /// Takes reloaded settings: the line maximum (for lines not yet read)
+    /// and `rotate_wait`.
+    pub(crate) fn reconfigure(&mut self, max_line_bytes: usize, rotate_wait: Duration) {
+        self.max_line_bytes = max_line_bytes;
+        self.rotate_wait = rotate_wait;
+    }
+
     /// Caps the bytes read from one file in one poll (default: none, so a
     /// poll reads every file to its end as SPEC §3 wants). With a cap,
     /// [`Batch::caught_up`] says whether more is waiting.

@@ -42,7 +42,7 @@ impl Collector<'_> {
                 latency_ms: r.latency_ms,
             });
         }
-        let mut users: Vec<UserRow> = self.users.iter().map(|(u, s)| s.row(u)).collect();
+        let mut users: Vec<UserRow> = self.users.iter().map(|(u, s)| s.user_row(u)).collect();
         users.sort_by(|a, b| a.user.cmp(&b.user));
 
         let mut by_severity: BTreeMap<String, u64> = Severity::ALL
@@ -124,6 +124,7 @@ impl Collector<'_> {
                 .is_some()
                 .then(|| std::mem::take(&mut self.disabled)),
             approval_bypasses: std::mem::take(&mut self.bypasses),
+            drifted_tools: self.drift.finish(caps.max_listed),
             alerts: AlertTotals {
                 total: alert_total,
                 by_severity,

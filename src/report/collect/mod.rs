@@ -11,6 +11,7 @@
 //! the counters into the [`Report`].
 
 mod finish;
+mod hourly;
 pub(super) mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -56,6 +57,7 @@ pub(crate) struct Collector<'o> {
     new_tools: NewTools,
     disabled: Listing<Invocation>,
     bypasses: Listing<Bypass>,
+    drift: hourly::Drift,
     alerts: BTreeMap<String, [u64; 4]>,
     alerts_unreadable: u64,
     rejected: [u64; 7],
@@ -100,6 +102,7 @@ impl<'o> Collector<'o> {
             new_tools: NewTools::default(),
             disabled: Listing::default(),
             bypasses: Listing::default(),
+            drift: hourly::Drift::new(opts.caps.max_pairs),
             alerts: BTreeMap::new(),
             alerts_unreadable: 0,
             rejected: [0; 7],
@@ -170,6 +173,7 @@ impl<'o> Collector<'o> {
     /// A tool call older than the period: remembered so the period's
     /// first calls of a pair can tell whether it is new.
     pub(super) fn note_before(&mut self, ev: &Event) {
+        self.drift.call(ev, None);
         let server = ev.key_value(crate::event::Field::ServerName);
         let tool = ev.key_value(crate::event::Field::ToolName);
         if self
@@ -370,8 +374,16 @@ impl<'o> Collector<'o> {
                 });
             }
         }
+        if ev.tool_hash.is_some() {
+            let place = Place {
+                file: line.file.to_string(),
+                line: line.line,
+            };
+            self.drift.call(ev, Some(place));
+        }
         let u = self.user(ev);
         u.calls += 1;
+        u.hours.call(ev.ts);
         if ev.outcome == Some(Outcome::Denied) {
             u.denied_calls += 1;
         }

@@ -143,9 +143,11 @@ impl PairStats {
         match &self.hist {
             Some(h) if !h.is_empty() => Latency {
                 count: h.len(),
-                p50: Some(h.value_at_quantile(0.50)),
-                p95: Some(h.value_at_quantile(0.95)),
-                p99: Some(h.value_at_quantile(0.99)),
+                // The histogram answers with the highest value of a
+                // bucket, which can be above every value recorded.
+                p50: Some(h.value_at_quantile(0.50).min(self.max_ms)),
+                p95: Some(h.value_at_quantile(0.95).min(self.max_ms)),
+                p99: Some(h.value_at_quantile(0.99).min(self.max_ms)),
                 max: Some(self.max_ms),
             },
             _ => Latency::default(),
@@ -190,9 +192,21 @@ pub(super) struct UserStats {
     pub(super) errors: u64,
     pub(super) first: Option<Millis>,
     pub(super) last: Option<Millis>,
+    pub(super) hours: super::hourly::UserHours,
 }
 
 impl UserStats {
+    /// The row of one user, with their hourly calls.
+    pub(super) fn user_row(&self, user: &str) -> UserRow {
+        let (hourly, busiest) = self.hours.summary().unzip();
+        UserRow {
+            hourly_calls: hourly,
+            busiest_hour: busiest,
+            ..self.row(user)
+        }
+    }
+
+    /// The row without hourly figures (the overflow row mixes users).
     pub(super) fn row(&self, user: &str) -> UserRow {
         UserRow {
             user: user.to_string(),
@@ -204,6 +218,35 @@ impl UserStats {
             errors: self.errors,
             first_seen: self.first.map(format_ts),
             last_seen: self.last.map(format_ts),
+            hourly_calls: None,
+            busiest_hour: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_never_exceed_the_largest_latency_recorded() {
+        let mut h = Histogram::<u64>::new(2).unwrap();
+        for ms in [12_345, 12_345, 12_345] {
+            h.record(ms).unwrap();
+        }
+        assert!(
+            h.value_at_quantile(0.5) > 12_345,
+            "the bucket's top is above it"
+        );
+        let p = PairStats {
+            hist: Some(h),
+            max_ms: 12_345,
+            ..PairStats::default()
+        };
+        let l = p.latency();
+        assert_eq!(
+            (l.p50, l.p95, l.p99, l.max),
+            (Some(12_345), Some(12_345), Some(12_345), Some(12_345))
+        );
     }
 }

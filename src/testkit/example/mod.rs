@@ -6,6 +6,7 @@
 //! the files together; `traffic` holds the two scripts that fill the day,
 //! normal traffic and the planted anomalies.
 
+mod beyond;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -387,6 +388,7 @@ fn build_example() -> Example {
     };
     normal_traffic(&mut b);
     planted_anomalies(&mut b);
+    beyond::planted_beyond_thresholds(&mut b);
     Example {
         recs: b.recs,
         planted: b.planted,
@@ -431,7 +433,8 @@ fn planted_md(planted: &[Planted]) -> String {
          `MCPWATCH_BLESS=1 cargo test --test it fixtures_gen::` to rewrite).\n\
          Normal traffic (36 users, 06:00-22:00 UTC on 2026-11-23) fires no rule;\n\
          each row below fires exactly once. `scan` over `.elevenlabs/audit/` must\n\
-         print these alerts and nothing else.\n\n\
+         print these alerts and nothing else. (The baseline's case needs a day of\n\
+         history: its service account, svc-sync, starts on 2026-11-22.)\n\n\
          | rule | key | value | ts (firing line) | file:line | id | note |\n\
          |---|---|---|---|---|---|---|\n",
     );

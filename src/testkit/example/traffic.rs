@@ -32,6 +32,9 @@ pub(super) fn normal_traffic(b: &mut Builder) {
         times.sort();
         let mut last = Millis::MIN / 2;
         let mut denials: Vec<Millis> = Vec::new();
+        // (session, server, ts) of the source calls (exfil_sequence's
+        // default globs) so far.
+        let mut sources: Vec<(u32, &str, Millis)> = Vec::new();
         for (t, session) in times {
             let t = t.max(last + MIN_GAP);
             if t >= DAY_END - 10 * SEC {
@@ -52,7 +55,22 @@ pub(super) fn normal_traffic(b: &mut Builder) {
             let st = Style {
                 canonical: b.rng.range(0, 4) != 0,
             };
-            let conv = format!("c-{user}-{session}");
+            // A send that would follow a read on another server within
+            // exfil_sequence's 10 minutes in its session is made in a
+            // conversation of its own: the user asked for that mail, the
+            // agent is not passing on what it read.
+            let after_read = beyond::is_sink(tool.name)
+                && sources
+                    .iter()
+                    .any(|&(s, srv, ts)| s == session && srv != tool.server && ts > t - 10 * MIN);
+            let conv = if after_read {
+                format!("c-{user}-{session}-send")
+            } else {
+                format!("c-{user}-{session}")
+            };
+            if beyond::is_source(tool.name) {
+                sources.push((session, tool.server, t));
+            }
             let mut c = Call {
                 ts: t,
                 rid: b.rid(),

@@ -594,5 +594,8 @@ pub fn webhook_channel(name: &str, url: &str, timeout_ms: i64) -> mcpwatch::conf
         secret_env: Some(HOOK_SECRET_ENV.to_string()),
         timeout: timeout_ms,
         headers: [("X-Team".to_string(), "secops".to_string())].into(),
+        format: mcpwatch::config::WebhookFormat::Mcpwatch,
+        headers_env: Default::default(),
+        routing_key_env: None,
     }
 }
