@@ -54,17 +54,42 @@ impl ActionRunner {
     }
 
     /// Runs the command for each alert in turn (a group of an action holds
-    /// one); the first failure ends the attempt.
+    /// one); the first failure ends the attempt. Dropping the future (the
+    /// worker abandons the attempt at shutdown or reload) kills the
+    /// command's process group: the run stays pending and is made again,
+    /// never twice at once.
     pub(crate) async fn run(&self, alerts: &[Alert]) -> Result<(), SendError> {
         for alert in alerts {
             let (action, alert, hide) = (self.action.clone(), alert.clone(), self.hide.clone());
-            tokio::task::spawn_blocking(move || run_blocking(&action, &alert, &hide))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(SendError::retryable(format!("action task failed: {e}")))
-                })?;
+            let running = Running::default();
+            let guard = KillOnDrop(running.clone());
+            let r =
+                tokio::task::spawn_blocking(move || run_blocking(&action, &alert, &hide, &running))
+                    .await;
+            drop(guard);
+            r.unwrap_or_else(|e| Err(SendError::retryable(format!("action task failed: {e}"))))?;
         }
         Ok(())
+    }
+}
+
+/// The process group of the command while it runs (0: none).
+type Running = Arc<std::sync::atomic::AtomicI32>;
+
+/// Kills the running command's process group when the attempt is dropped
+/// before the command ended.
+struct KillOnDrop(Running);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pgid = self.0.swap(0, std::sync::atomic::Ordering::SeqCst);
+        if pgid > 0 {
+            #[cfg(unix)]
+            // SAFETY: kill(2) on a process group; touches no memory of ours.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -87,7 +112,12 @@ pub(crate) fn env_of(alert: &Alert) -> Vec<(String, String)> {
     env
 }
 
-fn run_blocking(action: &Action, alert: &Alert, hide: &[String]) -> Result<(), SendError> {
+fn run_blocking(
+    action: &Action,
+    alert: &Alert,
+    hide: &[String],
+    running: &Running,
+) -> Result<(), SendError> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&action.command);
     for (k, _) in std::env::vars_os() {
@@ -110,6 +140,16 @@ fn run_blocking(action: &Action, alert: &Alert, hide: &[String]) -> Result<(), S
     let mut child = cmd
         .spawn()
         .map_err(|e| SendError::retryable(format!("cannot start sh -c: {e}")))?;
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    running.store(pgid, std::sync::atomic::Ordering::SeqCst);
+    // Whatever way this returns, the group is no longer ours to kill.
+    struct Clear<'a>(&'a Running);
+    impl Drop for Clear<'_> {
+        fn drop(&mut self) {
+            self.0.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let _clear = Clear(running);
 
     // Standard input and error each on a thread of their own, so neither a
     // script that reads nothing nor one that writes a lot blocks the other.
@@ -148,7 +188,11 @@ fn run_blocking(action: &Action, alert: &Alert, hide: &[String]) -> Result<(), S
     let mut pause = Duration::from_millis(2);
     let outcome = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
+            Ok(Some(status)) => {
+                // Reaped: its pid may be reused from now on.
+                running.store(0, std::sync::atomic::Ordering::SeqCst);
+                break Ok(status);
+            }
             Ok(None) if Instant::now() >= deadline => {
                 kill_group(&mut child);
                 let _ = child.wait();
@@ -233,7 +277,7 @@ mod tests {
     }
 
     fn run(a: &Action, al: &Alert) -> Result<(), SendError> {
-        run_blocking(a, al, &[])
+        run_blocking(a, al, &[], &Running::default())
     }
 
     #[test]
@@ -276,5 +320,50 @@ mod tests {
         let e = run(&action("sleep 30", 200), &a).unwrap_err();
         assert_eq!(e.message, "timed out after 200ms; killed");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_attempt_kills_the_command() {
+        let d = tempfile::tempdir().unwrap();
+        let pid_file = d.path().join("pid");
+        let runner = ActionRunner::new(
+            action(
+                &format!(
+                    "echo $$ > '{}.tmp'; mv '{0}.tmp' '{0}'; sleep 30",
+                    pid_file.display()
+                ),
+                60_000,
+            ),
+            vec![],
+        );
+        let a = alert("disabled_tool", Severity::Critical, "id-1");
+        let attempt = runner.run(std::slice::from_ref(&a));
+        let started = async {
+            loop {
+                if let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                {
+                    return pid;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let pid = tokio::select! {
+            _ = attempt => panic!("the command finished"),
+            pid = started => pid,
+        };
+        // The attempt was dropped with the select: the shell (its group's
+        // leader) is killed and reaped, long before its sleep would end.
+        let mut gone = false;
+        for _ in 0..500 {
+            // SAFETY: signal 0 only checks that the process exists.
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gone, "the command still runs after its attempt was dropped");
     }
 }
