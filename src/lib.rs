@@ -26,9 +26,10 @@
 //! - [`detect`]: the pure, event-time detection engine (one file per rule).
 //!   No clock, no I/O.
 //! - [`alert`]: the `Alert` type, the alert log, router, durable outbox,
-//!   email and webhook.
+//!   email, webhook and incident actions.
 //! - [`rotate`]: rotation, zstd compression and retention of the logs.
-//! - [`report`]: audit reports over logs and archives.
+//! - [`report`]: audit reports over logs and archives, and the
+//!   investigation timeline of one subject.
 //! - [`pipeline`]: the daemon, the only place stages are wired together.
 //!
 //! The commands of SPEC §7 are the binary's (`src/main.rs`, `src/cli/`),

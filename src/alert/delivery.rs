@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::action::ActionRunner;
 use super::email::EmailSender;
 use super::error::{SendError, UnknownChannel};
 use super::outbox::{Backoff, Failure, Job, Next, Outbox, OutboxError, Submitted};
@@ -124,15 +125,21 @@ pub(crate) fn redact(msg: &str, secrets: &[String]) -> String {
 pub(crate) enum Sender {
     Email(EmailSender),
     Webhook(super::webhook::WebhookSender),
+    Action(ActionRunner),
 }
 
 impl Sender {
-    pub(crate) fn new(def: &ChannelDef) -> Sender {
+    /// `router` names the secret variables an action must not inherit.
+    pub(crate) fn new(def: &ChannelDef, router: &Router) -> Sender {
         match def {
             ChannelDef::Email(c) => Sender::Email(EmailSender::new(c.clone())),
             ChannelDef::Webhook(c) => {
                 Sender::Webhook(super::webhook::WebhookSender::new(c.clone()))
             }
+            ChannelDef::Action(a) => Sender::Action(ActionRunner::new(
+                a.clone(),
+                router.channels().iter().filter_map(secret_env).collect(),
+            )),
         }
     }
 
@@ -147,6 +154,7 @@ impl Sender {
         let r = match self {
             Sender::Email(s) => s.send(group, alerts).await,
             Sender::Webhook(s) => s.send(group, alerts, now.div_euclid(1000)).await,
+            Sender::Action(a) => a.run(alerts).await,
         };
         r.map_err(|mut e| {
             e.message = redact(&e.message, &secrets_of(def));
@@ -155,13 +163,19 @@ impl Sender {
     }
 }
 
+/// The name of the variable holding a channel's secret, if it has one.
+fn secret_env(def: &ChannelDef) -> Option<String> {
+    match def {
+        ChannelDef::Email(c) => c.password_env.clone(),
+        ChannelDef::Webhook(c) => c.secret_env.clone(),
+        ChannelDef::Action(_) => None,
+    }
+}
+
 /// Current values of the channel's secret environment variables.
 fn secrets_of(def: &ChannelDef) -> Vec<String> {
-    let var = match def {
-        ChannelDef::Email(c) => c.password_env.as_deref(),
-        ChannelDef::Webhook(c) => c.secret_env.as_deref(),
-    };
-    var.and_then(|v| std::env::var(v).ok())
+    secret_env(def)
+        .and_then(|v| std::env::var(v).ok())
         .into_iter()
         .collect()
 }
@@ -212,7 +226,7 @@ impl Delivery {
         metrics: Arc<Metrics>,
     ) -> Result<(DeliveryHandle, JoinHandle<()>), DeliveryError> {
         Self::start_with(
-            &DeliveryConfig::from_config(config),
+            &DeliveryConfig::from(config),
             state_dir,
             metrics,
             DeliveryOptions::default(),
@@ -235,11 +249,29 @@ impl Delivery {
         let mut outbox = Outbox::open(state_dir, max_age, opts.backoff, now)?;
         let router = Router::new(cfg);
         describe(&metrics);
-        let names: Vec<&str> = router.channels().iter().map(|c| c.name()).collect();
-        for (channel, groups) in outbox.drop_unknown_channels(&names, now)? {
+        if !cfg.run_actions && !cfg.actions.is_empty() {
             tracing::warn!(
-                "{groups} pending deliveries to channel {channel:?}, which is no longer configured, moved to the dead letters"
+                "{} [[actions]] configured but incidentResponse.autoDisableOnSuspicious is not true: \
+                 they will not run; each alert they would take is logged",
+                cfg.actions.len()
             );
+        }
+        let names: Vec<&str> = router.channels().iter().map(|c| c.name()).collect();
+        let gated: Vec<&str> = if cfg.run_actions {
+            Vec::new()
+        } else {
+            cfg.actions.iter().map(|a| a.name.as_str()).collect()
+        };
+        for (channel, groups) in outbox.drop_unknown_channels(&names, &gated, now)? {
+            if gated.contains(&channel.as_str()) {
+                tracing::warn!(
+                    "{groups} pending runs of action {channel:?} moved to the dead letters: incidentResponse.autoDisableOnSuspicious is not true"
+                );
+            } else {
+                tracing::warn!(
+                    "{groups} pending deliveries to channel {channel:?}, which is no longer configured, moved to the dead letters"
+                );
+            }
             metrics.inc(M_DEAD, &[("channel", &channel)], groups);
         }
         for c in router.channels() {
@@ -338,6 +370,7 @@ impl DeliveryHandle {
         if *sh.stop.borrow() {
             return Err(DeliveryError::Closed);
         }
+        log_gated(&sh.router, alert);
         let placements = sh.router.route(alert);
         let now = sh.clock.now();
         let mut ob = sh.outbox.lock().map_err(|_| DeliveryError::Closed)?;
@@ -371,6 +404,9 @@ impl DeliveryHandle {
         if *sh.stop.borrow() {
             return Err(DeliveryError::Closed);
         }
+        for a in alerts {
+            log_gated(&sh.router, a);
+        }
         let batch: Vec<(&Alert, Vec<_>)> = alerts.iter().map(|a| (a, sh.router.route(a))).collect();
         let now = sh.clock.now();
         let mut ob = sh.outbox.lock().map_err(|_| DeliveryError::Closed)?;
@@ -395,7 +431,7 @@ impl DeliveryHandle {
     /// Whether any channel is configured (without one, the daemon writes
     /// alerts to stderr besides the alert log).
     pub(crate) fn has_channels(&self) -> bool {
-        !self.shared.router.channels().is_empty()
+        self.shared.router.has_channels()
     }
 
     /// Deliveries waiting in the outbox.
@@ -419,10 +455,10 @@ impl DeliveryHandle {
 /// One channel's loop: take the next due job, attempt it, record the result.
 async fn worker(sh: Arc<Shared>, def: ChannelDef) {
     let name = def.name().to_string();
-    let sender = Sender::new(&def);
+    let sender = Sender::new(&def, &sh.router);
     let (fold, max_per_hour) = match &def {
         ChannelDef::Email(c) => (true, c.max_per_hour),
-        ChannelDef::Webhook(_) => (false, 0),
+        ChannelDef::Webhook(_) | ChannelDef::Action(_) => (false, 0),
     };
     let Some(wake) = sh.wake.get(&name).cloned() else {
         return;
@@ -474,6 +510,26 @@ async fn worker(sh: Arc<Shared>, def: ChannelDef) {
                 record(&sh, &name, &job, result);
             }
         }
+    }
+}
+
+/// SPEC §5: with `autoDisableOnSuspicious` not true, `run` logs the
+/// actions it would have run (log fields escaped).
+fn log_gated(router: &Router, alert: &Alert) {
+    for a in router.gated_actions(alert) {
+        let server = alert
+            .line_fields
+            .iter()
+            .find(|(k, _)| *k == "server_name")
+            .map_or(String::new(), |(_, s)| {
+                format!(", server {}", crate::text::escape(s))
+            });
+        tracing::info!(
+            "action {:?} would run for alert {} ({}{server}) if incidentResponse.autoDisableOnSuspicious were true",
+            a.name,
+            alert.id,
+            alert.rule
+        );
     }
 }
 
@@ -552,6 +608,7 @@ pub(crate) fn test_alert(now: Millis) -> Alert {
         suppressed: 0,
         message: "This is a test alert from `mcpwatch test-alert`; no action is needed".to_string(),
         evidence: vec![],
+        line_fields: Vec::new(),
     }
 }
 
@@ -562,8 +619,16 @@ pub async fn send_test(
     only: Option<&str>,
 ) -> Result<Vec<(String, Result<(), SendError>)>, UnknownChannel> {
     let router = Router::new(cfg);
+    // Named, an action runs even while autoDisableOnSuspicious is not true:
+    // the operator asked for this one test.
+    let gated = only.and_then(|n| {
+        cfg.actions
+            .iter()
+            .find(|a| a.name == n)
+            .map(|a| ChannelDef::Action(a.clone()))
+    });
     let defs: Vec<&ChannelDef> = match only {
-        Some(n) => match router.channel(n) {
+        Some(n) => match router.channel(n).or(gated.as_ref()) {
             Some(d) => vec![d],
             None => {
                 return Err(UnknownChannel {
@@ -572,17 +637,28 @@ pub async fn send_test(
                         .channels()
                         .iter()
                         .map(|c| c.name().to_string())
+                        .chain(
+                            cfg.actions
+                                .iter()
+                                .filter(|_| !cfg.run_actions)
+                                .map(|a| a.name.clone()),
+                        )
                         .collect(),
                 });
             }
         },
-        None => router.channels().iter().collect(),
+        // Actions run only when named: a test must not disable a server.
+        None => router
+            .channels()
+            .iter()
+            .filter(|c| !matches!(c, ChannelDef::Action(_)))
+            .collect(),
     };
     let now = SystemClock.now();
     let alert = test_alert(now);
     let mut out = Vec::new();
     for def in defs {
-        let r = Sender::new(def)
+        let r = Sender::new(def, &router)
             .send(def, &alert.id, std::slice::from_ref(&alert), now)
             .await;
         out.push((def.name().to_string(), r));

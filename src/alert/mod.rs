@@ -1,8 +1,10 @@
-//! Alerts (SPEC §4) and their way out: router, durable outbox, channels.
+//! Alerts (SPEC §4) and their way out: router, durable outbox, channels,
+//! and incident actions (commands run per alert, queued like a channel).
 //!
 //! `Alert` is what detectors produce and every sink consumes; its JSON form
 //! is the contract (field names and order as in SPEC §4).
 
+pub(crate) mod action;
 pub mod delivery;
 pub(crate) mod email;
 pub(crate) mod error;
@@ -45,7 +47,10 @@ impl std::fmt::Display for Number {
 }
 
 /// One finding. Field order is the serialization order of SPEC §4.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Equality is that of the JSON form: [`Alert::line_fields`] is not
+/// compared (an alert read back from `alerts.log` equals the one raised).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,
     pub rule: String,
@@ -62,6 +67,29 @@ pub struct Alert {
     pub suppressed: u64,
     pub message: String,
     pub evidence: Vec<Evidence>,
+    /// The firing line's canonical fields (`ts`, `request_id`, `user_id`,
+    /// …, by canonical name, in that order; absent ones left out; a plain
+    /// list: every alert of `scan` builds one), for the environment of
+    /// incident actions (SPEC §5). Not part of the alert's JSON: the outbox
+    /// keeps it beside the alert, so it survives a restart there.
+    #[serde(skip)]
+    pub line_fields: Vec<(&'static str, String)>,
+}
+
+impl PartialEq for Alert {
+    fn eq(&self, o: &Alert) -> bool {
+        self.id == o.id
+            && self.rule == o.rule
+            && self.severity == o.severity
+            && self.ts == o.ts
+            && self.key == o.key
+            && self.value == o.value
+            && self.threshold == o.threshold
+            && self.window == o.window
+            && self.suppressed == o.suppressed
+            && self.message == o.message
+            && self.evidence == o.evidence
+    }
 }
 
 impl Alert {

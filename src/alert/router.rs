@@ -13,6 +13,11 @@
 //! - critical alerts also go to `incidentResponse.escalationWebhook` and
 //!   `notificationEmails` (two implicit channels, see [`ESCALATION_WEBHOOK`]
 //!   and [`NOTIFICATION_EMAILS`]);
+//! - actions (SPEC §5) are not route targets: each takes every alert at or
+//!   above its own `min_severity` of its `rules`, alone in its group and
+//!   at once (route label [`ACTION_ROUTE`]), and only while
+//!   `incidentResponse.autoDisableOnSuspicious` is true; otherwise
+//!   [`Router::gated_actions`] names the ones that would have run;
 //! - a channel named by several matching routes receives the alert once, in
 //!   the group of the matching route with the shortest `group_wait` (ties:
 //!   the first), so an operator who made a fast route for critical alerts
@@ -21,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{
-    Config, EmailChannel, Route, RuleName, SecurityExtras, Settings, WebhookChannel,
+    Action, Config, EmailChannel, Route, RuleName, SecurityExtras, Settings, WebhookChannel,
 };
 use crate::event::{Millis, Severity};
 
@@ -39,6 +44,9 @@ pub(crate) const ESCALATION_WEBHOOK: &str = "escalation_webhook";
 /// Name of the implicit channel for `incidentResponse.notificationEmails`,
 /// sent through the first email channel's SMTP server.
 pub(crate) const NOTIFICATION_EMAILS: &str = "notification_emails";
+/// Route label of an action's placements: such a group never takes a
+/// second alert (an action runs once per alert, SPEC §5).
+pub(crate) const ACTION_ROUTE: &str = "action";
 
 /// Everything delivery needs from the configuration, so the delivery core
 /// can be built (and tested) without loading files.
@@ -53,13 +61,20 @@ pub struct DeliveryConfig {
     pub notification_emails: Vec<String>,
     /// `incidentResponse.escalationWebhook`.
     pub escalation_webhook: Option<String>,
+    /// `[[actions]]`.
+    pub actions: Vec<Action>,
+    /// `incidentResponse.autoDisableOnSuspicious`: actions run only when true.
+    pub run_actions: bool,
+}
+
+/// Everything delivery needs, taken from the whole configuration.
+impl From<&Config> for DeliveryConfig {
+    fn from(config: &Config) -> DeliveryConfig {
+        Self::from_parts(&config.settings, &config.security)
+    }
 }
 
 impl DeliveryConfig {
-    pub fn from_config(config: &Config) -> DeliveryConfig {
-        Self::from_parts(&config.settings, &config.security)
-    }
-
     pub(crate) fn from_parts(settings: &Settings, security: &SecurityExtras) -> DeliveryConfig {
         DeliveryConfig {
             email: settings.email.clone(),
@@ -68,6 +83,8 @@ impl DeliveryConfig {
             max_age: settings.delivery.max_age,
             notification_emails: security.notification_emails.clone(),
             escalation_webhook: security.escalation_webhook.clone(),
+            actions: settings.actions.clone(),
+            run_actions: security.auto_disable,
         }
     }
 
@@ -90,10 +107,13 @@ impl DeliveryConfig {
                 suppressed: 0,
                 message: String::new(),
                 evidence: Vec::new(),
+                line_fields: Vec::new(),
             };
+            // Actions are listed by `check` on their own.
             let targets: Vec<String> = router
                 .route(&probe)
                 .into_iter()
+                .filter(|p| p.route != ACTION_ROUTE)
                 .map(|p| p.channel)
                 .collect();
             match out.iter_mut().find(|(t, _)| *t == targets) {
@@ -126,6 +146,7 @@ impl DeliveryConfig {
 pub(crate) enum ChannelDef {
     Email(EmailChannel),
     Webhook(WebhookChannel),
+    Action(Action),
 }
 
 impl ChannelDef {
@@ -133,6 +154,7 @@ impl ChannelDef {
         match self {
             ChannelDef::Email(c) => &c.name,
             ChannelDef::Webhook(c) => &c.name,
+            ChannelDef::Action(a) => &a.name,
         }
     }
 }
@@ -154,6 +176,8 @@ pub(crate) struct Router {
     channels: Vec<ChannelDef>,
     routes: Vec<Route>,
     escalation: Vec<String>,
+    /// Actions that do not run (`autoDisableOnSuspicious` is not true).
+    gated: Vec<Action>,
 }
 
 impl Router {
@@ -184,11 +208,36 @@ impl Router {
             channels.push(ChannelDef::Email(c));
             escalation.push(NOTIFICATION_EMAILS.to_string());
         }
+        let gated = if cfg.run_actions {
+            channels.extend(cfg.actions.iter().cloned().map(ChannelDef::Action));
+            Vec::new()
+        } else {
+            cfg.actions.clone()
+        };
         Router {
             channels,
             routes: cfg.routes.clone(),
             escalation,
+            gated,
         }
+    }
+
+    /// The actions that would have run for `alert` had
+    /// `incidentResponse.autoDisableOnSuspicious` been true (`run` logs
+    /// them, SPEC §5).
+    pub(crate) fn gated_actions(&self, alert: &Alert) -> Vec<&Action> {
+        self.gated
+            .iter()
+            .filter(|a| action_matches(a, alert))
+            .collect()
+    }
+
+    /// Whether a channel of email or webhook (not an action) is configured:
+    /// without one, the daemon also writes alerts to stderr.
+    pub(crate) fn has_channels(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|c| !matches!(c, ChannelDef::Action(_)))
     }
 
     /// Every channel, configured ones first in file order (emails, then
@@ -221,10 +270,9 @@ impl Router {
                 }),
             }
         };
-        let configured = self
-            .channels
-            .iter()
-            .filter(|c| !self.escalation.iter().any(|e| e == c.name()));
+        let configured = self.channels.iter().filter(|c| {
+            !matches!(c, ChannelDef::Action(_)) && !self.escalation.iter().any(|e| e == c.name())
+        });
         let mut matched_wait: Option<Millis> = None;
         if self.routes.is_empty() {
             for c in configured {
@@ -250,10 +298,26 @@ impl Router {
                 place(e, "escalation".to_string(), wait);
             }
         }
+        for c in &self.channels {
+            if let ChannelDef::Action(a) = c
+                && action_matches(a, alert)
+            {
+                place(&a.name, ACTION_ROUTE.to_string(), 0);
+            }
+        }
         let order = |name: &str| self.channels.iter().position(|c| c.name() == name);
         out.sort_by_key(|p| order(&p.channel));
         out
     }
+}
+
+/// An action takes an alert at or above its `min_severity`, of one of its
+/// `rules` (none listed: every rule). The test alert is only ever run by
+/// `test-alert --channel`.
+fn action_matches(a: &Action, alert: &Alert) -> bool {
+    alert.severity >= a.min_severity
+        && RuleName::parse(&alert.rule)
+            .is_some_and(|name| a.rules.is_empty() || a.rules.contains(&name))
 }
 
 fn route_matches(r: &Route, alert: &Alert) -> bool {
@@ -281,6 +345,7 @@ pub(crate) mod tests {
             suppressed: 0,
             message: format!("{rule} fired"),
             evidence: vec![],
+            line_fields: Vec::new(),
         }
     }
 
@@ -463,6 +528,80 @@ pub(crate) mod tests {
         assert_eq!(
             names(&r.route(&alert("disabled_tool", Severity::Critical, "a"))),
             vec![(ESCALATION_WEBHOOK, "escalation", DEFAULT_GROUP_WAIT)]
+        );
+    }
+
+    fn action(name: &str, min: Severity, rules: &[RuleName]) -> Action {
+        Action {
+            name: name.to_string(),
+            command: "true".to_string(),
+            timeout: 60_000,
+            min_severity: min,
+            rules: rules.to_vec(),
+        }
+    }
+
+    #[test]
+    fn actions_take_alerts_at_their_own_severity_at_once_and_are_no_route_target() {
+        let cfg = DeliveryConfig {
+            webhook: vec![webhook("siem")],
+            actions: vec![
+                action("disable", Severity::High, &[]),
+                action("only_bypass", Severity::Low, &[RuleName::ApprovalBypass]),
+            ],
+            run_actions: true,
+            ..Default::default()
+        };
+        let r = Router::new(&cfg);
+        assert!(r.has_channels());
+        assert_eq!(
+            names(&r.route(&alert("disabled_tool", Severity::Critical, "a"))),
+            vec![("siem", "all", 30_000), ("disable", ACTION_ROUTE, 0)]
+        );
+        assert_eq!(
+            names(&r.route(&alert("approval_bypass", Severity::High, "b"))),
+            vec![
+                ("siem", "all", 30_000),
+                ("disable", ACTION_ROUTE, 0),
+                ("only_bypass", ACTION_ROUTE, 0)
+            ]
+        );
+        // Lower severities and the test alert: no action.
+        assert_eq!(
+            names(&r.route(&alert("rapid_tool_usage", Severity::Medium, "c"))),
+            vec![("siem", "all", 30_000)]
+        );
+        assert_eq!(
+            names(&r.route(&alert("test_alert", Severity::Critical, "d"))),
+            vec![("siem", "all", 30_000)]
+        );
+        assert!(
+            r.gated_actions(&alert("disabled_tool", Severity::Critical, "a"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn actions_are_gated_by_auto_disable_on_suspicious() {
+        let cfg = DeliveryConfig {
+            actions: vec![action("disable", Severity::High, &[])],
+            run_actions: false,
+            ..Default::default()
+        };
+        let r = Router::new(&cfg);
+        assert!(!r.has_channels());
+        assert!(r.channels().is_empty());
+        let a = alert("disabled_tool", Severity::Critical, "a");
+        assert!(r.route(&a).is_empty());
+        let gated: Vec<&str> = r
+            .gated_actions(&a)
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(gated, vec!["disable"]);
+        assert!(
+            r.gated_actions(&alert("unusual_hours", Severity::Low, "b"))
+                .is_empty()
         );
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use super::{CommonArgs, EXIT_OK};
 use mcpwatch::alert::router::DeliveryConfig;
 use mcpwatch::config::{Config, RuleName};
+use mcpwatch::text::escape;
 
 #[derive(Args, Debug)]
 pub(crate) struct CheckArgs {
@@ -119,7 +120,10 @@ pub(crate) fn summary(cfg: &Config) -> String {
         st.webhook.len(),
         st.routes.len()
     );
-    for (targets, rules) in DeliveryConfig::from_config(cfg).critical_targets() {
+    for line in action_lines(cfg) {
+        let _ = writeln!(out, "{line}");
+    }
+    for (targets, rules) in DeliveryConfig::from(cfg).critical_targets() {
         let to = if targets.is_empty() {
             "no channel (only alerts.log; add a channel, a route or incidentResponse contacts)"
                 .to_string()
@@ -140,4 +144,52 @@ pub(crate) fn summary(cfg: &Config) -> String {
     );
     let _ = writeln!(out, "configuration OK");
     out
+}
+
+/// The `[[actions]]` and whether they will run (SPEC §5): one line each,
+/// after a count.
+pub(crate) fn action_lines(cfg: &Config) -> Vec<String> {
+    let d = DeliveryConfig::from(cfg);
+    if d.actions.is_empty() {
+        return vec!["actions: none".to_string()];
+    }
+    let mut out = vec![format!(
+        "actions: {}, {}",
+        d.actions.len(),
+        if d.run_actions {
+            "will run (incidentResponse.autoDisableOnSuspicious is true)"
+        } else {
+            "will not run (incidentResponse.autoDisableOnSuspicious is not true; run logs what it would have run)"
+        }
+    )];
+    for a in &d.actions {
+        let rules: Vec<&str> = a.rules.iter().map(|r| r.as_str()).collect();
+        out.push(format!(
+            "action {}: {} for {} and above, {}, timeout {}: {}",
+            escape(&a.name),
+            if d.run_actions {
+                "will run"
+            } else {
+                "would run"
+            },
+            a.min_severity.as_str(),
+            if rules.is_empty() {
+                "every rule".to_string()
+            } else {
+                format!("rules {}", rules.join(", "))
+            },
+            fmt_ms(a.timeout),
+            escape(&a.command)
+        ));
+    }
+    out
+}
+
+/// `60s`, `1500ms`.
+fn fmt_ms(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }

@@ -37,6 +37,9 @@ pub(crate) struct ReportArgs {
     /// Only this token id (audit a compromised token's activity)
     #[arg(long, value_name = "T")]
     pub(crate) token: Option<String>,
+    /// Only this request id
+    #[arg(long, value_name = "R")]
+    pub(crate) request: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub(crate) format: ReportFormat,
@@ -62,6 +65,14 @@ pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
         },
         Err(_) => wall,
     };
+    let timeline = matches!(
+        args.format,
+        ReportFormat::Timeline | ReportFormat::TimelineJson
+    );
+    if let Err(msg) = check_subject(&args, timeline) {
+        eprintln!("mcpwatch report: {msg}");
+        return Ok(EXIT_USAGE);
+    }
     let config = match super::load_config(common, args.dir.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -110,6 +121,8 @@ pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
     opts.user = args.user;
     opts.server = args.server;
     opts.token = args.token;
+    opts.request = args.request;
+    opts.timeline = timeline;
     // bad_ts is judged against the real clock, whatever "now" the report uses.
     opts.parser.now_ms = wall.max(now);
     opts.parser.max_line_bytes = config.settings.input.max_line_bytes;
@@ -161,6 +174,8 @@ pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
         ReportFormat::Json => Format::Json,
         ReportFormat::Csv => Format::Csv,
         ReportFormat::Compliance => Format::Compliance,
+        ReportFormat::Timeline => Format::Timeline,
+        ReportFormat::TimelineJson => Format::TimelineJson,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -185,4 +200,31 @@ pub(crate) enum ReportFormat {
     Json,
     Csv,
     Compliance,
+    /// Every event and alert of the subject in ts order, one line each
+    Timeline,
+    /// The timeline as one JSON object per line
+    TimelineJson,
+}
+
+/// The subject flags: none empty (no log line's id is); a timeline needs
+/// at least one.
+fn check_subject(args: &ReportArgs, timeline: bool) -> Result<(), String> {
+    let subjects = [
+        ("user", &args.user),
+        ("server", &args.server),
+        ("token", &args.token),
+        ("request", &args.request),
+    ];
+    for (flag, v) in subjects {
+        if v.as_deref() == Some("") {
+            return Err(format!("--{flag}: must not be empty"));
+        }
+    }
+    if timeline && subjects.iter().all(|(_, v)| v.is_none()) {
+        return Err(
+            "--format timeline needs a subject: --user U, --server S, --token T or --request R"
+                .to_string(),
+        );
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `mcpwatch test-alert` (SPEC §7): sends one clearly marked test alert
 //! (rule `test_alert`, severity low) through each configured channel, or
 //! only `--channel NAME`, straight to the channel (not through the outbox),
-//! and prints `<name>: ok` or `<name>: <error>` per channel.
+//! and prints `<name>: ok` or `<name>: <error>` per channel. An incident
+//! action (SPEC §5) runs only when `--channel` names it.
 //!
 //! Exit codes: 0 all ok; 1 any channel failed; 2 configuration errors, no
 //! channel configured, or an unknown `--channel` (the message lists the
@@ -33,7 +34,7 @@ pub(crate) fn run(common: &CommonArgs, args: TestAlertArgs) -> anyhow::Result<u8
     for w in &config.warnings {
         eprintln!("mcpwatch test-alert: warning: {w}");
     }
-    let cfg = DeliveryConfig::from_config(&config);
+    let cfg = DeliveryConfig::from(&config);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run_with(
@@ -66,7 +67,12 @@ pub(crate) fn run_with(
         writeln!(
             err,
             "mcpwatch test-alert: no channel configured; add [[channels.email]] or \
-             [[channels.webhook]] to mcpwatch.toml"
+             [[channels.webhook]] to mcpwatch.toml{}",
+            if cfg.actions.is_empty() {
+                ""
+            } else {
+                " (an action runs only when named: --channel NAME)"
+            }
         )?;
         return Ok(EXIT_USAGE);
     }

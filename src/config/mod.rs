@@ -5,6 +5,7 @@
 //! `file:line:col`, the field and the allowed values, so `check` can report
 //! them all at once.
 
+mod actions;
 mod rules;
 mod security;
 mod seeded;
@@ -438,6 +439,11 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
         cfg.warnings.push(format!(
             "incidentResponse.escalationWebhook: {shown} sends critical alerts unencrypted to a non-loopback host; use https://"
         ));
+    }
+    if cfg.security.auto_disable && cfg.settings.actions.is_empty() {
+        cfg.warnings.push(
+            "incidentResponse.autoDisableOnSuspicious is true but mcpwatch.toml has no [[actions]] to run".into(),
+        );
     }
     // A secret's variable unset now means a failed delivery later: say so
     // at load (only the name, never a value).

@@ -220,7 +220,9 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                         }
                     }
                     "autoDisableOnSuspicious" => {
-                        cx.bool_(&e.val, f);
+                        if let Some(b) = cx.bool_(&e.val, f) {
+                            out.extras.auto_disable = b;
+                        }
                     }
                     _ => {}
                 });

@@ -33,6 +33,7 @@ impl Default for Settings {
             email: Vec::new(),
             webhook: Vec::new(),
             routes: Vec::new(),
+            actions: Vec::new(),
             delivery: DeliverySettings {
                 max_age: 86_400_000,
             },
@@ -48,13 +49,14 @@ impl Default for Settings {
     }
 }
 
-const TOP: [&str; 8] = [
+const TOP: [&str; 9] = [
     "state_dir",
     "metrics_addr",
     "log_format",
     "input",
     "channels",
     "routes",
+    "actions",
     "delivery",
     "rotation",
 ];
@@ -110,7 +112,7 @@ fn inline_secret(key: &str) -> Option<&'static str> {
 }
 
 /// Unknown keys are errors; inline secrets get their own message.
-fn keys(cx: &mut Ctx, entries: &[Entry], prefix: &str, allowed: &[&str]) {
+pub(super) fn keys(cx: &mut Ctx, entries: &[Entry], prefix: &str, allowed: &[&str]) {
     for e in entries {
         if allowed.contains(&e.key.as_str()) {
             continue;
@@ -140,6 +142,7 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
     };
     keys(cx, entries, "", &TOP);
     let mut routes_node = None;
+    let mut actions_node = None;
     for e in entries {
         let (f, v) = (e.key.as_str(), &e.val);
         match f {
@@ -227,6 +230,7 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
                 }
             }
             "routes" => routes_node = Some(v),
+            "actions" => actions_node = Some(v),
             "delivery" => {
                 if let Some(t) = cx.obj(v, f) {
                     keys(cx, t, f, &["max_age"]);
@@ -248,9 +252,23 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
             cx.err(pos, &field, format!("channel name {name:?} is used twice"));
         }
     }
+    if let Some(v) = actions_node {
+        s.actions = super::actions::check_actions(cx, v, &names);
+    }
     if let Some(v) = routes_node {
+        // Named in the file, valid or not: a route to one is wrong either way.
+        let actions: HashSet<&str> = match actions_node.map(|n| &n.val) {
+            Some(Val::Arr(items)) => items
+                .iter()
+                .filter_map(|t| match t.get("name").map(|e| &e.val.val) {
+                    Some(Val::Str(n)) => Some(n.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => HashSet::new(),
+        };
         for (i, r) in tables(cx, v, "routes") {
-            if let Some(route) = route(cx, r, &format!("routes[{i}]"), &names) {
+            if let Some(route) = route(cx, r, &format!("routes[{i}]"), &names, &actions) {
                 s.routes.push(route);
             }
         }
@@ -285,7 +303,7 @@ fn channel_names(root: &Node) -> Vec<(String, Pos, String)> {
 }
 
 /// The tables of an array of tables (`[[x]]`), each with its index.
-fn tables<'n>(cx: &mut Ctx, v: &'n Node, field: &str) -> Vec<(usize, &'n [Entry])> {
+pub(super) fn tables<'n>(cx: &mut Ctx, v: &'n Node, field: &str) -> Vec<(usize, &'n [Entry])> {
     let mut out = Vec::new();
     if let Val::Obj(_) = v.val {
         cx.err(
@@ -305,12 +323,12 @@ fn tables<'n>(cx: &mut Ctx, v: &'n Node, field: &str) -> Vec<(usize, &'n [Entry]
     out
 }
 
-fn get<'n>(t: &'n [Entry], key: &str) -> Option<&'n Node> {
+pub(super) fn get<'n>(t: &'n [Entry], key: &str) -> Option<&'n Node> {
     t.iter().rev().find(|e| e.key == key).map(|e| &e.val)
 }
 
 /// A required key: reports it missing at the table's first key.
-fn required<'n>(
+pub(super) fn required<'n>(
     cx: &mut Ctx,
     t: &'n [Entry],
     prefix: &str,
@@ -325,7 +343,7 @@ fn required<'n>(
     n
 }
 
-fn nonempty_str(cx: &mut Ctx, n: &Node, field: &str, what: &str) -> Option<String> {
+pub(super) fn nonempty_str(cx: &mut Ctx, n: &Node, field: &str, what: &str) -> Option<String> {
     let s = cx.str_(n, field, what)?;
     if s.trim().is_empty() {
         cx.err(n.pos, field, format!("must not be empty; expected {what}"));
@@ -588,7 +606,13 @@ fn webhook(cx: &mut Ctx, t: &[Entry], p: &str) -> Option<WebhookChannel> {
     })
 }
 
-fn route(cx: &mut Ctx, t: &[Entry], p: &str, names: &HashSet<String>) -> Option<Route> {
+fn route(
+    cx: &mut Ctx,
+    t: &[Entry],
+    p: &str,
+    names: &HashSet<String>,
+    actions: &HashSet<&str>,
+) -> Option<Route> {
     keys(cx, t, p, &ROUTE);
     let before = cx.errors.len();
     let f = |k: &str| format!("{p}.{k}");
@@ -603,6 +627,14 @@ fn route(cx: &mut Ctx, t: &[Entry], p: &str, names: &HashSet<String>) -> Option<
         {
             if names.contains(s) {
                 channels.push(s.to_string());
+            } else if actions.contains(s) {
+                cx.err(
+                    pos,
+                    &format!("{p}.channels[{i}]"),
+                    format!(
+                        "{s:?} is an action; actions are not route targets (each runs for the alerts its own min_severity and rules select)"
+                    ),
+                );
             } else if known.is_empty() {
                 cx.err(
                     pos,
@@ -621,41 +653,9 @@ fn route(cx: &mut Ctx, t: &[Entry], p: &str, names: &HashSet<String>) -> Option<
             cx.err(n.pos, &f("channels"), "must name at least one channel");
         }
     }
-    let sev_names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
-    let min_severity = get(t, "min_severity").map_or(Some(Severity::Low), |n| {
-        let s = cx.str_(
-            n,
-            &f("min_severity"),
-            &format!("a string: {}", one_of(&sev_names)),
-        )?;
-        let sev = Severity::parse(s);
-        if sev.is_none() {
-            cx.err(
-                n.pos,
-                &f("min_severity"),
-                format!("unknown value {s:?}; expected {}", one_of(&sev_names)),
-            );
-        }
-        sev
-    });
-    let mut rules = Vec::new();
-    if let Some(n) = get(t, "rules") {
-        let rule_names: Vec<&str> = RuleName::ALL.iter().map(|r| r.as_str()).collect();
-        for (i, (pos, s)) in cx
-            .str_list(n, &f("rules"), "a rule name")
-            .into_iter()
-            .enumerate()
-        {
-            match RuleName::parse(s) {
-                Some(r) => rules.push(r),
-                None => cx.err(
-                    pos,
-                    &format!("{p}.rules[{i}]"),
-                    format!("unknown rule {s:?}; expected {}", one_of(&rule_names)),
-                ),
-            }
-        }
-    }
+    let min_severity =
+        get(t, "min_severity").map_or(Some(Severity::Low), |n| severity(cx, n, &f("min_severity")));
+    let rules = get(t, "rules").map_or_else(Vec::new, |n| rule_list(cx, n, p));
     let group_wait =
         get(t, "group_wait").map_or(Some(30_000), |n| cx.duration(n, &f("group_wait"), 0));
     if cx.errors.len() > before {
@@ -667,6 +667,42 @@ fn route(cx: &mut Ctx, t: &[Entry], p: &str, names: &HashSet<String>) -> Option<
         rules,
         group_wait: group_wait?,
     })
+}
+
+/// A severity name (`min_severity`).
+pub(super) fn severity(cx: &mut Ctx, n: &Node, field: &str) -> Option<Severity> {
+    let sev_names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+    let s = cx.str_(n, field, &format!("a string: {}", one_of(&sev_names)))?;
+    let sev = Severity::parse(s);
+    if sev.is_none() {
+        cx.err(
+            n.pos,
+            field,
+            format!("unknown value {s:?}; expected {}", one_of(&sev_names)),
+        );
+    }
+    sev
+}
+
+/// `<p>.rules`: a list of rule names.
+pub(super) fn rule_list(cx: &mut Ctx, n: &Node, p: &str) -> Vec<RuleName> {
+    let rule_names: Vec<&str> = RuleName::ALL.iter().map(|r| r.as_str()).collect();
+    let mut rules = Vec::new();
+    for (i, (pos, s)) in cx
+        .str_list(n, &format!("{p}.rules"), "a rule name")
+        .into_iter()
+        .enumerate()
+    {
+        match RuleName::parse(s) {
+            Some(r) => rules.push(r),
+            None => cx.err(
+                pos,
+                &format!("{p}.rules[{i}]"),
+                format!("unknown rule {s:?}; expected {}", one_of(&rule_names)),
+            ),
+        }
+    }
+    rules
 }
 
 fn rotation(cx: &mut Ctx, v: &Node, r: &mut RotationSettings) {

@@ -613,7 +613,7 @@ fn unknown_settings_keys_list_allowed_keys() {
     assert_eq!(
         c,
         [
-            "1:1: state: unknown key \"state\"; expected state_dir, metrics_addr, log_format, input, channels, routes, delivery or rotation",
+            "1:1: state: unknown key \"state\"; expected state_dir, metrics_addr, log_format, input, channels, routes, actions, delivery or rotation",
             "3:9: rotation.level: 30 is out of range; expected a zstd level from 1 to 22",
         ]
     );

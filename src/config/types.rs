@@ -58,6 +58,9 @@ pub(crate) struct SecurityExtras {
     pub(crate) approval_timeout: Option<Millis>,
     /// `rateLimiting`: switches `rate_limit_exceeded` on (SPEC §3).
     pub(crate) rate_limiting: Option<RateLimiting>,
+    /// `incidentResponse.autoDisableOnSuspicious`: only when true do the
+    /// `[[actions]]` of mcpwatch.toml run (SPEC §5).
+    pub(crate) auto_disable: bool,
     /// `authentication.tokenRotation`: switches the two token-rotation
     /// rules on.
     pub(crate) token_rotation: Option<TokenRotation>,
@@ -292,6 +295,8 @@ pub struct Settings {
     pub email: Vec<EmailChannel>,
     pub webhook: Vec<WebhookChannel>,
     pub routes: Vec<Route>,
+    /// `[[actions]]`, in file order.
+    pub(crate) actions: Vec<Action>,
     pub(crate) delivery: DeliverySettings,
     pub(crate) rotation: RotationSettings,
 }
@@ -374,6 +379,23 @@ pub struct Route {
     /// Empty: every rule.
     pub rules: Vec<RuleName>,
     pub group_wait: Millis,
+}
+
+/// One `[[actions]]` of mcpwatch.toml (SPEC §5, the seed's incident
+/// response): a command run by `sh -c` once per qualifying alert, with the
+/// alert on its standard input and the firing line's fields in its
+/// environment. A queue of the outbox like a channel, but never a route
+/// target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    pub name: String,
+    /// Run as `sh -c <command>`; never built from log fields.
+    pub command: String,
+    /// Killed (its whole process group) after this long.
+    pub timeout: Millis,
+    pub min_severity: Severity,
+    /// Empty: every rule.
+    pub rules: Vec<RuleName>,
 }
 
 #[derive(Clone, Debug)]

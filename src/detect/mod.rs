@@ -387,8 +387,22 @@ impl AlertDraft {
                 line: line_no,
                 request_id: ev.request_id.as_deref().map(str::to_string),
             }],
+            line_fields: line_fields(ev),
         }
     }
+}
+
+/// The canonical fields of the firing line, by canonical name (the
+/// environment of incident actions, SPEC §5).
+fn line_fields(ev: &Event) -> Vec<(&'static str, String)> {
+    let mut m = Vec::with_capacity(1 + Field::ALL.len());
+    m.push(("ts", format_ts(ev.ts)));
+    for f in Field::ALL {
+        if let Some(v) = ev.field(f) {
+            m.push((f.as_str(), v.to_string()));
+        }
+    }
+    m
 }
 
 /// `window` of SPEC §4: seconds with an `s` (`"60s"`, `"3600s"`).

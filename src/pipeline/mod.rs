@@ -215,8 +215,8 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         if wakes.iter().any(|w| matches!(w, Wake::Reload)) {
             service::reloading();
             if let Some(new) = running.reload_config(&metrics) {
-                let channels_changed = DeliveryConfig::from_config(&new)
-                    != DeliveryConfig::from_config(&running.config);
+                let channels_changed =
+                    DeliveryConfig::from(&new) != DeliveryConfig::from(&running.config);
                 daemon.reconfigure(&running.config, &new);
                 if channels_changed {
                     // Pending work stays in the outbox for the new workers.

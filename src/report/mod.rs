@@ -17,6 +17,7 @@ pub(crate) mod collect;
 pub mod model;
 pub(crate) mod period;
 pub mod render;
+pub(crate) mod timeline;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -63,6 +64,10 @@ pub struct ReportOptions<'a> {
     pub server: Option<String>,
     /// A `token_id`.
     pub token: Option<String>,
+    /// A `request_id`.
+    pub request: Option<String>,
+    /// Collect the investigation timeline (`--format timeline`).
+    pub timeline: bool,
     /// "Now" for record ages and open-ended gap checks.
     pub(crate) now: Millis,
     /// Line parser (max line length; the wall clock for `bad_ts`).
@@ -89,6 +94,8 @@ impl<'a> ReportOptions<'a> {
             user: None,
             server: None,
             token: None,
+            request: None,
+            timeline: false,
             now,
             parser: Parser {
                 max_line_bytes: crate::ingest::parse::DEFAULT_MAX_LINE_BYTES,
@@ -208,8 +215,13 @@ pub fn build(opts: &ReportOptions<'_>) -> Result<Report, ReportError> {
     col.finish_rejects(&inp.mtimes);
 
     for path in &inp.alerts {
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let mut n = 0u64;
         each_line(path, opts.parser.max_line_bytes, |line| {
-            col.alert_line(line.unwrap_or(b"-"));
+            n += 1;
+            col.alert_line(line.unwrap_or(b"-"), &name, n);
             ControlFlow::Continue(())
         })
         .map_err(|e| ReportError::Io(path.display().to_string(), e))?;

@@ -50,6 +50,10 @@ pub struct Report {
     pub coverage: Coverage,
     pub policy: PolicyInfo,
     pub limits: Limits,
+    /// `--format timeline`: the subject's events and alerts in ts order
+    /// (not part of the JSON report).
+    #[serde(skip)]
+    pub(crate) timeline: super::timeline::Timeline,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -67,6 +71,9 @@ pub struct Filters {
     pub(crate) user: Option<String>,
     pub(crate) server: Option<String>,
     pub(crate) token: Option<String>,
+    /// `--request` (left out of the JSON when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) request: Option<String>,
     /// With `token`: how many request ids its calls in the period have
     /// (approval and error lines without a `token_id` are attributed to the
     /// token through them); `null` without `token`.

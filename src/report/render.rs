@@ -19,6 +19,11 @@ pub enum Format {
     Json,
     Csv,
     Compliance,
+    /// The investigation timeline, one line per event or alert (needs
+    /// [`super::ReportOptions::timeline`]).
+    Timeline,
+    /// The same, one JSON object per line.
+    TimelineJson,
 }
 
 /// Writes `report` in `format`.
@@ -28,6 +33,8 @@ pub fn render(out: &mut dyn Write, report: &Report, format: Format) -> io::Resul
         Format::Json => write_json(out, report),
         Format::Csv => write_csv(out, report),
         Format::Compliance => write_compliance(out, report),
+        Format::Timeline => super::timeline::write_text(out, &report.timeline),
+        Format::TimelineJson => super::timeline::write_json(out, &report.timeline),
     }
 }
 

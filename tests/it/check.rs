@@ -61,7 +61,9 @@ fn seed_summary_names_mode_and_warns_about_missing_email_channel() {
     assert!(out.contains("retention: 90 days, compress true"));
     assert_eq!(
         err,
-        "warning: incidentResponse.notificationEmails is set but mcpwatch.toml has no \
+        "warning: incidentResponse.autoDisableOnSuspicious is true but mcpwatch.toml has no \
+[[actions]] to run\n\
+warning: incidentResponse.notificationEmails is set but mcpwatch.toml has no \
 [[channels.email]] to send critical alerts through\n"
     );
 }

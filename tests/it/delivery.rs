@@ -45,6 +45,7 @@ fn alert(rule: &str, severity: Severity, user: &str, tool: &str, line: u64) -> A
             line,
             request_id: Some(format!("r-{line}")),
         }],
+        line_fields: Default::default(),
     }
 }
 

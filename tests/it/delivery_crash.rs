@@ -78,6 +78,7 @@ fn alerts() -> Vec<Alert> {
                     line: i,
                     request_id: None,
                 }],
+                line_fields: Default::default(),
             }
         })
         .collect()

@@ -19,6 +19,7 @@
 
 mod support;
 
+mod actions;
 mod bad_luck;
 mod check;
 mod delivery;
@@ -44,3 +45,4 @@ mod service;
 mod small_fixes;
 mod tail_cases;
 mod tail_model;
+mod timeline;

@@ -25,6 +25,36 @@ use crate::state::write_atomic;
 pub(super) struct StoredAlert {
     pub(super) at: Millis,
     pub(super) alert: Alert,
+    /// [`Alert::line_fields`] (not in the alert's JSON): the environment of
+    /// the actions this alert waits for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) fields: BTreeMap<String, String>,
+}
+
+/// [`Alert::line_fields`] as the outbox stores them.
+pub(super) fn to_stored(fields: &[(&'static str, String)]) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
+}
+
+/// Back from the outbox: the names this program writes (`ts` and the
+/// canonical fields), in their order; anything else is dropped.
+fn from_stored(fields: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    std::iter::once("ts")
+        .chain(crate::event::Field::ALL.iter().map(|f| f.as_str()))
+        .filter_map(|k| fields.get(k).map(|v| (k, v.clone())))
+        .collect()
+}
+
+impl StoredAlert {
+    /// The alert with its line fields, as a worker needs it.
+    pub(super) fn full(&self) -> Alert {
+        let mut a = self.alert.clone();
+        a.line_fields = from_stored(&self.fields);
+        a
+    }
 }
 
 /// Where a submitted alert went, as journaled (replay must not re-route:
@@ -44,6 +74,8 @@ pub(super) enum DoneResult {
     Dead,
 }
 
+// An op lives for one append and one apply: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Op {
@@ -51,6 +83,9 @@ pub(super) enum Op {
         at: Millis,
         alert: Alert,
         to: Vec<Slot>,
+        /// [`Alert::line_fields`], which the alert's JSON leaves out.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        fields: BTreeMap<String, String>,
     },
     /// First attempt of `group` starts; `merged` open groups fold into it.
     Close {
@@ -195,10 +230,12 @@ impl Outbox {
     /// Pending deliveries to channels that are no longer configured go to
     /// the dead letters with that reason (SPEC §8; at start and at a
     /// reload): nothing would ever send them. Returns the channels and how
-    /// many groups each had.
+    /// many groups each had. `gated` are actions that exist but do not run
+    /// (`autoDisableOnSuspicious` is not true): theirs go too, saying so.
     pub(crate) fn drop_unknown_channels(
         &mut self,
         known: &[&str],
+        gated: &[&str],
         now: Millis,
     ) -> Result<BTreeMap<String, u64>, OutboxError> {
         let orphans: Vec<(String, String, u32)> = self
@@ -209,14 +246,18 @@ impl Outbox {
             .collect();
         let mut dropped = BTreeMap::new();
         for (channel, group, attempts) in orphans {
-            self.write_dead_letter(
-                &channel,
-                &group,
-                attempts,
-                "no channel of this name is configured any more",
-                "channel_removed",
-                now,
-            )?;
+            let (error, reason) = if gated.contains(&channel.as_str()) {
+                (
+                    "the action does not run: incidentResponse.autoDisableOnSuspicious is not true",
+                    "actions_off",
+                )
+            } else {
+                (
+                    "no channel of this name is configured any more",
+                    "channel_removed",
+                )
+            };
+            self.write_dead_letter(&channel, &group, attempts, error, reason, now)?;
             self.commit(
                 Op::Done {
                     channel: channel.clone(),
@@ -329,7 +370,12 @@ impl Outbox {
     /// snapshot already reflects.
     fn apply(&mut self, op: Op) {
         match op {
-            Op::Submit { at, alert, to } => {
+            Op::Submit {
+                at,
+                alert,
+                to,
+                fields,
+            } => {
                 if self.knows(&alert.id) {
                     return;
                 }
@@ -351,7 +397,8 @@ impl Outbox {
                         }),
                     }
                 }
-                self.alerts.insert(id.clone(), StoredAlert { at, alert });
+                self.alerts
+                    .insert(id.clone(), StoredAlert { at, alert, fields });
                 self.remember(&id, at);
             }
             Op::Close {

@@ -13,7 +13,7 @@ use super::{
     Submitted,
 };
 use crate::alert::Alert;
-use crate::alert::router::Placement;
+use crate::alert::router::{ACTION_ROUTE, Placement};
 use crate::event::Millis;
 
 /// Exponential backoff with jitter: attempt n waits between half and all of
@@ -119,8 +119,11 @@ impl Outbox {
         let to: Vec<Slot> = placements
             .iter()
             .map(|p| {
+                // An action's group holds one alert: it runs once per alert.
+                let joinable = p.route != ACTION_ROUTE;
                 match self.pending.iter().find(|g| {
-                    g.channel == p.channel
+                    joinable
+                        && g.channel == p.channel
                         && g.route == p.route
                         && !g.closed
                         && g.alerts.len() < MAX_GROUP_ALERTS
@@ -146,6 +149,7 @@ impl Outbox {
                 at: now,
                 alert: alert.clone(),
                 to,
+                fields: super::journal::to_stored(&alert.line_fields),
             },
             now,
             false,
@@ -209,7 +213,7 @@ impl Outbox {
             alerts: p
                 .alerts
                 .iter()
-                .filter_map(|id| self.alerts.get(id).map(|s| s.alert.clone()))
+                .filter_map(|id| self.alerts.get(id).map(|s| s.full()))
                 .collect(),
             attempts: p.attempts,
         }))

@@ -553,7 +553,7 @@ fn a_pending_delivery_of_a_removed_channel_goes_to_the_dead_letters_at_start() {
     .unwrap();
     drop(ob);
     let mut ob = open(d.path(), T0 + 1000);
-    let dropped = ob.drop_unknown_channels(&["siem"], T0 + 1000).unwrap();
+    let dropped = ob.drop_unknown_channels(&["siem"], &[], T0 + 1000).unwrap();
     assert_eq!(dropped.get("old-siem"), Some(&1));
     assert_eq!(
         ob.pending_count(),
@@ -567,7 +567,7 @@ fn a_pending_delivery_of_a_removed_channel_goes_to_the_dead_letters_at_start() {
     // Once moved, it stays moved.
     let mut ob = open(d.path(), T0 + 2000);
     assert!(
-        ob.drop_unknown_channels(&["siem"], T0 + 2000)
+        ob.drop_unknown_channels(&["siem"], &[], T0 + 2000)
             .unwrap()
             .is_empty()
     );
@@ -589,4 +589,33 @@ fn a_deleted_outbox_directory_is_written_again_with_every_pending_alert() {
     assert_eq!(ob.pending_count(), 1);
     let j = job(ob.next("siem", false, 0, T0 + 60_000).unwrap());
     assert_eq!(ids(&j), vec!["a1", "a2"], "nothing pending was lost");
+}
+
+#[test]
+fn action_runs_each_alert_alone_in_order_with_its_line_fields_across_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let mut ob = open(d.path(), T0);
+    let p = [place("disable", crate::alert::router::ACTION_ROUTE, 0)];
+    for id in ["a1", "a2"] {
+        let mut a = alert("disabled_tool", Severity::Critical, id);
+        a.line_fields.push(("server_name", format!("srv-{id}")));
+        ob.submit(&a, &p, T0).unwrap();
+    }
+    assert_eq!(ob.pending_count(), 2);
+    // A kill -9 here: the journal has both, fields included.
+    drop(ob);
+    let mut ob = open(d.path(), T0 + 1);
+    let j = job(ob.next("disable", false, 0, T0 + 1).unwrap());
+    assert_eq!(ids(&j), vec!["a1"]);
+    assert_eq!(
+        j.alerts[0].line_fields,
+        vec![("server_name", "srv-a1".to_string())]
+    );
+    ob.delivered("disable", &j.group, T0 + 2).unwrap();
+    let j = job(ob.next("disable", false, 0, T0 + 2).unwrap());
+    assert_eq!(ids(&j), vec!["a2"]);
+    assert_eq!(
+        j.alerts[0].line_fields,
+        vec![("server_name", "srv-a2".to_string())]
+    );
 }

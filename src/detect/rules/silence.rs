@@ -27,7 +27,7 @@ use crate::alert::{Alert, Evidence, alert_id, format_ts, strip_line};
 use crate::config::RuleConfig;
 use crate::detect::state::{KeyedState, Window, state_key};
 use crate::detect::{Cx, Stats};
-use crate::event::{Millis, Text};
+use crate::event::{Field, Millis, Text};
 
 /// `min_events` counts the calls in the hour ending at the last call.
 const HOUR: Millis = 3_600_000;
@@ -209,6 +209,24 @@ impl Silence {
                 line: q.line,
                 request_id: q.request_id.as_deref().map(str::to_string),
             }],
+            // What an action learns of the firing line: its ts, request
+            // id and the key fields (the state keeps no more of it).
+            line_fields: std::iter::once(("ts", format_ts(q.last)))
+                .chain(
+                    q.request_id
+                        .as_deref()
+                        .map(|v| (Field::RequestId.as_str(), v.to_string())),
+                )
+                .chain(match self.key {
+                    SilenceKey::Fields => r
+                        .key
+                        .iter()
+                        .zip(&q.key_values)
+                        .filter_map(|(f, v)| Some((f.as_str(), v.as_deref()?.to_string())))
+                        .collect::<Vec<_>>(),
+                    SilenceKey::Log(_) => Vec::new(),
+                })
+                .collect(),
         };
         cx.raise(r, Some(0), |_| alert);
         st.keys.remove(key);

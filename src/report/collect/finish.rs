@@ -81,7 +81,10 @@ impl Collector<'_> {
         let mut inputs = std::mem::take(&mut self.inputs);
         inputs.events_read = self.events_read;
         inputs.events_selected = self.events_selected;
+        let mut timeline = self.timeline.take().unwrap_or_default();
+        timeline.finish();
         Report {
+            timeline,
             report_version: REPORT_VERSION,
             generated_at: format_ts(opts.now),
             period: PeriodInfo {
@@ -93,6 +96,7 @@ impl Collector<'_> {
                 user: opts.user.clone(),
                 server: opts.server.clone(),
                 token: opts.token.clone(),
+                request: opts.request.clone(),
                 token_requests: opts
                     .token
                     .as_ref()

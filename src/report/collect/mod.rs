@@ -20,6 +20,7 @@ use hdrhistogram::Histogram;
 
 use super::model::*;
 use super::period::day_of;
+use super::timeline::Timeline;
 use super::{ReportOptions, ToolClassifier};
 use crate::alert::{Alert, format_ts};
 use crate::detect::LineRef;
@@ -72,6 +73,8 @@ pub(crate) struct Collector<'o> {
     outside: u64,
     filtered_out: u64,
     pub(super) inputs: Inputs,
+    /// `Some` when the report collects a timeline.
+    pub(super) timeline: Option<Timeline>,
 }
 
 fn reason_index(r: RejectReason) -> usize {
@@ -110,6 +113,7 @@ impl<'o> Collector<'o> {
             tool_calls: 0,
             approvals: 0,
             errors: 0,
+            timeline: opts.timeline.then(Timeline::default),
             events_read: 0,
             events_selected: 0,
             outside: 0,
@@ -120,9 +124,12 @@ impl<'o> Collector<'o> {
 
     fn matches(&self, ev: &Event) -> bool {
         let o = self.opts;
-        o.user
+        o.request
             .as_deref()
-            .is_none_or(|u| ev.user_id.as_deref() == Some(u))
+            .is_none_or(|r| ev.request_id.as_deref() == Some(r))
+            && o.user
+                .as_deref()
+                .is_none_or(|u| ev.user_id.as_deref() == Some(u))
             && o.server
                 .as_deref()
                 .is_none_or(|s| ev.server_name.as_deref() == Some(s))
@@ -211,6 +218,9 @@ impl<'o> Collector<'o> {
             return;
         }
         self.events_selected += 1;
+        if let Some(t) = &mut self.timeline {
+            t.event(ev, line.file, line.line);
+        }
         match ev.kind {
             Some(Kind::ToolCall) => self.tool_call(ev, &line),
             Some(Kind::Approval) => self.approval(ev),
@@ -438,7 +448,8 @@ impl<'o> Collector<'o> {
     }
 
     /// One line of `alerts.log` (or an archive of it).
-    pub(crate) fn alert_line(&mut self, line: &[u8]) {
+    /// `file` and `n` (1-based) say where it was read, for the timeline.
+    pub(crate) fn alert_line(&mut self, line: &[u8], file: &str, n: u64) {
         let Ok(a) = serde_json::from_slice::<Alert>(crate::alert::strip_line(line)) else {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 self.alerts_unreadable += 1;
@@ -449,6 +460,17 @@ impl<'o> Collector<'o> {
             return;
         }
         let o = self.opts;
+        if let Some(t) = &mut self.timeline
+            && (t.fired_by_subject(&a) || names_subject(o, &a))
+        {
+            t.alert(&a, file, n);
+        }
+        if o.request.as_deref().is_some_and(|r| {
+            a.key.get("request_id").map(String::as_str) != Some(r)
+                && a.evidence.first().and_then(|e| e.request_id.as_deref()) != Some(r)
+        }) {
+            return;
+        }
         let key_ok = |field: &str, want: &Option<String>| match (want, a.key.get(field)) {
             (Some(w), Some(v)) => w == v,
             _ => true,
@@ -493,6 +515,24 @@ impl<'o> Collector<'o> {
             }
         }
     }
+}
+
+/// Whether an alert's key names every subject of the report (the request
+/// also through its evidence); false when no subject is given.
+fn names_subject(o: &ReportOptions<'_>, a: &Alert) -> bool {
+    let key = |field: &str, want: &Option<String>| {
+        want.as_deref()
+            .is_none_or(|w| a.key.get(field).map(String::as_str) == Some(w))
+    };
+    let request = o.request.as_deref().is_none_or(|r| {
+        a.key.get("request_id").map(String::as_str) == Some(r)
+            || a.evidence.first().and_then(|e| e.request_id.as_deref()) == Some(r)
+    });
+    (o.user.is_some() || o.server.is_some() || o.token.is_some() || o.request.is_some())
+        && key("user_id", &o.user)
+        && key("server_name", &o.server)
+        && key("token_id", &o.token)
+        && request
 }
 
 fn outcome_str(o: Outcome) -> &'static str {
