@@ -4,6 +4,7 @@
 
 use assert_cmd::Command;
 use mcpwatch::alert::Alert;
+use std::path::Path;
 
 #[test]
 fn scan_of_the_bundled_example_prints_exactly_the_planted_anomalies() {
@@ -222,4 +223,29 @@ fn scan_reads_a_named_pipe_through() {
         err.contains(&format!("tool_call {lines}")),
         "{lines} lines: {err}"
     );
+}
+
+/// The example runs offline and quietly: no channel, no escalation target
+/// on the network, no warning on a first `check`.
+#[test]
+fn the_example_needs_no_network_and_warns_of_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    let out = Command::cargo_bin("mcpwatch")
+        .unwrap()
+        .current_dir(&root)
+        .arg("check")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "", "no warning on the example");
+    assert!(
+        stdout.contains("critical alerts go to: no channel (only alerts.log;"),
+        "{stdout}"
+    );
+    let cfg = std::fs::read_to_string(root.join("security-config.json")).unwrap();
+    assert!(!cfg.contains("http") && !cfg.contains('@'), "{cfg}");
 }

@@ -26,6 +26,8 @@ use traffic::{normal_traffic, planted_anomalies};
 /// tool normal traffic uses, the seed guide's patterns, and the disabled
 /// tool of the planted anomaly named explicitly (a tool matched only by a
 /// pattern would also be a never-seen tool and fire `new_tool_usage`).
+/// No escalation webhook or notification emails: the example runs offline
+/// (a first `run` on it must not retry DNS for example.com).
 pub(crate) const EXAMPLE_SECURITY_CONFIG: &str = r#"{
   "approvalMode": "fine_grained",
   "rules": {
@@ -57,10 +59,7 @@ pub(crate) const EXAMPLE_SECURITY_CONFIG: &str = r#"{
   },
   "monitoring": { "enabled": true, "healthCheckInterval": 240, "anomalyDetection": true },
   "rateLimiting": { "enabled": true, "requestsPerMinute": 60, "burstLimit": 10 },
-  "incidentResponse": {
-    "notificationEmails": ["security@example.com"],
-    "escalationWebhook": "https://alerts.example.com/hooks/mcpwatch"
-  }
+  "incidentResponse": { "autoDisableOnSuspicious": false }
 }
 "#;
 
