@@ -216,7 +216,9 @@ fn no_files_at_all_is_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rules: built-in\n"), "{stdout}");
     assert!(
-        stdout.contains("rules active: 5 of 7 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike)"),
+        // The seed-switched rules stay off without their sections;
+        // token_shared is on by default.
+        stdout.contains("rules active: 6 of 13 (rapid_tool_usage, unusual_hours, high_denial_rate, new_tool_usage, error_spike, token_shared)"),
         "{stdout}"
     );
     assert!(stdout.contains("log dir: .elevenlabs/audit\n"), "{stdout}");
@@ -295,5 +297,30 @@ fn missing_explicit_file_is_an_error() {
     assert!(
         err.starts_with("fixtures/config/nope.json:1:1: file: cannot read: "),
         "{err}"
+    );
+}
+
+#[test]
+fn the_seed_limits_that_switch_rules_on_are_checked_at_their_place() {
+    let f = "fixtures/config/seeded-mistakes.json";
+    let (code, out, err) = run(&["check", "--config", f]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "{f}:4:80: authentication.tokenRotation.notifyBeforeDays: notifyBeforeDays (7) must be less than intervalDays (7); expected intervalDays > notifyBeforeDays ≥ 0"
+            ),
+            format!(
+                "{f}:6:59: monitoring.healthCheckInterval: 0 is out of range; expected a number of seconds > 0 (up to 1000000000)"
+            ),
+            format!(
+                "{f}:7:59: rateLimiting.requestsPerMinute: 0 is out of range; expected a whole number from 1 to 1000000"
+            ),
+            format!(
+                "{f}:7:76: rateLimiting.burstLimit: expected a whole number from 1 to 1000000, got 2.5"
+            ),
+        ]
     );
 }
