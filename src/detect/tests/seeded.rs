@@ -374,8 +374,8 @@ fn server_silence_a_call_at_exactly_last_plus_after_rearms_without_an_alert() {
 fn server_silence_a_server_with_29_calls_in_its_last_hour_never_fires() {
     let c = seed_only(&[RuleName::ServerSilence]);
     let last = DAY + 12 * H;
-    // 40 calls a minute apart, but only 29 in (last − 1 h, last]: the
-    // first 11 are more than an hour before the last... of a slower tail.
+    // 29 calls two minutes apart in (last − 1 h, last], and a 30th at
+    // exactly last − 1 h, which the hour ending at the last call leaves out.
     let mut evs: Vec<Event> = (0..29)
         .map(|i| server_call(last - i * 2 * MIN, "gmail"))
         .rev()
