@@ -75,7 +75,7 @@ fn silence_after_is_ten_health_check_intervals_rounded_down_to_the_ms() {
         .expect("valid");
     assert_eq!(
         c.rules.get(RuleName::ServerSilence).seeded.after,
-        Some(1230)
+        Some(1234)
     );
     let c = crate::config::config_from_seed(r#"{"monitoring": {}}"#).expect("valid");
     assert_eq!(
