@@ -139,7 +139,7 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
             "monitoring" => {
                 let mut m = Monitoring {
                     enabled: true,
-                    health_check_interval: None,
+                    silence_after: None,
                 };
                 for_each(v, k, cx, |e, f, cx| match e.key.as_str() {
                     "anomalyDetection" => {
@@ -153,7 +153,7 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                         }
                     }
                     "healthCheckInterval" => {
-                        m.health_check_interval = cx
+                        m.silence_after = cx
                             .num(
                                 &e.val,
                                 f,
@@ -161,9 +161,9 @@ pub(crate) fn check_security(root: &Node, cx: &mut Ctx) -> SecurityFile {
                                 MAX_HEALTH_CHECK_SECS,
                                 "a number of seconds > 0 (up to 1000000000)",
                             )
-                            // To the millisecond, rounded down; at least 1 ms
-                            // so `after` = 10 × it is a real silence.
-                            .map(|secs| ((secs * 1000.0) as Millis).max(1));
+                            // `after` = 10 × it, in ms rounded down; at least
+                            // 1 ms so it is a real silence.
+                            .map(|secs| ((secs * 10_000.0).floor() as Millis).max(1));
                     }
                     "alertChannels" => {
                         cx.str_list(&e.val, f, "a string such as \"email\"");

@@ -42,9 +42,8 @@ pub(crate) fn resolve(cfg: &mut Config, explicit: &[bool; RuleName::COUNT]) {
     let interval = rotation.and_then(|r| r.interval_days);
     let notify = rotation.and_then(|r| r.notify_before_days);
     let after = monitoring
-        .and_then(|m| m.health_check_interval)
-        .unwrap_or(DEFAULT_HEALTH_CHECK_MS)
-        .saturating_mul(AFTER_INTERVALS);
+        .and_then(|m| m.silence_after)
+        .unwrap_or(DEFAULT_HEALTH_CHECK_MS * AFTER_INTERVALS);
     for (name, on) in switches {
         if !explicit[name as usize] {
             cfg.rules.get_mut(name).enabled = on;

@@ -83,9 +83,9 @@ pub(crate) struct TokenRotation {
 pub(crate) struct Monitoring {
     /// `enabled` (absent: true).
     pub(crate) enabled: bool,
-    /// `healthCheckInterval` in ms (seconds in the file, rounded down to
-    /// the millisecond).
-    pub(crate) health_check_interval: Option<Millis>,
+    /// The silences' `after` from `healthCheckInterval`: 10 × its seconds,
+    /// to the millisecond, rounded down (SPEC §3).
+    pub(crate) silence_after: Option<Millis>,
 }
 
 /// `rateLimiting` of `security-config.json`.

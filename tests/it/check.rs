@@ -361,3 +361,28 @@ min_severity = "high"
         "{err}"
     );
 }
+
+#[test]
+fn the_seed_limits_that_switch_rules_on_are_checked_at_their_place() {
+    let f = "fixtures/config/seeded-mistakes.json";
+    let (code, out, err) = run(&["check", "--config", f]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "{f}:4:80: authentication.tokenRotation.notifyBeforeDays: notifyBeforeDays (7) must be less than intervalDays (7); expected intervalDays > notifyBeforeDays ≥ 0"
+            ),
+            format!(
+                "{f}:6:59: monitoring.healthCheckInterval: 0 is out of range; expected a number of seconds > 0 (up to 1000000000)"
+            ),
+            format!(
+                "{f}:7:59: rateLimiting.requestsPerMinute: 0 is out of range; expected a whole number from 1 to 1000000"
+            ),
+            format!(
+                "{f}:7:76: rateLimiting.burstLimit: expected a whole number from 1 to 1000000, got 2.5"
+            ),
+        ]
+    );
+}

@@ -64,7 +64,9 @@ struct Quiet {
     last: Millis,
     file: String,
     line: u64,
-    raw: String,
+    /// The line's bytes as read (BOM and line ending stripped): copied per
+    /// call without a UTF-8 check, the id hashes them as they are.
+    raw: Vec<u8>,
     request_id: Option<Text>,
     /// Values of the rule's key fields (`Fields` keys).
     key_values: Vec<Option<Text>>,
@@ -98,8 +100,7 @@ impl Silence {
             }
             q.line = line.line;
             q.raw.clear();
-            q.raw
-                .push_str(&String::from_utf8_lossy(strip_line(line.raw)));
+            q.raw.extend_from_slice(strip_line(line.raw));
             q.request_id.clone_from(&ev.request_id);
             if let SilenceKey::Fields = self.key {
                 q.key_values.clear();
@@ -189,7 +190,7 @@ impl Silence {
         };
         let ts = q.last.saturating_add(self.after);
         let alert = Alert {
-            id: alert_id(r.name.as_str(), &keys, q.raw.as_bytes()),
+            id: alert_id(r.name.as_str(), &keys, &q.raw),
             rule: r.name.as_str().to_string(),
             severity: r.severity,
             ts: format_ts(ts),

@@ -75,7 +75,7 @@ fn silence_after_is_ten_health_check_intervals_rounded_down_to_the_ms() {
         .expect("valid");
     assert_eq!(
         c.rules.get(RuleName::ServerSilence).seeded.after,
-        Some(1230)
+        Some(1234)
     );
     let c = crate::config::config_from_seed(r#"{"monitoring": {}}"#).expect("valid");
     assert_eq!(
@@ -374,8 +374,8 @@ fn server_silence_a_call_at_exactly_last_plus_after_rearms_without_an_alert() {
 fn server_silence_a_server_with_29_calls_in_its_last_hour_never_fires() {
     let c = seed_only(&[RuleName::ServerSilence]);
     let last = DAY + 12 * H;
-    // 40 calls a minute apart, but only 29 in (last − 1 h, last]: the
-    // first 11 are more than an hour before the last... of a slower tail.
+    // 29 calls two minutes apart in (last − 1 h, last], and a 30th at
+    // exactly last − 1 h, which the hour ending at the last call leaves out.
     let mut evs: Vec<Event> = (0..29)
         .map(|i| server_call(last - i * 2 * MIN, "gmail"))
         .rev()
