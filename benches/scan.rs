@@ -257,9 +257,10 @@ fn bench(c: &mut Criterion) {
 
 /// The bench set with a bearer token per user (`"token_id":"tk-<user>"`),
 /// so the token rules keep state as they would in production, beside a
-/// security-config.json that switches every seed-driven rule on, and two
+/// security-config.json that switches every seed-driven rule on, and three
 /// rules directories: `first-seven/` turns off every rule after the first
-/// seven of SPEC §3, `all/` turns every rule on.
+/// seven of SPEC §3, `thirteen/` every rule after the seed-switched six,
+/// `all/` turns every rule on.
 fn seeded_data(n: usize) -> PathBuf {
     let plain = data(n).join("audit/tool-usage.log");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -287,7 +288,11 @@ fn seeded_data(n: usize) -> PathBuf {
 "monitoring":{"enabled":true,"healthCheckInterval":60}}"#,
         )
         .unwrap();
-        for (dir, on) in [("first-seven", 7), ("all", RuleName::COUNT)] {
+        for (dir, on) in [
+            ("first-seven", 7),
+            ("thirteen", 13),
+            ("all", RuleName::COUNT),
+        ] {
             let rules = root.join(dir);
             std::fs::create_dir_all(&rules).unwrap();
             for (i, r) in RuleName::ALL.iter().enumerate() {
@@ -303,8 +308,9 @@ fn seeded_data(n: usize) -> PathBuf {
     root
 }
 
-/// SPEC §3's cost bound: `scan` with every rule on against the first seven
-/// alone, over the same data in the same run (the issue allows 10 % more).
+/// The cost bounds of the rules after the first seven: `scan` with the
+/// first seven, with the seed-switched six added (thirteen; #18 allows
+/// 10 % more) and with all sixteen, over the same data in the same run.
 /// `cargo bench --bench scan -- seeded` runs only this pair.
 fn bench_seeded(c: &mut Criterion) {
     let n = lines();
@@ -315,6 +321,7 @@ fn bench_seeded(c: &mut Criterion) {
     g.sample_size(10);
     for (name, rules) in [
         ("scan_first_seven", "first-seven"),
+        ("scan_thirteen", "thirteen"),
         ("scan_all_rules", "all"),
     ] {
         let config = load(&Sources {
