@@ -36,6 +36,7 @@
 //! on top of the above.
 
 pub mod alert;
+mod catalog;
 pub mod config;
 pub mod detect;
 pub mod event;

@@ -92,7 +92,7 @@ pub(crate) fn subject(alerts: &[Alert]) -> String {
 /// it: see `detect/rules/mod.rs`).
 pub(crate) fn advice(rule: &str) -> &'static str {
     match crate::config::RuleName::parse(rule) {
-        Some(r) => r.advice(),
+        Some(r) => crate::detect::rules::advice(r),
         None if rule == "test_alert" => "Nothing: this is a test sent by `mcpwatch test-alert`.",
         None => "Review the evidence lines in the audit logs.",
     }

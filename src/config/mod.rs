@@ -6,6 +6,7 @@
 //! them all at once.
 
 mod actions;
+mod rule_name;
 mod rules;
 mod security;
 mod seeded;

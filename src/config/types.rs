@@ -115,7 +115,7 @@ impl Default for Retention {
 /// The rules of SPEC §3, written from the rule registry
 /// (`detect/rules/mod.rs`): a rule's name, defaults and settings belong to
 /// its type there.
-pub use crate::detect::rules::RuleName;
+pub use super::rule_name::RuleName;
 
 /// A rule-specific key of `rules/<rule>.toml`: a rule lists the ones its
 /// file may set ([`RuleName::settings`]), `config/rules.rs` reads each

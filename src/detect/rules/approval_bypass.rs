@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 
 use super::Rule;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window};
 use crate::event::{Decision, Event, Field, Kind, Millis, Outcome};
@@ -38,11 +38,7 @@ impl ApprovalBypass {
 }
 
 impl Rule for ApprovalBypass {
-    const NAME: &'static str = "approval_bypass";
-    const DEFAULTS: &'static str = include_str!("../../../rules/approval_bypass.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Grace, Setting::Horizon];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall, Kind::Approval];
-    const NEEDS_POLICY: bool = true;
     const ADVICE: &'static str = "The call ran without a recorded approval: look for its request id in \
          approvals.log and check whether the approval step was skipped or misconfigured.";
     type State = BypassState;

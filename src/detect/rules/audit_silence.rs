@@ -7,7 +7,7 @@
 
 use super::Rule;
 use super::silence::{Silence, SilenceKey, State};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::Cx;
 use crate::event::Kind;
 
@@ -15,9 +15,6 @@ use crate::event::Kind;
 pub(crate) struct AuditSilence(Silence);
 
 impl Rule for AuditSilence {
-    const NAME: &'static str = "audit_silence";
-    const DEFAULTS: &'static str = include_str!("../../../rules/audit_silence.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::After, Setting::MinEvents];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "tool-usage.log stopped growing after steady traffic: check that the agents \
          still run and still write their audit log (a full disk, a broken logger, a stopped platform).";

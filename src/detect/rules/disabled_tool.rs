@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Rule;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, idle_of};
 use crate::event::{Field, Kind};
@@ -15,11 +15,7 @@ pub(crate) struct DisabledTool {
 }
 
 impl Rule for DisabledTool {
-    const NAME: &'static str = "disabled_tool";
-    const DEFAULTS: &'static str = include_str!("../../../rules/disabled_tool.toml");
-    const SETTINGS: &'static [Setting] = &[];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
-    const NEEDS_POLICY: bool = true;
     const ADVICE: &'static str = "A disabled tool ran: find how it was reachable (server config, policy drift), check \
          what the call did, and revoke the token if misuse is suspected.";
     type State = State;

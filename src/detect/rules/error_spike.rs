@@ -3,7 +3,7 @@
 
 use super::threshold_number;
 use super::{Rule, counting};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::{Cx, describe_key, format_window};
 use crate::event::Kind;
 
@@ -13,9 +13,6 @@ pub(crate) struct ErrorSpike {
 }
 
 impl Rule for ErrorSpike {
-    const NAME: &'static str = "error_spike";
-    const DEFAULTS: &'static str = include_str!("../../../rules/error_spike.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Threshold];
     const INPUTS: &'static [Kind] = &[Kind::Error];
     const ADVICE: &'static str = "Check the MCP server's health and its upstream dependencies; errors.log holds the \
          error types and messages.";

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Rule;
 use crate::alert::Evidence;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, same_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window, idle_of};
 use crate::event::{Field, Kind, Millis, Outcome, Text};
@@ -93,9 +93,6 @@ fn class_index(c: ToolClass) -> usize {
 }
 
 impl Rule for ExfilSequence {
-    const NAME: &'static str = "exfil_sequence";
-    const DEFAULTS: &'static str = include_str!("../../../rules/exfil_sequence.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Sources, Setting::Sinks];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "Data read from one server was sent out through another: open both evidence \
          lines, check what the source call returned and where the sink call sent it, and \

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rule, threshold_number};
 use crate::alert::Number;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window, idle_of};
 use crate::event::{Decision, Kind};
@@ -20,11 +20,7 @@ pub(crate) struct HighDenialRate {
 }
 
 impl Rule for HighDenialRate {
-    const NAME: &'static str = "high_denial_rate";
-    const DEFAULTS: &'static str = include_str!("../../../rules/high_denial_rate.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Ratio, Setting::MinDecisions];
     const INPUTS: &'static [Kind] = &[Kind::Approval];
-    const ANOMALY: bool = true;
     const ADVICE: &'static str = "Review the denied requests in approvals.log: repeated denials can mean an agent \
          probing for tools it should not use, or a prompt injection pushing it to.";
     type State = State;

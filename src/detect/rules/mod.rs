@@ -1,40 +1,43 @@
 //! The rules of SPEC §3: one type per rule, each in its own file, all
-//! listed once in the `registry!` below. A rule type carries everything
-//! about its rule — name, shipped defaults, the settings its file may
-//! set, the kinds of event it reads, its state and its code — so the
-//! enum of rule names, the config tables, the engine's slots and state,
-//! and the dispatch are all written from that one list.
+//! listed once in the rule catalog ([`crate::catalog`]). A rule type
+//! carries how its rule detects — the kinds of event it reads, its state,
+//! its code and what to advise when it fires; the catalog entry carries
+//! what configuration must know without that code (name, settings,
+//! switches). From that one list `config` writes [`RuleName`] and its
+//! tables, and the `registry!` macro here the engine's slots and state and
+//! the dispatch.
 //!
 //! # Adding a rule
 //!
 //! 1. Write `src/detect/rules/<name>.rs`: a `//!` paragraph saying when it
-//!    fires (the SPEC sentence), a type `impl Rule` with `NAME = "<name>"`,
-//!    `DEFAULTS = include_str!("../../../rules/<name>.toml")`, `SETTINGS`,
-//!    `INPUTS`, `ADVICE`, `NEEDS_POLICY`/`ANOMALY` if they apply, its
-//!    `State` (`Default` = nothing seen yet; everything in it is
-//!    checkpointed), `new` (settings → ready-to-run rule, once) and
+//!    fires (the SPEC sentence), a type `impl Rule` with `INPUTS`,
+//!    `ADVICE`, its `State` (`Default` = nothing seen yet; everything in
+//!    it is checkpointed), `new` (settings → ready-to-run rule, once) and
 //!    `process` (plus `judge_due` if it decides on the passing of event
-//!    time rather than on an event). Tests go in the same file.
-//! 2. Add `mod <name>;` and one line `<name>::<Type>,` to the registry
-//!    below, at its place in SPEC §3's table: that is the order alerts of
-//!    one event come out in.
+//!    time rather than on an event). Tests go in the same file. Add
+//!    `mod <name>;` below.
+//! 2. Add its entry to the catalog (`src/catalog.rs`) at its place in
+//!    SPEC §3's tables (the order alerts of one event come out in): module
+//!    and type, the settings its file may set, `needs_policy` (it judges
+//!    calls by their policy class, so it stays off without one) and
+//!    `anomaly` (`monitoring.anomalyDetection: false` turns it off).
 //! 3. Ship `rules/<name>.toml`: the documented defaults (every key its
 //!    file may set, explained), embedded at build time and parsed as the
 //!    built-in rule; a unit test checks the file is there.
 //!
 //! That is all: `check`, routes' `rules = [...]`, the rules directory, the
-//! metrics and the email advice learn the rule from the registry. Only a
+//! metrics and the email advice learn the rule from the catalog. Only a
 //! setting of a *new kind* (a key no rule has yet) also needs a
-//! [`Setting`] variant, a [`RuleConfig`] field and its parser in
-//! `config/rules.rs`; a new [`Kind`] of event, an arm in the generated
-//! dispatch (`registry.rs`). The engine file keeps each rule's state under
-//! its name, so files written before a rule was added still load (the new
-//! rule starts empty; see `registry.rs`).
+//! [`Setting`](crate::config::Setting) variant, a [`RuleConfig`] field and
+//! its parser in `config/rules.rs`; a new [`Kind`] of event, an arm in the
+//! generated dispatch (`registry.rs`). The engine file keeps each rule's
+//! state under its name, so files written before a rule was added still
+//! load (the new rule starts empty; see `registry.rs`).
 //!
 //! Rules are pure (STYLE principle 1): they see the event, event time and
 //! the engine's counters through `Cx`, never a clock or a file. A rule
 //! that judges a call by its tool's policy class reads `cx.tool` (looked
-//! up once per call for all rules) and sets `NEEDS_POLICY`.
+//! up once per call for all rules) and is `needs_policy` in the catalog.
 
 #[macro_use]
 mod registry;
@@ -65,53 +68,20 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::Cx;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig, RuleName};
 use crate::event::Kind;
 
 #[cfg(test)]
 pub(crate) use usage_baseline_spike::Baseline;
 
-registry! {
-    rapid_tool_usage::RapidToolUsage,
-    unusual_hours::UnusualHours,
-    high_denial_rate::HighDenialRate,
-    new_tool_usage::NewToolUsage,
-    disabled_tool::DisabledTool,
-    approval_bypass::ApprovalBypass,
-    error_spike::ErrorSpike,
-    rate_limit_exceeded::RateLimitExceeded,
-    token_shared::TokenShared,
-    token_rotation_due::TokenRotationDue,
-    token_rotation_overdue::TokenRotationOverdue,
-    server_silence::ServerSilence,
-    audit_silence::AuditSilence,
-    exfil_sequence::ExfilSequence,
-    tool_definition_drift::ToolDefinitionDrift,
-    usage_baseline_spike::UsageBaselineSpike,
-}
+crate::catalog::rule_catalog!(registry);
 
 /// One rule of SPEC §3. The implementing type is the rule as it runs:
 /// built once from its validated settings, then called for every event
 /// of a kind it reads, with its own slice of the persisted state.
 pub(crate) trait Rule: Sized + Debug {
-    /// The name in rule files, alerts, routes and metrics; also the name
-    /// of its module and of its `rules/<name>.toml`.
-    const NAME: &'static str;
-    /// The shipped `rules/<name>.toml`, embedded: the built-in defaults
-    /// are exactly what ships, parsed by the code that reads a user's file.
-    const DEFAULTS: &'static str;
-    /// The keys its file may set beyond the common ones (`enabled`,
-    /// `severity`, `key`, `realert`, `max_keys`), in the order the error
-    /// for an unknown key lists them.
-    const SETTINGS: &'static [Setting];
     /// The kinds of event [`Rule::process`] is called for.
     const INPUTS: &'static [Kind];
-    /// Stays off while the tool policy is unknown (no
-    /// `security-config.json`): it judges calls by their policy class.
-    const NEEDS_POLICY: bool = false;
-    /// Turned off by `monitoring.anomalyDetection: false` unless its file
-    /// sets `enabled = true`.
-    const ANOMALY: bool = false;
     /// What an operator should look at when it fires (alert emails).
     const ADVICE: &'static str;
 
@@ -220,7 +190,7 @@ mod tests {
     #[test]
     fn every_rule_reads_some_kind_of_event() {
         for rule in RuleName::ALL {
-            assert!(!rule.inputs().is_empty(), "{}", rule.as_str());
+            assert!(!inputs(rule).is_empty(), "{}", rule.as_str());
         }
     }
 }

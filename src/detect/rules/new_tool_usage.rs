@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Rule;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 use crate::event::Kind;
@@ -23,11 +23,7 @@ pub(crate) struct NewToolUsage {
 }
 
 impl Rule for NewToolUsage {
-    const NAME: &'static str = "new_tool_usage";
-    const DEFAULTS: &'static str = include_str!("../../../rules/new_tool_usage.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::LearningPeriod];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
-    const ANOMALY: bool = true;
     const ADVICE: &'static str = "Confirm this server and tool were added on purpose, and check their policy class \
          with `mcpwatch check --tool NAME`; list the tool in security-config.json.";
     type State = NewToolState;

@@ -3,7 +3,7 @@
 
 use super::threshold_number;
 use super::{Rule, counting};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::{Cx, describe_key, format_window};
 use crate::event::Kind;
 
@@ -13,11 +13,7 @@ pub(crate) struct RapidToolUsage {
 }
 
 impl Rule for RapidToolUsage {
-    const NAME: &'static str = "rapid_tool_usage";
-    const DEFAULTS: &'static str = include_str!("../../../rules/rapid_tool_usage.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Window, Setting::Threshold];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
-    const ANOMALY: bool = true;
     const ADVICE: &'static str = "Check whether this user's agent is looping or scripted: review the calls in \
          tool-usage.log around the evidence line, and consider rate limiting the user or \
          revoking the token if the calls are not theirs.";

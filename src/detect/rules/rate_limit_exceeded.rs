@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window};
 use crate::event::{Kind, Millis};
@@ -50,9 +50,6 @@ struct Bucket {
 }
 
 impl Rule for RateLimitExceeded {
-    const NAME: &'static str = "rate_limit_exceeded";
-    const DEFAULTS: &'static str = include_str!("../../../rules/rate_limit_exceeded.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::RequestsPerMinute, Setting::BurstLimit];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "The user called tools faster than rateLimiting allows: check whether the \
          agent is looping or the account is scripted, and whether the platform's rate limit is enforced.";

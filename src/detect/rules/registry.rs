@@ -1,10 +1,10 @@
-//! The `registry!` macro: from the one list of rule types in
-//! [`super`] it writes everything that used to be kept by hand in step
-//! with that list — the [`RuleName`](super::RuleName) enum and its
-//! tables (name, shipped defaults, settings, inputs, advice), the
-//! [`Rules`](super::Rules) struct with one slot per rule, the persisted
-//! [`RulesState`](super::RulesState) with one field per rule, and the
-//! per-event dispatch.
+//! The `registry!` macro: from the rule catalog ([`crate::catalog`]) it
+//! writes everything of the engine that used to be kept by hand in step
+//! with the list of rules — the [`Rules`](super::Rules) struct with one
+//! slot per rule, the persisted [`RulesState`](super::RulesState) with one
+//! field per rule, each rule's advice and inputs, and the per-event
+//! dispatch. ([`RuleName`](crate::config::RuleName) and its tables are
+//! written by `config` from the same list.)
 //!
 //! Dispatch is static: for each event kind the macro writes the list of
 //! rules in registry order, and [`reads`] of a rule's constant `INPUTS`
@@ -48,77 +48,25 @@ pub(crate) fn step<R: super::Rule>(
     }
 }
 
-/// Writes the registry's types from `module::Type` entries; see the
-/// module doc. Each `module` must be the rule's name (`Type::NAME`); a
-/// unit test checks it.
+/// Writes the engine's types from the catalog's `module::Type { … }`
+/// entries (the metadata in braces is `config`'s); see the module doc.
+/// Each `module` is the rule's name; a unit test checks it.
 macro_rules! registry {
-    ($($module:ident :: $Type:ident),+ $(,)?) => {
-        /// Every rule, in the order of SPEC §3's tables: the order the
-        /// engine evaluates them for one event, and `RuleSet`'s index.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum RuleName {
-            $($Type),+
+    ($($module:ident :: $Type:ident { $($meta:tt)* }),+ $(,)?) => {
+        /// What an operator should look at when `rule` fires (alert
+        /// emails).
+        pub(crate) const fn advice(rule: RuleName) -> &'static str {
+            match rule {
+                $(RuleName::$Type => <$module::$Type as Rule>::ADVICE),+
+            }
         }
 
-        impl RuleName {
-            /// How many rules there are.
-            pub const COUNT: usize = [$(stringify!($Type)),+].len();
-
-            pub const ALL: [RuleName; RuleName::COUNT] = [$(RuleName::$Type),+];
-
-            /// The name in rule files, alerts, routes and metrics.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::NAME),+
-                }
-            }
-
-            pub(crate) fn parse(s: &str) -> Option<RuleName> {
-                RuleName::ALL.into_iter().find(|r| r.as_str() == s)
-            }
-
-            /// The shipped `rules/<name>.toml` (the built-in defaults).
-            pub(crate) const fn defaults(self) -> &'static str {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::DEFAULTS),+
-                }
-            }
-
-            /// The event kinds it reads (for tests: the engine dispatches by
-            /// each rule type's `INPUTS`).
-            #[cfg(test)]
-            pub(crate) const fn inputs(self) -> &'static [Kind] {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::INPUTS),+
-                }
-            }
-
-            /// The keys of its rules file beyond the common ones.
-            pub(crate) const fn settings(self) -> &'static [Setting] {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::SETTINGS),+
-                }
-            }
-
-            /// Whether it stays off while the tool policy is unknown.
-            pub(crate) const fn needs_policy(self) -> bool {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::NEEDS_POLICY),+
-                }
-            }
-
-            /// Whether `monitoring.anomalyDetection: false` turns it off.
-            pub(crate) const fn anomaly(self) -> bool {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::ANOMALY),+
-                }
-            }
-
-            /// What an operator should look at when it fires.
-            pub(crate) const fn advice(self) -> &'static str {
-                match self {
-                    $(RuleName::$Type => <$module::$Type as Rule>::ADVICE),+
-                }
+        /// The event kinds a rule reads (for tests: the engine dispatches
+        /// by each rule type's `INPUTS`).
+        #[cfg(test)]
+        pub(crate) const fn inputs(rule: RuleName) -> &'static [Kind] {
+            match rule {
+                $(RuleName::$Type => <$module::$Type as Rule>::INPUTS),+
             }
         }
 
@@ -144,7 +92,7 @@ macro_rules! registry {
             pub(crate) fn to_parts(&self) -> Result<Vec<(String, Vec<u8>)>, postcard::Error> {
                 Ok(vec![$(
                     (
-                        <$module::$Type as Rule>::NAME.to_string(),
+                        RuleName::$Type.as_str().to_string(),
                         postcard::to_stdvec(&self.$module)?,
                     ),
                 )+])
@@ -164,7 +112,7 @@ macro_rules! registry {
                 let mut st = RulesState::default();
                 for (name, bytes) in parts {
                     $(
-                        if name == <$module::$Type as Rule>::NAME {
+                        if name == RuleName::$Type.as_str() {
                             st.$module = postcard::from_bytes(&bytes)?;
                             continue;
                         }

@@ -7,7 +7,7 @@
 
 use super::Rule;
 use super::silence::{Silence, SilenceKey, State};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::Cx;
 use crate::event::Kind;
 
@@ -15,9 +15,6 @@ use crate::event::Kind;
 pub(crate) struct ServerSilence(Silence);
 
 impl Rule for ServerSilence {
-    const NAME: &'static str = "server_silence";
-    const DEFAULTS: &'static str = include_str!("../../../rules/server_silence.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::After, Setting::MinEvents];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "A busy MCP server stopped receiving calls: check that it is up and \
          reachable, and whether agents lost their connection or their token to it.";

@@ -4,7 +4,7 @@
 //! `authentication.tokenRotation`).
 
 use super::{Rule, token_age};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::event::Kind;
 
 #[derive(Debug)]
@@ -16,9 +16,6 @@ pub(crate) struct TokenRotationDue {
 }
 
 impl Rule for TokenRotationDue {
-    const NAME: &'static str = "token_rotation_due";
-    const DEFAULTS: &'static str = include_str!("../../../rules/token_rotation_due.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::IntervalDays, Setting::NotifyBeforeDays];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "The token reaches its rotation interval soon: schedule its rotation \
          (authentication.tokenRotation) before it becomes overdue.";

@@ -3,7 +3,7 @@
 //! the seed's `authentication.tokenRotation`); realert 24 h.
 
 use super::{Rule, token_age};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::event::Kind;
 
 #[derive(Debug)]
@@ -13,9 +13,6 @@ pub(crate) struct TokenRotationOverdue {
 }
 
 impl Rule for TokenRotationOverdue {
-    const NAME: &'static str = "token_rotation_overdue";
-    const DEFAULTS: &'static str = include_str!("../../../rules/token_rotation_overdue.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::IntervalDays];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "The token is older than its rotation interval and still in use: rotate \
          it now and find what kept the old one alive.";

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Rule, int, threshold_number};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window, idle_of};
 use crate::event::{Kind, Millis, Text};
@@ -40,9 +40,6 @@ struct TokenUse {
 }
 
 impl Rule for TokenShared {
-    const NAME: &'static str = "token_shared";
-    const DEFAULTS: &'static str = include_str!("../../../rules/token_shared.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::By, Setting::Threshold, Setting::Window];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "One bearer token was used by more than one agent: treat it as compromised \
          — revoke and reissue it, then find which agent should not hold it.";

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Rule;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 use crate::event::{Kind, Millis, Text};
@@ -28,9 +28,6 @@ pub(crate) struct ToolDefinitionDrift {
 }
 
 impl Rule for ToolDefinitionDrift {
-    const NAME: &'static str = "tool_definition_drift";
-    const DEFAULTS: &'static str = include_str!("../../../rules/tool_definition_drift.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::MaxHashes];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "The tool's definition changed after it was in use: compare the new definition \
          with the one that was reviewed (ask the MCP server's owner what changed and why), and \

@@ -7,7 +7,7 @@ use chrono::{TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, idle_of};
 use crate::event::{Field, Kind, Millis};
@@ -32,11 +32,7 @@ pub(crate) struct UnusualHours {
 }
 
 impl Rule for UnusualHours {
-    const NAME: &'static str = "unusual_hours";
-    const DEFAULTS: &'static str = include_str!("../../../rules/unusual_hours.toml");
-    const SETTINGS: &'static [Setting] = &[Setting::Hours, Setting::Timezone];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
-    const ANOMALY: bool = true;
     const ADVICE: &'static str = "Confirm with the user that they were working at this hour; if not, check the token \
          used and the tools called for signs of a stolen credential.";
     type State = State;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
 use crate::alert::Number;
-use crate::config::{Config, RuleConfig, Setting};
+use crate::config::{Config, RuleConfig};
 use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 use crate::event::{Kind, Millis};
@@ -36,14 +36,6 @@ pub(crate) struct UsageBaselineSpike {
 }
 
 impl Rule for UsageBaselineSpike {
-    const NAME: &'static str = "usage_baseline_spike";
-    const DEFAULTS: &'static str = include_str!("../../../rules/usage_baseline_spike.toml");
-    const SETTINGS: &'static [Setting] = &[
-        Setting::Alpha,
-        Setting::Z,
-        Setting::MinCalls,
-        Setting::MinHistory,
-    ];
     const INPUTS: &'static [Kind] = &[Kind::ToolCall];
     const ADVICE: &'static str = "The user is far busier than their own normal: look at which tools the calls of \
          this hour went to and whether the user (or a script with their token) meant to make \
