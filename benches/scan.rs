@@ -98,6 +98,20 @@ fn config_without(root: &Path, name: &str, off: &[&str]) -> mcpwatch::config::Co
     .unwrap()
 }
 
+/// `scan`'s work over `files` under `config`: the merge and the engine;
+/// returns the number of alerts (so nothing is optimised away).
+fn scan_once(merge: Merge, files: &[InputFile], config: &mcpwatch::config::Config) -> u64 {
+    let mut engine = Engine::new(config);
+    let mut alerts = Vec::new();
+    let mut count = 0u64;
+    merge_all(merge, files, &mut |ev, line| {
+        engine.process(ev, line, &mut alerts);
+        count += alerts.len() as u64;
+        alerts.clear();
+    });
+    count
+}
+
 /// What a minimal serde_json reader of these lines deserializes.
 #[derive(serde::Deserialize)]
 #[allow(dead_code)]
@@ -185,19 +199,7 @@ fn bench(c: &mut Criterion) {
         ("scan", merge_files as Merge),
         ("scan_pipelined", merge_files_pipelined),
     ] {
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut engine = Engine::new(&config);
-                let mut alerts = Vec::new();
-                let mut count = 0u64;
-                merge_all(merge, &files, &mut |ev, line| {
-                    engine.process(ev, line, &mut alerts);
-                    count += alerts.len() as u64;
-                    alerts.clear();
-                });
-                count
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| scan_once(merge, &files, &config)));
     }
     // (b) with some rules off (see the module doc).
     let beyond = [
@@ -212,17 +214,7 @@ fn bench(c: &mut Criterion) {
     for (name, off) in variants {
         let config = config_without(&root, &name, &off);
         g.bench_function(name.as_str(), |b| {
-            b.iter(|| {
-                let mut engine = Engine::new(&config);
-                let mut alerts = Vec::new();
-                let mut count = 0u64;
-                merge_all(merge_files, &files, &mut |ev, line| {
-                    engine.process(ev, line, &mut alerts);
-                    count += alerts.len() as u64;
-                    alerts.clear();
-                });
-                count
-            })
+            b.iter(|| scan_once(merge_files, &files, &config))
         });
     }
     // The engine alone, over events parsed beforehand: what (b) adds to
@@ -331,19 +323,7 @@ fn bench_seeded(c: &mut Criterion) {
             dir: Some(root.join("audit")),
         })
         .unwrap();
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut engine = Engine::new(&config);
-                let mut alerts = Vec::new();
-                let mut count = 0u64;
-                merge_all(merge_files, &files, &mut |ev, line| {
-                    engine.process(ev, line, &mut alerts);
-                    count += alerts.len() as u64;
-                    alerts.clear();
-                });
-                count
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| scan_once(merge_files, &files, &config)));
     }
     g.finish();
 }
