@@ -138,7 +138,7 @@ impl Sender {
             }
             ChannelDef::Action(a) => Sender::Action(ActionRunner::new(
                 a.clone(),
-                router.channels().iter().filter_map(secret_env).collect(),
+                router.channels().iter().flat_map(secret_vars).collect(),
             )),
         }
     }
@@ -164,19 +164,27 @@ impl Sender {
 }
 
 /// The name of the variable holding a channel's secret, if it has one.
-fn secret_env(def: &ChannelDef) -> Option<String> {
+/// The environment variables holding a channel's secrets: the SMTP
+/// password, the webhook's signing secret, the values of `headers_env` and
+/// the PagerDuty routing key.
+fn secret_vars(def: &ChannelDef) -> Vec<String> {
     match def {
-        ChannelDef::Email(c) => c.password_env.clone(),
-        ChannelDef::Webhook(c) => c.secret_env.clone(),
-        ChannelDef::Action(_) => None,
+        ChannelDef::Email(c) => c.password_env.iter().cloned().collect(),
+        ChannelDef::Webhook(c) => (c.secret_env.iter())
+            .chain(c.headers_env.values())
+            .chain(c.routing_key_env.iter())
+            .cloned()
+            .collect(),
+        ChannelDef::Action(_) => Vec::new(),
     }
 }
 
-/// Current values of the channel's secret environment variables.
+/// Current values of the channel's secret environment variables: an error
+/// (which may quote a receiver's answer) never shows them.
 fn secrets_of(def: &ChannelDef) -> Vec<String> {
-    secret_env(def)
-        .and_then(|v| std::env::var(v).ok())
-        .into_iter()
+    secret_vars(def)
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
         .collect()
 }
 

@@ -45,6 +45,9 @@ pub(crate) fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// How much of a refusing receiver's answer an error keeps.
+const ANSWER_KEPT: usize = 1024;
+
 /// Sends through one webhook channel.
 #[derive(Clone, Debug)]
 pub(crate) struct WebhookSender {
@@ -148,14 +151,30 @@ impl WebhookSender {
             .send()
             .await;
         match resp {
-            Ok(r) => {
+            Ok(mut r) => {
                 let status = r.status();
                 if status.is_success() {
-                    Ok(())
-                } else if status.is_server_error() || status.as_u16() == 429 {
-                    Err(SendError::retryable(format!("HTTP {status}")))
+                    return Ok(());
+                }
+                // What the receiver said, for the dead letter: its first
+                // KiB, escaped (it is the receiver's text, not ours).
+                let mut said = Vec::new();
+                while said.len() < ANSWER_KEPT {
+                    match r.chunk().await {
+                        Ok(Some(c)) => said.extend_from_slice(&c),
+                        _ => break,
+                    }
+                }
+                said.truncate(ANSWER_KEPT);
+                let said = String::from_utf8_lossy(&said);
+                let msg = match said.trim() {
+                    "" => format!("HTTP {status}"),
+                    t => format!("HTTP {status}: {}", crate::text::escape(t)),
+                };
+                if status.is_server_error() || status.as_u16() == 429 {
+                    Err(SendError::retryable(msg))
                 } else {
-                    Err(SendError::permanent(format!("HTTP {status}")))
+                    Err(SendError::permanent(msg))
                 }
             }
             Err(e) => {

@@ -659,6 +659,9 @@ async fn secrets_never_reach_dead_letters_metrics_or_errors() {
         Some(HOOK_SECRET),
         Script {
             status: 403,
+            // A receiver that quotes what it got, the signature included,
+            // and answers with a control character.
+            answer: format!("token {HOOK_SECRET} refused\x1b[2J for this route"),
             ..Default::default()
         },
     );
@@ -680,7 +683,12 @@ async fn secrets_never_reach_dead_letters_metrics_or_errors() {
     );
     let dl = std::fs::read_to_string(state.path().join("dead-letter.ndjson")).unwrap();
     assert!(dl.contains("535 5.7.8 Authentication credentials invalid"));
-    assert!(dl.contains("HTTP 403 Forbidden"));
+    // The dead letter keeps the receiver's status and answer, escaped,
+    // its secret redacted.
+    assert!(
+        dl.contains(r"HTTP 403 Forbidden: token [redacted] refused\\u{1b}[2J for this route"),
+        "{dl}"
+    );
     h.shutdown().await;
     let mut everything = dl;
     everything.push_str(&m.render());

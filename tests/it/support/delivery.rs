@@ -258,6 +258,8 @@ pub struct Script {
     pub delay: Duration,
     /// The answer otherwise.
     pub status: u16,
+    /// The body of every answer.
+    pub answer: String,
 }
 
 impl Default for Script {
@@ -268,6 +270,7 @@ impl Default for Script {
             fail_until: None,
             delay: Duration::ZERO,
             status: 200,
+            answer: String::new(),
         }
     }
 }
@@ -468,18 +471,22 @@ async fn handle(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> axum::http::StatusCode {
+) -> (axum::http::StatusCode, String) {
     let at = unix_now();
-    let (status, delay) = {
+    let (status, delay, answer) = {
         let mut s = match st.script.lock() {
             Ok(s) => s,
-            Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Err(_) => return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new()),
         };
         let failing = s.fail_first > 0 || s.fail_until.is_some_and(|u| Instant::now() < u);
         if s.fail_first > 0 {
             s.fail_first -= 1;
         }
-        (if failing { s.fail_status } else { s.status }, s.delay)
+        (
+            if failing { s.fail_status } else { s.status },
+            s.delay,
+            s.answer.clone(),
+        )
     };
     let signature_ok = st.secret.as_ref().map(|secret| {
         headers
@@ -509,7 +516,10 @@ async fn handle(
     if let Ok(mut h) = st.hits.lock() {
         h.push(hit);
     }
-    axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
+    (
+        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK),
+        answer,
+    )
 }
 
 /// `[[channels.email]]` for a test SMTP server (plain SMTP on loopback);
