@@ -173,6 +173,8 @@ fn secret_vars(def: &ChannelDef) -> Vec<String> {
         ChannelDef::Webhook(c) => (c.secret_env.iter())
             .chain(c.headers_env.values())
             .chain(c.routing_key_env.iter())
+            .chain(c.basic_auth.iter().map(|(_, var)| var))
+            .chain(c.bearer_token_env.iter())
             .cloned()
             .collect(),
         ChannelDef::Action(_) => Vec::new(),

@@ -8,11 +8,14 @@
 //! `>`, so no field can mention `<!channel>` or plant a `<link|…>`; in
 //! Teams every markdown character. JSON escaping is serde's.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::Alert;
-use crate::config::WebhookFormat;
-use crate::event::Severity;
+use crate::alert::format_ts;
+use crate::config::{WebhookChannel, WebhookFormat};
+use crate::event::{Millis, Severity};
 
 /// Most alerts listed in one Slack message; the rest are counted.
 pub(crate) const SLACK_MAX_ALERTS: usize = 20;
@@ -21,9 +24,20 @@ pub(crate) const OCSF_VERSION: &str = "1.1.0";
 
 /// The bodies to POST for one group: one, or one per alert for PagerDuty.
 /// `routing_key` is PagerDuty's, read from its variable at send time.
-pub(crate) fn bodies(format: WebhookFormat, alerts: &[Alert], routing_key: &str) -> Vec<Vec<u8>> {
+pub(crate) fn bodies(
+    channel: &WebhookChannel,
+    alerts: &[Alert],
+    routing_key: &str,
+    now: Millis,
+) -> Vec<Vec<u8>> {
     let one = |v: Value| vec![serde_json::to_vec(&v).unwrap_or_default()];
-    match format {
+    match channel.format {
+        WebhookFormat::Alertmanager => one(Value::Array(
+            alerts
+                .iter()
+                .map(|a| alertmanager(a, &channel.resolve_after, now))
+                .collect(),
+        )),
         WebhookFormat::Mcpwatch => vec![super::webhook::body(alerts)],
         WebhookFormat::Slack => one(slack(alerts)),
         WebhookFormat::Teams => one(teams(alerts)),
@@ -255,6 +269,40 @@ fn ocsf(a: &Alert) -> Value {
     })
 }
 
+/// When an alert resolves by default, for a rule without a `realert`.
+pub(crate) const RESOLVE_AFTER_DEFAULT: Millis = 3_600_000;
+
+/// One alert as Alertmanager's `/api/v2/alerts` takes it: `labels`
+/// (`alertname` = rule, `severity`, the key fields by canonical name,
+/// `instance` = this host), string `annotations` (`summary`, `evidence`,
+/// `id`), `startsAt` = the alert's ts and `endsAt` = the later of that and
+/// now, plus the rule's resolve time, so an alert sent late does not
+/// arrive resolved.
+fn alertmanager(a: &Alert, resolve_after: &BTreeMap<String, Millis>, now: Millis) -> Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), json!(a.rule));
+    labels.insert("severity".into(), json!(a.severity.as_str()));
+    for (k, v) in &a.key {
+        labels.insert(k.clone(), json!(v));
+    }
+    labels.insert("instance".into(), json!(host_name()));
+    let resolve = resolve_after
+        .get(&a.rule)
+        .copied()
+        .unwrap_or(RESOLVE_AFTER_DEFAULT);
+    let ends = a.ts_millis().max(now).saturating_add(resolve);
+    json!({
+        "labels": labels,
+        "annotations": {
+            "summary": a.message,
+            "evidence": evidence_text(a),
+            "id": a.id,
+        },
+        "startsAt": a.ts,
+        "endsAt": format_ts(ends),
+    })
+}
+
 /// This host's name (PagerDuty's `source`), `"mcpwatch"` if unknown.
 pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -282,6 +330,13 @@ mod tests {
         a
     }
 
+    fn channel(format: WebhookFormat) -> WebhookChannel {
+        WebhookChannel {
+            format,
+            ..crate::alert::router::tests::webhook("w")
+        }
+    }
+
     fn parse(bytes: &[u8]) -> Value {
         serde_json::from_slice(bytes).unwrap()
     }
@@ -293,7 +348,7 @@ mod tests {
             .collect();
         alerts.push(hostile());
         alerts.push(alert("disabled_tool", Severity::Critical, "crit"));
-        let v = parse(&bodies(WebhookFormat::Slack, &alerts, "")[0]);
+        let v = parse(&bodies(&channel(WebhookFormat::Slack), &alerts, "", 0)[0]);
         assert!(
             v["text"]
                 .as_str()
@@ -311,7 +366,7 @@ mod tests {
         );
         assert_eq!(blocks[20]["elements"][0]["text"], "+7 more");
 
-        let v = parse(&bodies(WebhookFormat::Slack, &[hostile()], "")[0]);
+        let v = parse(&bodies(&channel(WebhookFormat::Slack), &[hostile()], "", 0)[0]);
         let all = v.to_string();
         assert!(!all.contains("<!channel>") && !all.contains("<!here>"));
         assert!(!all.contains("<http://e.vil|click>"));
@@ -321,7 +376,7 @@ mod tests {
 
     #[test]
     fn teams_sends_an_adaptive_card_with_markdown_escaped() {
-        let v = parse(&bodies(WebhookFormat::Teams, &[hostile()], "")[0]);
+        let v = parse(&bodies(&channel(WebhookFormat::Teams), &[hostile()], "", 0)[0]);
         assert_eq!(v["type"], "message");
         let att = &v["attachments"][0];
         assert_eq!(
@@ -347,7 +402,7 @@ mod tests {
             alert("approval_bypass", Severity::High, "a1"),
             alert("unusual_hours", Severity::Low, "a2"),
         ];
-        let b = bodies(WebhookFormat::Pagerduty, &alerts, "R0UT1NG");
+        let b = bodies(&channel(WebhookFormat::Pagerduty), &alerts, "R0UT1NG", 0);
         assert_eq!(b.len(), 2);
         let v = parse(&b[0]);
         assert_eq!(v["routing_key"], "R0UT1NG");
@@ -368,7 +423,14 @@ mod tests {
     #[test]
     fn ocsf_findings_carry_the_detection_finding_identity() {
         let a = alert("error_spike", Severity::Medium, "f1");
-        let v = parse(&bodies(WebhookFormat::Ocsf, std::slice::from_ref(&a), "")[0]);
+        let v = parse(
+            &bodies(
+                &channel(WebhookFormat::Ocsf),
+                std::slice::from_ref(&a),
+                "",
+                0,
+            )[0],
+        );
         let f = &v[0];
         assert_eq!(
             (

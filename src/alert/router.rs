@@ -70,7 +70,26 @@ pub struct DeliveryConfig {
 /// Everything delivery needs, taken from the whole configuration.
 impl From<&Config> for DeliveryConfig {
     fn from(config: &Config) -> DeliveryConfig {
-        Self::from_parts(&config.settings, &config.security)
+        let mut d = Self::from_parts(&config.settings, &config.security);
+        // Alertmanager's endsAt: the channel's resolve_after, else each
+        // rule's realert, else an hour.
+        for w in &mut d.webhook {
+            if w.format != crate::config::WebhookFormat::Alertmanager {
+                continue;
+            }
+            let own = w.resolve_after.get("*").copied();
+            w.resolve_after = RuleName::ALL
+                .iter()
+                .map(|r| {
+                    let realert = config.rules.get(*r).realert;
+                    let after = own
+                        .or(realert)
+                        .unwrap_or(super::formats::RESOLVE_AFTER_DEFAULT);
+                    (r.as_str().to_string(), after)
+                })
+                .collect();
+        }
+        d
     }
 }
 
@@ -196,6 +215,9 @@ impl Router {
                 format: crate::config::WebhookFormat::Mcpwatch,
                 headers_env: BTreeMap::new(),
                 routing_key_env: None,
+                basic_auth: None,
+                bearer_token_env: None,
+                resolve_after: Default::default(),
             }));
             escalation.push(ESCALATION_WEBHOOK.to_string());
         }
@@ -374,6 +396,9 @@ pub(crate) mod tests {
             format: crate::config::WebhookFormat::Mcpwatch,
             headers_env: BTreeMap::new(),
             routing_key_env: None,
+            basic_auth: None,
+            bearer_token_env: None,
+            resolve_after: Default::default(),
         }
     }
 

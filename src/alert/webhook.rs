@@ -86,7 +86,7 @@ impl WebhookSender {
             Some(var) => env_value(var)?,
             None => String::new(),
         };
-        let bodies = super::formats::bodies(self.cfg.format, alerts, &routing_key);
+        let bodies = super::formats::bodies(&self.cfg, alerts, &routing_key, now_secs * 1000);
         let per_alert = self.cfg.format == WebhookFormat::Pagerduty;
         for (i, body) in bodies.into_iter().enumerate() {
             let key = match (per_alert, alerts.get(i)) {
@@ -109,7 +109,21 @@ impl WebhookSender {
             .iter()
             .map(|(k, var)| Ok((k, env_value(var)?)));
         let plain = self.cfg.headers.iter().map(|(k, v)| Ok((k, v.clone())));
-        for pair in plain.chain(from_env) {
+        let authorization = "Authorization".to_string();
+        let auth = match (&self.cfg.basic_auth, &self.cfg.bearer_token_env) {
+            (Some((user, var)), _) => {
+                use base64::Engine as _;
+                let pass = env_value(var)?;
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                Some(Ok((&authorization, format!("Basic {token}"))))
+            }
+            (None, Some(var)) => {
+                Some(env_value(var).map(|t| (&authorization, format!("Bearer {t}"))))
+            }
+            (None, None) => None,
+        };
+        for pair in plain.chain(from_env).chain(auth) {
             let (k, v): (&String, String) = pair?;
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| SendError::permanent(format!("invalid header name {k:?}")))?;

@@ -6,6 +6,7 @@
 //! them all at once.
 
 mod actions;
+mod channels;
 mod rule_name;
 mod rules;
 mod security;
@@ -476,6 +477,12 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
                 w.routing_key_env
                     .iter()
                     .map(|v| ("routing_key_env".to_string(), v)),
+            )
+            .chain((w.basic_auth.iter().map(|(_, v)| v)).map(|v| ("password_env".to_string(), v)))
+            .chain(
+                w.bearer_token_env
+                    .iter()
+                    .map(|v| ("bearer_token_env".to_string(), v)),
             );
         for (what, var) in named {
             if let Some(v) = unset(&Some(var.clone())) {

@@ -3,13 +3,13 @@
 //! a key that looks like an inline secret is refused (without echoing its
 //! value) and the operator is told to name an environment variable.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::tree::{Ctx, Entry, Node, Pos, Val, join, one_of};
 use super::{
     DeliverySettings, EmailChannel, InputSettings, LogFormat, RotationSettings, Route, RuleName,
-    Settings, TlsMode, WebhookChannel, WebhookFormat, parse_addr,
+    Settings, TlsMode, parse_addr,
 };
 use crate::event::Severity;
 
@@ -73,16 +73,6 @@ const EMAIL: [&str; 10] = [
     "to",
     "max_per_hour",
 ];
-const WEBHOOK: [&str; 8] = [
-    "name",
-    "url",
-    "secret_env",
-    "timeout",
-    "headers",
-    "format",
-    "headers_env",
-    "routing_key_env",
-];
 const ROUTE: [&str; 4] = ["channels", "min_severity", "rules", "group_wait"];
 const ROTATION: [&str; 6] = [
     "max_size",
@@ -93,7 +83,7 @@ const ROTATION: [&str; 6] = [
     "create",
 ];
 /// Headers mcpwatch sets itself; a configured one would forge or break them.
-const RESERVED_HEADERS: [&str; 4] = [
+pub(super) const RESERVED_HEADERS: [&str; 4] = [
     "content-type",
     "content-length",
     "idempotency-key",
@@ -142,6 +132,9 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
     };
     keys(cx, entries, "", &TOP);
     let mut routes_node = None;
+    // `[[channels.alertmanager]]` names and the queue (webhook channel) of
+    // each of their URLs.
+    let mut expanded: Vec<(String, Vec<String>)> = Vec::new();
     let mut actions_node = None;
     for e in entries {
         let (f, v) = (e.key.as_str(), &e.val);
@@ -206,7 +199,7 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
             }
             "channels" => {
                 if let Some(t) = cx.obj(v, f) {
-                    keys(cx, t, f, &["email", "webhook"]);
+                    keys(cx, t, f, &["email", "webhook", "alertmanager"]);
                     for e in t {
                         let field = format!("channels.{}", e.key);
                         match e.key.as_str() {
@@ -219,8 +212,24 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
                             }
                             "webhook" => {
                                 for (i, c) in tables(cx, &e.val, &field) {
-                                    if let Some(ch) = webhook(cx, c, &format!("{field}[{i}]")) {
+                                    if let Some(ch) =
+                                        super::channels::webhook(cx, c, &format!("{field}[{i}]"))
+                                    {
                                         s.webhook.push(ch);
+                                    }
+                                }
+                            }
+                            "alertmanager" => {
+                                for (i, c) in tables(cx, &e.val, &field) {
+                                    let p = format!("{field}[{i}]");
+                                    if let Some((name, targets)) =
+                                        super::channels::alertmanager(cx, c, &p)
+                                    {
+                                        expanded.push((
+                                            name,
+                                            targets.iter().map(|t| t.name.clone()).collect(),
+                                        ));
+                                        s.webhook.extend(targets);
                                     }
                                 }
                             }
@@ -268,7 +277,14 @@ pub(crate) fn check_settings(root: &Node, cx: &mut Ctx) -> Settings {
             _ => HashSet::new(),
         };
         for (i, r) in tables(cx, v, "routes") {
-            if let Some(route) = route(cx, r, &format!("routes[{i}]"), &names, &actions) {
+            if let Some(mut route) = route(cx, r, &format!("routes[{i}]"), &names, &actions) {
+                // An Alertmanager channel is one outbox queue per URL.
+                route.channels = (route.channels.into_iter())
+                    .flat_map(|c| match expanded.iter().find(|(n, _)| *n == c) {
+                        Some((_, targets)) => targets.clone(),
+                        None => vec![c],
+                    })
+                    .collect();
                 s.routes.push(route);
             }
         }
@@ -282,7 +298,7 @@ fn channel_names(root: &Node) -> Vec<(String, Pos, String)> {
     let Some(ch) = root.get("channels") else {
         return out;
     };
-    for kind in ["email", "webhook"] {
+    for kind in ["email", "webhook", "alertmanager"] {
         if let Some(Val::Arr(items)) = ch.val.get(kind).map(|e| &e.val.val) {
             for (i, t) in items.iter().enumerate() {
                 if let Some(Entry {
@@ -352,7 +368,7 @@ pub(super) fn nonempty_str(cx: &mut Ctx, n: &Node, field: &str, what: &str) -> O
     Some(s.to_string())
 }
 
-fn env_name(cx: &mut Ctx, n: &Node, field: &str) -> Option<String> {
+pub(super) fn env_name(cx: &mut Ctx, n: &Node, field: &str) -> Option<String> {
     const WHAT: &str = "the name of an environment variable such as \"MCPWATCH_SMTP_PASSWORD\"";
     let s = cx.str_(n, field, WHAT)?;
     let valid = s
@@ -476,134 +492,6 @@ fn address(cx: &mut Ctx, n: &Node, field: &str) -> Option<String> {
         cx.err(n.pos, field, format!("{s:?} is not an email address"));
         None
     }
-}
-
-fn webhook(cx: &mut Ctx, t: &[Entry], p: &str) -> Option<WebhookChannel> {
-    keys(cx, t, p, &WEBHOOK);
-    let before = cx.errors.len();
-    let f = |k: &str| format!("{p}.{k}");
-    let name = required(cx, t, p, "name", "a channel name")
-        .and_then(|n| nonempty_str(cx, n, &f("name"), "a channel name"));
-    let url = required(cx, t, p, "url", "an http:// or https:// URL").and_then(|n| {
-        let s = cx.str_(n, &f("url"), "an http:// or https:// URL")?;
-        if super::security::is_http_url(s) {
-            Some(s.to_string())
-        } else {
-            cx.err(
-                n.pos,
-                &f("url"),
-                format!("{s:?} is not a URL; expected http://... or https://..."),
-            );
-            None
-        }
-    });
-    let secret_env = get(t, "secret_env").and_then(|n| env_name(cx, n, &f("secret_env")));
-    let timeout = get(t, "timeout").map_or(Some(10_000), |n| cx.duration(n, &f("timeout"), 1));
-    // Whether a header name may be set by the file; errors say why not.
-    let header_ok = |cx: &mut Ctx, e: &Entry, field: &str| {
-        let name_ok = !e.key.is_empty()
-            && e.key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !name_ok {
-            cx.err(
-                e.key_pos,
-                field,
-                "not a valid HTTP header name (letters, digits and -)",
-            );
-        } else if RESERVED_HEADERS.contains(&e.key.to_ascii_lowercase().as_str()) {
-            cx.err(
-                e.key_pos,
-                field,
-                format!(
-                    "mcpwatch sets this header itself; expected a header other than {}",
-                    one_of(&[
-                        "Content-Type",
-                        "Content-Length",
-                        "Idempotency-Key",
-                        "Mcpwatch-Signature"
-                    ])
-                ),
-            );
-        }
-        name_ok && !RESERVED_HEADERS.contains(&e.key.to_ascii_lowercase().as_str())
-    };
-    let mut headers = BTreeMap::new();
-    if let Some(n) = get(t, "headers")
-        && let Some(h) = cx.obj(n, &f("headers"))
-    {
-        for e in h {
-            let field = format!("{p}.headers.{}", e.key);
-            if !header_ok(cx, e, &field) {
-            } else if let Some(v) = cx.str_(&e.val, &field, "a string") {
-                if v.chars().any(|c| c.is_control()) {
-                    cx.err(
-                        e.val.pos,
-                        &field,
-                        "header values must not contain control characters",
-                    );
-                } else {
-                    headers.insert(e.key.clone(), v.to_string());
-                }
-            }
-        }
-    }
-    let mut headers_env = BTreeMap::new();
-    if let Some(n) = get(t, "headers_env")
-        && let Some(h) = cx.obj(n, &f("headers_env"))
-    {
-        for e in h {
-            let field = format!("{p}.headers_env.{}", e.key);
-            if header_ok(cx, e, &field)
-                && let Some(var) = env_name(cx, &e.val, &field)
-            {
-                headers_env.insert(e.key.clone(), var);
-            }
-        }
-    }
-    let names: Vec<&str> = WebhookFormat::ALL.iter().map(|(n, _)| *n).collect();
-    let format = match get(t, "format") {
-        None => Some(WebhookFormat::Mcpwatch),
-        Some(n) => cx.str_(n, &f("format"), &one_of(&names)).and_then(|s| {
-            let found = WebhookFormat::ALL
-                .iter()
-                .find(|(n, _)| *n == s)
-                .map(|(_, v)| *v);
-            if found.is_none() {
-                cx.err(
-                    n.pos,
-                    &f("format"),
-                    format!("unknown format {s:?}; expected {}", one_of(&names)),
-                );
-            }
-            found
-        }),
-    };
-    let routing_key_env =
-        get(t, "routing_key_env").and_then(|n| env_name(cx, n, &f("routing_key_env")));
-    if format == Some(WebhookFormat::Pagerduty) && routing_key_env.is_none() {
-        let pos = get(t, "format").map(|n| n.pos);
-        if let Some(pos) = pos {
-            cx.err(
-                pos,
-                &f("routing_key_env"),
-                "format \"pagerduty\" needs routing_key_env: the name of the variable holding the integration's routing key",
-            );
-        }
-    }
-    if cx.errors.len() > before {
-        return None;
-    }
-    Some(WebhookChannel {
-        name: name?,
-        url: url?,
-        secret_env,
-        timeout: timeout?,
-        headers,
-        format: format?,
-        headers_env,
-        routing_key_env,
-    })
 }
 
 fn route(

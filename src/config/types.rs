@@ -346,6 +346,15 @@ pub struct WebhookChannel {
     pub headers_env: BTreeMap<String, String>,
     /// `format = "pagerduty"`: the variable holding the routing key.
     pub routing_key_env: Option<String>,
+    /// `[[channels.alertmanager]]`: `Authorization` from a user and the
+    /// variable holding the password (Basic), or from the variable holding
+    /// a bearer token.
+    pub basic_auth: Option<(String, String)>,
+    pub bearer_token_env: Option<String>,
+    /// `[[channels.alertmanager]]`: how long after it is sent an alert
+    /// resolves, per rule (the rule's `realert`, else 1 h, unless the
+    /// channel sets `resolve_after`); filled in when delivery starts.
+    pub resolve_after: BTreeMap<String, Millis>,
 }
 
 /// What a webhook's body looks like.
@@ -360,6 +369,8 @@ pub enum WebhookFormat {
     Pagerduty,
     /// An array of OCSF Detection Findings.
     Ocsf,
+    /// Alertmanager's `/api/v2/alerts` (from `[[channels.alertmanager]]`).
+    Alertmanager,
 }
 
 impl WebhookFormat {

@@ -386,3 +386,36 @@ fn the_seed_limits_that_switch_rules_on_are_checked_at_their_place() {
         ]
     );
 }
+
+#[test]
+fn alertmanager_channels_are_checked_and_one_per_url_takes_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[channels.alertmanager]]\nname = \"am\"\nurls = [\"am-1:9093\"]\nbasic_auth_user = \"ops\"\nresolve_after = \"soon\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--settings", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        "bad.toml:3:9: channels.alertmanager[0].urls[0]: \"am-1:9093\" is not a URL",
+        "bad.toml:5:17: channels.alertmanager[0].resolve_after: ",
+        "bad.toml:4:19: channels.alertmanager[0].basic_auth_user: basic_auth_user and password_env go together",
+    ] {
+        assert!(err.contains(want), "{want} in\n{err}");
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[channels.alertmanager]]\nname = \"am\"\nurls = [\"http://am-1:9093\", \"http://am-2:9093/\"]\n\n\
+         [[routes]]\nchannels = [\"am\"]\nrules = [\"disabled_tool\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--settings", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("critical alerts of disabled_tool go to: am[0], am[1]"),
+        "{out}"
+    );
+}

@@ -46,6 +46,9 @@ fn cfg(url: &str) -> DeliveryConfig {
             format: mcpwatch::config::WebhookFormat::Mcpwatch,
             headers_env: BTreeMap::new(),
             routing_key_env: None,
+            basic_auth: None,
+            bearer_token_env: None,
+            resolve_after: Default::default(),
         }],
         routes: vec![Route {
             channels: vec!["siem".to_string()],

@@ -20,6 +20,7 @@
 mod support;
 
 mod actions;
+mod alertmanager;
 mod bad_luck;
 mod check;
 mod delivery;

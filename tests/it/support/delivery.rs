@@ -607,5 +607,8 @@ pub fn webhook_channel(name: &str, url: &str, timeout_ms: i64) -> mcpwatch::conf
         format: mcpwatch::config::WebhookFormat::Mcpwatch,
         headers_env: Default::default(),
         routing_key_env: None,
+        basic_auth: None,
+        bearer_token_env: None,
+        resolve_after: Default::default(),
     }
 }
