@@ -305,6 +305,12 @@ fn alertmanager(a: &Alert, resolve_after: &BTreeMap<String, Millis>, now: Millis
 
 /// This host's name (PagerDuty's `source`), `"mcpwatch"` if unknown.
 pub(crate) fn host_name() -> String {
+    // Asked once: every PagerDuty and Alertmanager alert carries it.
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(read_host_name).clone()
+}
+
+fn read_host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into the buffer.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -120,6 +120,27 @@ fn start(p: &Project, env: &[(String, String)]) -> crate::support::daemon::Daemo
     p.start_with_env(&[], &env)
 }
 
+/// A project whose one disabled-tool alert has started the action, which
+/// now waits for `gate` to exist: (project, gate, environment, daemon).
+fn run_held_by_its_gate() -> (
+    Project,
+    PathBuf,
+    Vec<(String, String)>,
+    crate::support::daemon::Daemon,
+) {
+    let p = project(true, "");
+    let gate = p.path().join("gate");
+    p.append("tool-usage.log", &[disabled_call(BASE, "u-1", "gmail", 1)]);
+    let env = env_for(&p, Some(&gate));
+    let d = start(&p, &env);
+    assert!(
+        wait_until(Duration::from_secs(20), || runs(&p).len() == 1),
+        "the action started: {}",
+        d.stderr()
+    );
+    (p, gate, env, d)
+}
+
 fn alerts_of(p: &Project, rule: &str) -> Vec<serde_json::Value> {
     p.alerts()
         .into_iter()
@@ -186,16 +207,7 @@ fn action_runs_once_per_qualifying_alert_with_fields_in_env_and_never_injects() 
 
 #[test]
 fn action_interrupted_by_kill_9_runs_again_after_restart() {
-    let p = project(true, "");
-    let gate = p.path().join("gate");
-    p.append("tool-usage.log", &[disabled_call(BASE, "u-1", "gmail", 1)]);
-    let env = env_for(&p, Some(&gate));
-    let d = start(&p, &env);
-    assert!(
-        wait_until(Duration::from_secs(20), || runs(&p).len() == 1),
-        "the action started: {}",
-        d.stderr()
-    );
+    let (p, gate, env, d) = run_held_by_its_gate();
     let id = runs(&p)[0]["id"].clone();
     d.kill9();
     // The orphaned first run may finish now; the outbox never heard of it.
@@ -407,16 +419,7 @@ fn test_alert_runs_an_action_only_when_named() {
 
 #[test]
 fn pending_run_is_dead_lettered_when_restarted_with_actions_off() {
-    let p = project(true, "");
-    let gate = p.path().join("gate");
-    p.append("tool-usage.log", &[disabled_call(BASE, "u-1", "gmail", 1)]);
-    let env = env_for(&p, Some(&gate));
-    let d = start(&p, &env);
-    assert!(
-        wait_until(Duration::from_secs(20), || runs(&p).len() == 1),
-        "the action started: {}",
-        d.stderr()
-    );
+    let (p, gate, env, d) = run_held_by_its_gate();
     d.kill9();
     std::fs::write(&gate, "").unwrap();
     std::fs::write(p.path().join("security-config.json"), policy(false)).unwrap();
