@@ -28,7 +28,7 @@ pub(crate) struct RunArgs {
     pub read_limit: u64,
 }
 
-fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let ms = mcpwatch::config::parse_duration(s)?;
     if ms <= 0 {
         return Err("must be more than 0".into());
@@ -64,6 +64,7 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         sources: Some(super::sources(common, args.dir.as_deref())),
         state_dir_flag: args.state_dir.clone(),
         metrics_addr_flag: metrics_flag,
+        nats: None,
     };
     match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),

@@ -42,6 +42,7 @@ use crate::rotate::{DaemonConsumption, RotateOptions, Rotator};
 use crate::state::writer::{CheckpointWrite, CheckpointWriter};
 use crate::state::{self, CheckpointDoc, StateLock};
 
+mod forward;
 mod gate;
 mod live;
 mod open;
@@ -89,6 +90,34 @@ pub struct RunOptions {
     /// they win over what a reloaded configuration says.
     pub state_dir_flag: Option<PathBuf>,
     pub metrics_addr_flag: Option<Option<SocketAddr>>,
+    /// `forward --nats` or `run --input nats://…` (SPEC §10); `None`: the
+    /// audit directory is the input.
+    pub nats: Option<NatsOptions>,
+}
+
+/// Where the audit lines go (`forward`) or come from (`run --input`) on
+/// NATS JetStream (SPEC §10).
+#[derive(Clone, Debug)]
+pub struct NatsOptions {
+    /// Server URLs, comma-separated; may carry credentials (never shown).
+    pub url: String,
+    pub stream: String,
+    /// Copies of the stream when `forward` creates it.
+    pub replicas: usize,
+    /// How long an unreachable NATS is retried at start before exit 1.
+    pub connect_timeout: Duration,
+    /// This host's name in `Nats-Msg-Id` and `Mcpwatch-Host` (`forward`).
+    pub host: String,
+    /// The stream's duplicate window when `forward` creates it.
+    pub duplicate_window: Duration,
+    /// How long `run` holds events back to put them in ts order.
+    pub allowed_lateness: Duration,
+    /// The durable consumer `run` reads through.
+    pub consumer: String,
+    /// The forwarder's role (`mcpwatch forward`): tail the audit directory
+    /// and publish its lines, no detection; otherwise `run` reads the
+    /// stream and detects.
+    pub forward: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +134,16 @@ pub enum RunError {
     Delivery(String),
     #[error("alert log {0}")]
     AlertLog(#[from] AlertLogError),
+    #[error("NATS: {0}")]
+    Nats(String),
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. Blocks the calling thread.
+/// Runs the daemon until SIGTERM/SIGINT (or the forwarder, when
+/// [`NatsOptions::forward`] says so). Blocks the calling thread.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
+    if opts.nats.as_ref().is_some_and(|n| n.forward) {
+        return forward::run(opts);
+    }
     let _lock = StateLock::acquire(&opts.state_dir)?;
     let metrics = Arc::new(Metrics::new());
     crate::metrics::server::describe_daemon(&metrics);
@@ -129,23 +164,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
 
-    if let Some(addr) = opts.metrics_addr {
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| RunError::Metrics(addr, e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| RunError::Metrics(addr, e))?;
-        tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
-        let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
-        let (m, h) = (metrics.clone(), health.clone());
-        runtime.spawn(async move {
-            if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
-                tracing::error!("metrics endpoint stopped: {e}");
-            }
-        });
-    }
+    serve_metrics(&runtime, &opts, &metrics, &health)?;
 
     // Every series whose labels are known now exists from the start (at 0).
     Rotator::describe_metrics(&metrics);
@@ -278,6 +297,35 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         ));
     }
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` on `opts.metrics_addr` (if any) and
+/// writes the address bound to `<state_dir>/metrics.addr`.
+fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    opts: &RunOptions,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+) -> Result<(), RunError> {
+    let Some(addr) = opts.metrics_addr else {
+        return Ok(());
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| RunError::Metrics(addr, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| RunError::Metrics(addr, e))?;
+    tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
+    let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
+    let (m, h) = (metrics.clone(), health.clone());
+    runtime.spawn(async move {
+        if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
+            tracing::error!("metrics endpoint stopped: {e}");
+        }
+    });
     Ok(())
 }
 

@@ -30,7 +30,7 @@ pub struct FilePosition {
     pub name: String,
     pub dev: u64,
     pub ino: u64,
-    /// FNV-1a 64 hash ([`crate::ingest::tail::fnv1a`]) of the file's first
+    /// FNV-1a 64 hash of the file's first
     /// `head_len` bytes. `head_len` grows with the file up to
     /// [`crate::ingest::tail::HEAD_BYTES`]; while it is 0 (empty file)
     /// identity rests on dev + inode alone.
