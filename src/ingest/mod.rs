@@ -13,9 +13,7 @@ pub(crate) mod frame;
 pub mod input;
 pub mod lines;
 pub mod merge;
-#[allow(dead_code)] // `run --input nats://…` takes up the rest next.
 pub(crate) mod nats;
 pub mod parse;
-#[allow(dead_code)] // `run --input nats://…` takes it up next.
 pub(crate) mod reorder;
 pub mod tail;

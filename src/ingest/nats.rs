@@ -9,16 +9,11 @@ use async_nats::jetstream::stream;
 
 use crate::event::Kind;
 
-/// The stream `forward` creates and `run` reads by default.
-pub(crate) const DEFAULT_STREAM: &str = "MCPWATCH_AUDIT";
 /// Subjects are `mcpwatch.audit.<kind>` (`tool_call`, `approval`, `error`).
 pub(crate) const SUBJECT_PREFIX: &str = "mcpwatch.audit.";
 pub(crate) const HEADER_HOST: &str = "Mcpwatch-Host";
 pub(crate) const HEADER_FILE: &str = "Mcpwatch-File";
 pub(crate) const HEADER_LINE: &str = "Mcpwatch-Line";
-/// The stream's duplicate window (SPEC §10): a line sent again by a
-/// forwarder restarted within it is dropped by the stream itself.
-pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long the stream keeps messages (SPEC §10: `max_age`, 7 days).
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -190,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_stream_is_file_stored_with_a_two_minute_duplicate_window() {
-        let c = stream_config(DEFAULT_STREAM, 3, DUPLICATE_WINDOW);
+        let c = stream_config("MCPWATCH_AUDIT", 3, Duration::from_secs(120));
         assert_eq!(c.name, "MCPWATCH_AUDIT");
         assert_eq!(c.subjects, vec!["mcpwatch.audit.*".to_string()]);
         assert_eq!(c.storage, stream::StorageType::File);

@@ -4,8 +4,10 @@
 //! passed it by `allowed_lateness`, then handed out in ts order (ties by
 //! host, then file, then line; files of one host in `scan`'s kind order, so
 //! one host's lines come out exactly as `scan` merges them). While nothing
-//! arrives for `allowed_lateness`, the clock alone decides. An event older
-//! than one already handed out is handed out at once and counted late.
+//! arrives (for [`IDLE`], or the lateness if shorter), the clock alone
+//! decides: the last events before a pause do not wait for the next one.
+//! An event older than one already handed out is handed out at once and
+//! counted late.
 //!
 //! Pure: the clock is an argument, nothing here reads it.
 
@@ -14,6 +16,9 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::event::{Kind, Millis};
+
+/// Wall time without an arrival after which the stream counts as idle.
+pub(crate) const IDLE: Millis = 1_000;
 
 /// Where an event sorts among events of equal ts.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,7 +102,7 @@ impl<T> Reorder<T> {
     fn bound(&self, now: Millis) -> Millis {
         let idle = self
             .last_arrival
-            .is_none_or(|t| now.saturating_sub(t) >= self.lateness);
+            .is_none_or(|t| now.saturating_sub(t) >= self.lateness.min(IDLE));
         let seen = if idle { now } else { self.max_ts.min(now) };
         seen.saturating_sub(self.lateness)
     }
@@ -115,6 +120,7 @@ impl<T> Reorder<T> {
     }
 
     /// Events held now.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -185,12 +191,17 @@ mod tests {
         assert!(drain(&mut r, NOW + 3_999).is_empty());
         assert_eq!(drain(&mut r, NOW + 4_000), vec!["a1"]);
         // History replayed: its highest ts holds the last 5 s of it back
-        // until the stream has been idle for 5 s.
+        // until the stream has been idle for a second.
         let mut h = Reorder::new(5_000);
         h.push(10, tie("a", Kind::ToolCall, 2), "old-2", NOW);
         h.push(5, tie("a", Kind::ToolCall, 1), "old-1", NOW);
-        assert!(drain(&mut h, NOW + 4_999).is_empty());
-        assert_eq!(drain(&mut h, NOW + 5_000), vec!["old-1", "old-2"]);
+        assert!(drain(&mut h, NOW + 999).is_empty());
+        assert_eq!(drain(&mut h, NOW + 1_000), vec!["old-1", "old-2"]);
+        // A lateness shorter than a second is its own idle time.
+        let mut z = Reorder::new(200);
+        z.push(10, tie("a", Kind::ToolCall, 1), "z", NOW);
+        assert!(drain(&mut z, NOW + 199).is_empty());
+        assert_eq!(drain(&mut z, NOW + 200), vec!["z"]);
     }
 
     #[test]

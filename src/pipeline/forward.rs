@@ -71,7 +71,7 @@ pub(super) fn run(opts: RunOptions) -> Result<(), RunError> {
         .thread_name("mcpwatch-io")
         .build()
         .map_err(|e| RunError::Io("tokio runtime".into(), e))?;
-    super::serve_metrics(&runtime, &opts, &metrics, &Arc::default())?;
+    super::service::serve_metrics(&runtime, &opts, &metrics, &Arc::default())?;
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(super::WAKE_QUEUE);
     runtime.spawn(wait_for_signals(wake_tx.clone()));
 

@@ -48,6 +48,7 @@ mod live;
 mod open;
 mod reload;
 mod service;
+mod stream;
 mod wake;
 
 use gate::BypassGate;
@@ -164,7 +165,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
 
-    serve_metrics(&runtime, &opts, &metrics, &health)?;
+    service::serve_metrics(&runtime, &opts, &metrics, &health)?;
 
     // Every series whose labels are known now exists from the start (at 0).
     Rotator::describe_metrics(&metrics);
@@ -192,6 +193,18 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     };
 
     let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
+    if let Some(n) = &opts.nats {
+        let saved = CheckpointDoc::load(&opts.state_dir)
+            .ok()
+            .flatten()
+            .and_then(|d| d.stream);
+        daemon.stream = Some(stream::StreamSource::start(
+            &runtime,
+            n,
+            saved,
+            wake_tx.clone(),
+        )?);
+    }
     let _watcher = watch(&opts.dir, wake_tx.clone());
     for w in &opts.config.warnings {
         tracing::warn!("{w}");
@@ -207,8 +220,18 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut running = opts.clone();
     let rotate_every = opts.rotate_every;
     let mut last_rotate = Instant::now();
+    // The stream gone (SPEC §10): stop as on SIGTERM, checkpoint, then fail.
+    let mut fatal = None;
     'serve: loop {
-        let more = daemon.cycle()?;
+        let more = match daemon.cycle() {
+            Ok(more) => more,
+            Err(e @ RunError::Nats(_)) => {
+                tracing::error!("{e}");
+                fatal = Some(e);
+                break 'serve;
+            }
+            Err(e) => return Err(e),
+        };
         daemon.maybe_checkpoint(false)?;
         if last_rotate.elapsed() >= rotate_every {
             last_rotate = Instant::now();
@@ -262,7 +285,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     // whatever the size of the detector state.
     let stop_by = Instant::now() + SHUTDOWN_BUDGET;
     let drain_until = Instant::now() + Duration::from_secs(3);
-    while daemon.cycle()? && Instant::now() < drain_until {}
+    while fatal.is_none() && daemon.cycle()? && Instant::now() < drain_until {}
     daemon
         .writer
         .wait_idle(stop_by.saturating_duration_since(Instant::now()));
@@ -296,36 +319,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             "the state directory could not be written at shutdown; the lines after the last checkpoint will be read again".into(),
         ));
     }
+    if let Some(e) = fatal {
+        return Err(e);
+    }
     tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-/// Serves `/metrics` and `/healthz` on `opts.metrics_addr` (if any) and
-/// writes the address bound to `<state_dir>/metrics.addr`.
-fn serve_metrics(
-    runtime: &tokio::runtime::Runtime,
-    opts: &RunOptions,
-    metrics: &Arc<Metrics>,
-    health: &Arc<Health>,
-) -> Result<(), RunError> {
-    let Some(addr) = opts.metrics_addr else {
-        return Ok(());
-    };
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| RunError::Metrics(addr, e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| RunError::Metrics(addr, e))?;
-    tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
-    let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
-    let (m, h) = (metrics.clone(), health.clone());
-    runtime.spawn(async move {
-        if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
-            tracing::error!("metrics endpoint stopped: {e}");
-        }
-    });
     Ok(())
 }
 
@@ -369,12 +366,17 @@ struct Daemon {
     held_queued: bool,
     /// Rotation settings a reload brought, for the next pass.
     next_rotation: Option<RotateOptions>,
+    /// The audit stream, when it is the input instead of the directory.
+    stream: Option<stream::StreamSource>,
 }
 
 impl Daemon {
     /// One cycle: read every file to its end, detect in ts order, emit.
     /// Returns true when a read limit left more to read.
     fn cycle(&mut self) -> Result<bool, RunError> {
+        if self.stream.is_some() {
+            return self.stream_cycle();
+        }
         if !self.state_writable() {
             return Ok(false);
         }
@@ -707,6 +709,7 @@ impl Daemon {
             engine: None,
             engine_file: Some(engine_file.clone()),
             alerts_log: Some(alerts_pos),
+            stream: self.stream.as_mut().map(|s| s.checkpoint()),
         })
         .map_err(|e| RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string()))?;
         self.checkpoint_cost = started.elapsed();

@@ -100,6 +100,31 @@ pub(crate) struct CheckpointDoc {
     pub(crate) engine_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) alerts_log: Option<AlertLogPos>,
+    /// The audit stream's position (`run --input nats://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stream: Option<StreamCheckpoint>,
+}
+
+/// The audit stream's part of the checkpoint (`run --input nats://…`,
+/// SPEC §10): see `pipeline::stream`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StreamCheckpoint {
+    pub(crate) stream: String,
+    /// Last stream sequence taken.
+    pub(crate) seq: u64,
+    /// Sequences taken but still held for reordering, as inclusive ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) held: Vec<(u64, u64)>,
+    /// Highest offset taken per host and file identity.
+    #[serde(default)]
+    pub(crate) highest: Vec<Highest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Highest {
+    pub(crate) host: String,
+    pub(crate) file: String,
+    pub(crate) offset: u64,
 }
 
 /// Where `alerts.log` ended when the checkpoint was written.

@@ -490,3 +490,450 @@ fn a_nats_that_comes_up_within_the_connect_timeout_is_used() {
     );
     assert!(f.stop().success());
 }
+
+// ---- run --input nats://… ----
+
+use crate::support::daemon::Daemon;
+
+/// The bundled example's project files copied into `p` (logs and policy).
+fn copy_example(p: &Project) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    std::fs::copy(
+        example.join("security-config.json"),
+        p.path().join("security-config.json"),
+    )
+    .unwrap();
+    for f in ["tool-usage.log", "approvals.log", "errors.log"] {
+        std::fs::copy(example.join(".elevenlabs/audit").join(f), p.log(f)).unwrap();
+    }
+}
+
+/// `scan`'s alerts over a project's logs (ndjson), parsed.
+fn scan_alerts(p: &Project) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .current_dir(p.path())
+        .args(["scan", ".elevenlabs/audit", "--format", "ndjson"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `run --input <url>` in `p` with `extra` flags.
+fn detector(p: &Project, url: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--input", url];
+    args.extend_from_slice(extra);
+    p.start(&args)
+}
+
+fn events_read(d: &Daemon) -> u64 {
+    ["tool_call", "approval", "error"]
+        .iter()
+        .zip(["tool-usage.log", "approvals.log", "errors.log"])
+        .map(|(k, f)| {
+            d.metric(&format!(
+                "mcpwatch_events_total{{file=\"{f}\",kind=\"{k}\"}}"
+            ))
+        })
+        .sum::<f64>() as u64
+}
+
+/// Each alert with every `evidence[].file` given as `<host>:<file>` turned
+/// back into scan's `<file>`; panics when one names another host.
+fn strip_host(alerts: &[serde_json::Value], host: &str) -> Vec<serde_json::Value> {
+    let mut alerts = alerts.to_vec();
+    for a in &mut alerts {
+        for e in a["evidence"].as_array_mut().unwrap() {
+            let f = e["file"].as_str().unwrap();
+            let bare = f
+                .strip_prefix(&format!("{host}:"))
+                .unwrap_or_else(|| panic!("evidence.file {f:?} does not name {host}"))
+                .to_string();
+            e["file"] = serde_json::Value::String(bare);
+        }
+    }
+    alerts
+}
+
+#[test]
+fn run_from_the_stream_alerts_exactly_as_scan_over_the_same_lines() {
+    let server = NatsServer::start();
+    let agent = Project::new();
+    copy_example(&agent);
+    let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || stream_len(
+            &server.url(),
+            "MCPWATCH_AUDIT"
+        ) == 4290),
+        "{}",
+        f.stderr()
+    );
+    assert!(f.stop().success());
+    let want = scan_alerts(&agent);
+    assert!(want.len() >= 10, "the example plants its anomalies");
+
+    let det = Project::new();
+    std::fs::copy(
+        agent.path().join("security-config.json"),
+        det.path().join("security-config.json"),
+    )
+    .unwrap();
+    // The forwarder sent each log whole, one after the other: a lateness
+    // longer than the example's span (but shorter than its age) lets the
+    // detector put every line in ts order, as scan does.
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "240h"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || det.alerts().len() >= want.len()
+            && events_read(&d) == 4290),
+        "{} of {} alerts\n{}",
+        det.alerts().len(),
+        want.len(),
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(strip_host(&det.alerts(), "h1"), want);
+    assert_eq!(
+        det.alerts()[0]["evidence"][0]["file"]
+            .as_str()
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .0,
+        "h1"
+    );
+}
+
+#[test]
+fn a_burst_split_across_two_hosts_fires_once() {
+    let server = NatsServer::start();
+    let (a, b) = (Project::new(), Project::new());
+    let t = now_ms() - 30_000;
+    // 11 calls of u-9 within 11 s: 6 on h1, 5 on h2. Each host alone
+    // stays under rapid_tool_usage's threshold of 10.
+    let lines = |range: std::ops::Range<i64>| -> Vec<String> {
+        range
+            .map(|i| call(t + i * 1_000, "u-9", i as usize))
+            .collect()
+    };
+    a.append("tool-usage.log", &lines(0..6));
+    b.append("tool-usage.log", &lines(6..11));
+    let det = Project::new();
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "2s"]);
+    let _fa = Forwarder::start(&a, &server.url(), "h1", &[]);
+    let _fb = Forwarder::start(&b, &server.url(), "h2", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || !det.alerts().is_empty()),
+        "{}",
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let alerts = det.alerts();
+    let rapid: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "rapid_tool_usage")
+        .collect();
+    assert_eq!(rapid.len(), 1, "{alerts:?}");
+    assert_eq!(rapid[0]["key"]["user_id"], "u-9");
+    // The 11th call, on h2, line 5 of its file.
+    assert_eq!(rapid[0]["evidence"][0]["file"], "h2:tool-usage.log");
+    assert_eq!(rapid[0]["evidence"][0]["line"], 5);
+    assert_eq!(events_read(&d), 11);
+}
+
+#[test]
+fn a_malformed_message_is_counted_as_rejected_and_the_rest_goes_on() {
+    let server = NatsServer::start();
+    let agent = Project::new();
+    let t = now_ms() - 60_000;
+    agent.append("tool-usage.log", &[call(t, "u-1", 1)]);
+    let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
+    assert!(wait_until(Duration::from_secs(20), || stream_len(
+        &server.url(),
+        "MCPWATCH_AUDIT"
+    ) == 1));
+    assert!(f.stop().success());
+    rt().block_on(async {
+        let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        // No headers at all.
+        js.publish("mcpwatch.audit.tool_call", call(t + 1, "u-1", 2).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // The headers of SPEC §10 around a body that is not JSON.
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", "h9/00000000000000aa/0");
+        h.insert("Mcpwatch-Host", "h9");
+        h.insert("Mcpwatch-File", "tool-usage.log");
+        h.insert("Mcpwatch-Line", "1");
+        js.publish_with_headers("mcpwatch.audit.tool_call", h, "{not json".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // Another host's line that is fine.
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", "h9/00000000000000aa/10");
+        h.insert("Mcpwatch-Host", "h9");
+        h.insert("Mcpwatch-File", "tool-usage.log");
+        h.insert("Mcpwatch-Line", "2");
+        js.publish_with_headers("mcpwatch.audit.tool_call", h, call(t + 2, "u-2", 3).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    let det = Project::new();
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "0s"]);
+    d.wait_metric(
+        "mcpwatch_events_total{file=\"tool-usage.log\",kind=\"tool_call\"}",
+        2.0,
+        20,
+    );
+    d.wait_metric(
+        "mcpwatch_lines_rejected_total{file=\"tool-usage.log\",reason=\"not_json\"}",
+        1.0,
+        20,
+    );
+    assert_eq!(
+        d.metric("mcpwatch_lines_rejected_total{file=\"tool-usage.log\",reason=\"bad_message\"}"),
+        1.0
+    );
+    assert!(
+        d.stderr()
+            .contains("h9:tool-usage.log:1: line rejected (not_json)"),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr()
+            .contains("stream message 2 rejected (no Nats-Msg-Id)"),
+        "{}",
+        d.stderr()
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn the_stream_deleted_under_a_running_detector_is_a_clear_error_and_loses_nothing() {
+    let server = NatsServer::start();
+    let agent = Project::new();
+    let t = now_ms() - 120_000;
+    agent.append(
+        "tool-usage.log",
+        &(0..11)
+            .map(|i| call(t + i * 1_000, "u-3", i as usize))
+            .collect::<Vec<_>>(),
+    );
+    let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
+    assert!(wait_until(Duration::from_secs(20), || stream_len(
+        &server.url(),
+        "MCPWATCH_AUDIT"
+    ) == 11));
+    assert!(f.stop().success());
+    let det = Project::new();
+    let mut d = detector(&det, &server.url(), &["--allowed-lateness", "0s"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || det
+            .alerts()
+            .iter()
+            .any(|a| a["rule"] == "rapid_tool_usage")),
+        "{}",
+        d.stderr()
+    );
+    rt().block_on(async {
+        let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        js.delete_stream("MCPWATCH_AUDIT").await.unwrap();
+    });
+    let status = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = d.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running: {}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(status.code(), Some(1), "{}", d.stderr());
+    assert!(
+        d.stderr()
+            .contains("NATS: the stream MCPWATCH_AUDIT no longer exists (deleted?)"),
+        "{}",
+        d.stderr()
+    );
+    // On disk: the alert, and a checkpoint past all 11 lines.
+    // (new_tool_usage for the first call, rapid_tool_usage for the 11th.)
+    let rules: Vec<_> = det.alerts().iter().map(|a| a["rule"].clone()).collect();
+    assert_eq!(rules, ["new_tool_usage", "rapid_tool_usage"]);
+    let cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(det.state().join("checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(cp["stream"]["stream"], "MCPWATCH_AUDIT");
+    assert_eq!(cp["stream"]["seq"], 11);
+    assert_eq!(cp["stream"]["highest"][0]["offset"].as_u64().unwrap(), {
+        let text = std::fs::read_to_string(agent.log("tool-usage.log")).unwrap();
+        (text.len() - text.lines().last().unwrap().len() - 1) as u64
+    });
+}
+
+#[test]
+fn the_detector_killed_9_and_restarted_loses_and_repeats_no_alert() {
+    let server = NatsServer::start();
+    let agent = Project::new();
+    let t = now_ms() - 6 * 3_600_000;
+    // 10,000 calls of distinct users (no alert), with a planted burst of
+    // 11 calls of one user every 500 lines: 20 alerts. The lateness of
+    // 120 s holds 600 lines back, so a kill always lands with a burst's
+    // lines read but not yet detected (taken again after the restart).
+    let mut lines = Vec::new();
+    let mut ts = t;
+    for i in 0..10_000usize {
+        ts += 200;
+        if i % 500 == 250 {
+            let u = format!("burst-{i}");
+            for j in 0..11 {
+                lines.push(call(ts + j, &u, i * 100 + j as usize));
+            }
+        }
+        lines.push(call(ts, &format!("quiet-{i}"), i));
+    }
+    let total = lines.len() as u64;
+
+    // Live: the detector reads while the forwarder still publishes.
+    let det = Project::new();
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "120s"]);
+    let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
+    // The agent writes 400 lines every 200 ms (about 5 s in all).
+    let log = agent.log("tool-usage.log");
+    let chunks: Vec<String> = lines
+        .chunks(400)
+        .map(|c| c.iter().map(|l| format!("{l}\n")).collect())
+        .collect();
+    let writer = std::thread::spawn(move || {
+        for c in chunks {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            f.write_all(c.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let cp = det.state().join("checkpoint.json");
+    assert!(
+        wait_until(Duration::from_secs(60), || events_read(&d) > 4_000
+            && std::fs::read_to_string(&cp)
+                .is_ok_and(|c| c.contains("\"seq\""))),
+        "{}",
+        d.stderr()
+    );
+    let read = events_read(&d);
+    d.kill9();
+    assert!(read < total, "the kill came after the last line");
+    assert!(
+        wait_until(Duration::from_secs(60), || stream_len(
+            &server.url(),
+            "MCPWATCH_AUDIT"
+        ) == total),
+        "{}",
+        f.stderr()
+    );
+    assert!(f.stop().success());
+    writer.join().unwrap();
+    let scanned = scan_alerts(&agent);
+    let want: Vec<String> = scanned
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let bursts = scanned.iter().filter(|a| a["rule"] == "rapid_tool_usage");
+    assert_eq!(bursts.count(), 20);
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "120s"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || det.alerts().len() >= want.len()),
+        "{} alerts\n{}",
+        det.alerts().len(),
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let have: Vec<String> = det
+        .alerts()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(have, want, "every burst alerted once, in order");
+}
+
+#[test]
+fn a_line_sent_again_after_the_duplicate_window_is_dropped_by_its_offset() {
+    let server = NatsServer::start();
+    let t = now_ms() - 60_000;
+    let stored = rt().block_on(async {
+        let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        js.create_stream(jetstream::stream::Config {
+            name: "MCPWATCH_AUDIT".into(),
+            subjects: vec!["mcpwatch.audit.*".into()],
+            duplicate_window: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let publish = |offset: u64, line: u64, body: String| {
+            let js = js.clone();
+            async move {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(
+                    "Nats-Msg-Id",
+                    format!("h1/00000000000000ff/{offset}").as_str(),
+                );
+                h.insert("Mcpwatch-Host", "h1");
+                h.insert("Mcpwatch-File", "tool-usage.log");
+                h.insert("Mcpwatch-Line", line.to_string().as_str());
+                js.publish_with_headers("mcpwatch.audit.tool_call", h, body.into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap()
+            }
+        };
+        publish(0, 1, call(t, "u-1", 1)).await;
+        publish(100, 2, call(t + 1, "u-1", 2)).await;
+        // A forwarder down for longer than the window sends both again.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publish(0, 1, call(t, "u-1", 1)).await;
+        publish(100, 2, call(t + 1, "u-1", 2)).await;
+        publish(200, 3, call(t + 2, "u-1", 3)).await.sequence
+    });
+    assert_eq!(stored, 5, "the stream kept the lines sent again");
+    let det = Project::new();
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "0s"]);
+    d.wait_metric("mcpwatch_lines_resent_total", 2.0, 20);
+    d.wait_metric(
+        "mcpwatch_events_total{file=\"tool-usage.log\",kind=\"tool_call\"}",
+        3.0,
+        20,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        d.metric("mcpwatch_events_total{file=\"tool-usage.log\",kind=\"tool_call\"}"),
+        3.0
+    );
+    assert_eq!(d.metric("mcpwatch_lines_resent_total"), 2.0);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
