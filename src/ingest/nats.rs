@@ -66,6 +66,67 @@ pub(crate) fn stream_config(
     }
 }
 
+/// Runs of missing lines remembered per file; beyond, the oldest run is
+/// given up (its lines would then count as sent again). A run is a publish
+/// lost while later ones were stored, seconds before it is sent again.
+const MAX_GAPS: usize = 64;
+
+/// What a detector has taken of one host's file (SPEC §10): a line at or
+/// below the highest offset taken is one sent again, and dropped; except
+/// a line inside a run of missing line numbers below it. Such a run opens
+/// when a forwarder's publish was lost while later ones were stored (a
+/// JetStream leader lost mid-flight): the forwarder sends the lost line
+/// again, and it must be taken, not dropped. Each gap is
+/// `[offset, line, offset, line]` of the taken lines around the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FileTaken {
+    pub(crate) offset: u64,
+    pub(crate) line: u64,
+    pub(crate) gaps: Vec<[u64; 4]>,
+}
+
+impl FileTaken {
+    /// Whether the line at `offset`, numbered `line`, is taken for the
+    /// first time (and notes it).
+    pub(crate) fn take(&mut self, offset: u64, line: u64) -> bool {
+        if self.line == 0 || offset > self.offset {
+            if self.line > 0 && line > self.line + 1 {
+                if self.gaps.len() >= MAX_GAPS {
+                    self.gaps.remove(0);
+                }
+                self.gaps.push([self.offset, self.line, offset, line]);
+            }
+            (self.offset, self.line) = (offset, line);
+            return true;
+        }
+        let Some(i) = self
+            .gaps
+            .iter()
+            .position(|g| g[0] < offset && offset < g[2] && g[1] < line && line < g[3])
+        else {
+            return false;
+        };
+        let g = self.gaps.remove(i);
+        if g[3] > line + 1 {
+            self.gaps.insert(i, [offset, line, g[2], g[3]]);
+        }
+        if line > g[1] + 1 {
+            self.gaps.insert(i, [g[0], g[1], offset, line]);
+        }
+        true
+    }
+}
+
+/// Whether looking a stream up failed because it does not exist (and not
+/// because JetStream is busy, say electing a leader after a node died).
+pub(crate) fn stream_missing(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+            if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
 /// A NATS URL list (comma-separated, as NATS clients accept) with any
 /// `user:password@` shown as `***@`, for messages: a URL may carry
 /// credentials, which are never printed.
@@ -160,6 +221,41 @@ mod tests {
         assert_eq!(parse_msg_id("h//1"), None);
         assert_eq!(parse_msg_id("/f/1"), None);
         assert_eq!(parse_msg_id("f/1"), None);
+    }
+
+    #[test]
+    fn a_line_at_or_below_the_highest_offset_is_sent_again_unless_it_fills_a_gap() {
+        let mut f = FileTaken::default();
+        assert!(f.take(0, 1));
+        assert!(f.take(10, 2));
+        assert!(!f.take(10, 2), "the same line again");
+        assert!(!f.take(0, 1), "an older line again");
+        // Lines 3 and 4 lost, 5 stored: a gap.
+        assert!(f.take(40, 5));
+        assert_eq!(f.gaps, vec![[10, 2, 40, 5]]);
+        assert!(f.take(20, 3), "a lost line sent again is taken");
+        assert_eq!(f.gaps, vec![[20, 3, 40, 5]]);
+        assert!(!f.take(20, 3), "but once");
+        assert!(f.take(30, 4));
+        assert!(f.gaps.is_empty());
+        assert!(!f.take(30, 4));
+        assert!(!f.take(40, 5));
+        // A line in the middle of a longer run splits it.
+        assert!(f.take(100, 10));
+        assert!(f.take(70, 7));
+        assert_eq!(f.gaps, vec![[40, 5, 70, 7], [70, 7, 100, 10]]);
+        // A line number outside the run at an offset inside it: not a fill.
+        assert!(!f.take(50, 9));
+    }
+
+    #[test]
+    fn gaps_are_bounded() {
+        let mut f = FileTaken::default();
+        for i in 0..(MAX_GAPS as u64 + 10) {
+            assert!(f.take(i * 100, i * 3 + 1));
+        }
+        assert_eq!(f.gaps.len(), MAX_GAPS);
+        assert_eq!(f.gaps[0][1], 28, "the oldest runs were given up");
     }
 
     #[test]

@@ -187,30 +187,34 @@ async fn open_stream(nats: &NatsOptions) -> Result<jetstream::Context, RunError>
         .max_ack_inflight(WINDOW)
         .backpressure_on_inflight(true)
         .build(client);
-    match js.get_stream(&nats.stream).await {
-        Ok(_) => {}
-        Err(e)
-            if matches!(
-                e.kind(),
-                jetstream::context::GetStreamErrorKind::JetStream(_)
-            ) =>
-        {
-            let config = nats::stream_config(&nats.stream, nats.replicas, nats.duplicate_window);
-            js.get_or_create_stream(config).await.map_err(|e| {
-                RunError::Nats(format!("cannot create the stream {}: {e}", nats.stream))
-            })?;
-            tracing::info!(
-                "created the stream {} ({} replicas)",
-                nats.stream,
-                nats.replicas
-            );
+    // JetStream may still be electing its leaders (a cluster starting, a
+    // node just lost): retried, as the connection is, until the timeout.
+    let until = Instant::now() + nats.connect_timeout;
+    loop {
+        let failed = match js.get_stream(&nats.stream).await {
+            Ok(_) => break,
+            Err(e) if nats::stream_missing(&e) => {
+                let config =
+                    nats::stream_config(&nats.stream, nats.replicas, nats.duplicate_window);
+                match js.get_or_create_stream(config).await {
+                    Ok(_) => {
+                        tracing::info!(
+                            "created the stream {} ({} replicas)",
+                            nats.stream,
+                            nats.replicas
+                        );
+                        break;
+                    }
+                    Err(e) => format!("cannot create the stream {}: {e}", nats.stream),
+                }
+            }
+            Err(e) => format!("cannot look up the stream {}: {e}", nats.stream),
+        };
+        if Instant::now() >= until {
+            return Err(RunError::Nats(failed));
         }
-        Err(e) => {
-            return Err(RunError::Nats(format!(
-                "cannot look up the stream {}: {e}",
-                nats.stream
-            )));
-        }
+        tracing::warn!("{failed}; trying again");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(js)
 }

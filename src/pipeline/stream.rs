@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use super::wake::Wake;
 use super::{Daemon, NatsOptions, RunError};
 use crate::event::{Event, Kind, LineRef, Millis};
-use crate::ingest::nats::{self, HEADER_FILE, HEADER_HOST, HEADER_LINE};
+use crate::ingest::nats::{self, FileTaken, HEADER_FILE, HEADER_HOST, HEADER_LINE};
 use crate::ingest::reorder::{Reorder, Tie};
 use crate::state::{Highest, StreamCheckpoint};
 
@@ -91,7 +91,7 @@ pub(super) struct StreamSource {
     seq: u64,
     /// Held sequences of the checkpoint restarted from, to take again.
     retake: BTreeSet<u64>,
-    highest: HashMap<(Arc<str>, Arc<str>), (u64, u64)>,
+    highest: HashMap<(Arc<str>, Arc<str>), (FileTaken, u64)>,
     /// A counter for `highest`'s least-recently-seen eviction.
     touched: u64,
     /// (sequence, reply subject) of the last message of each batch: what
@@ -149,7 +149,12 @@ impl StreamSource {
         );
         let mut highest = HashMap::new();
         for (i, h) in saved.highest.into_iter().enumerate() {
-            highest.insert((h.host.into(), h.file.into()), (h.offset, i as u64));
+            let taken = FileTaken {
+                offset: h.offset,
+                line: h.line,
+                gaps: h.gaps,
+            };
+            highest.insert((h.host.into(), h.file.into()), (taken, i as u64));
         }
         Ok(StreamSource {
             rx,
@@ -200,42 +205,35 @@ impl StreamSource {
             highest: self
                 .highest
                 .iter()
-                .map(|((host, file), (offset, _))| Highest {
+                .map(|((host, file), (taken, _))| Highest {
                     host: host.to_string(),
                     file: file.to_string(),
-                    offset: *offset,
+                    offset: taken.offset,
+                    line: taken.line,
+                    gaps: taken.gaps.clone(),
                 })
                 .collect(),
         }
     }
 
-    /// Whether `head`'s line is new: above the highest offset taken for its
-    /// host and file (which it becomes).
+    /// Whether `head`'s line is new for its host and file (see
+    /// [`FileTaken`]), which it then becomes.
     fn first_time(&mut self, head: &Head) -> bool {
         self.touched += 1;
         let key = (head.host.clone(), head.file_id.clone());
-        match self.highest.get_mut(&key) {
-            Some((off, seen)) => {
-                *seen = self.touched;
-                if head.offset <= *off {
-                    return false;
-                }
-                *off = head.offset;
-            }
-            None => {
-                if self.highest.len() >= MAX_FILES
-                    && let Some(oldest) = self
-                        .highest
-                        .iter()
-                        .min_by_key(|(_, (_, seen))| *seen)
-                        .map(|(k, _)| k.clone())
-                {
-                    self.highest.remove(&oldest);
-                }
-                self.highest.insert(key, (head.offset, self.touched));
-            }
+        if !self.highest.contains_key(&key)
+            && self.highest.len() >= MAX_FILES
+            && let Some(oldest) = self
+                .highest
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(k, _)| k.clone())
+        {
+            self.highest.remove(&oldest);
         }
-        true
+        let (taken, seen) = self.highest.entry(key).or_default();
+        *seen = self.touched;
+        taken.take(head.offset, head.line)
     }
 }
 
@@ -280,10 +278,7 @@ async fn consume(
         let s = match js.get_stream(&stream).await {
             Ok(s) => s,
             Err(e) => {
-                if matches!(
-                    e.kind(),
-                    jetstream::context::GetStreamErrorKind::JetStream(_)
-                ) {
+                if nats::stream_missing(&e) {
                     if let Ok(mut f) = fatal.lock() {
                         *f = Some(format!(
                             "the stream {stream} no longer exists (deleted?): {e}"
@@ -382,6 +377,7 @@ fn incoming(m: &jetstream::Message, names: &mut Names) -> Incoming {
             .ok_or("no Mcpwatch-File")?;
         let line = get(HEADER_LINE)
             .and_then(|l| l.parse().ok())
+            .filter(|&l: &u64| l > 0)
             .ok_or("no Mcpwatch-Line")?;
         if names.len() > 10_000 {
             names.clear();

@@ -125,6 +125,12 @@ pub(crate) struct Highest {
     pub(crate) host: String,
     pub(crate) file: String,
     pub(crate) offset: u64,
+    /// The line number at `offset`, and the runs of lines below it not
+    /// taken yet (see `ingest::nats::FileTaken`).
+    #[serde(default)]
+    pub(crate) line: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) gaps: Vec<[u64; 4]>,
 }
 
 /// Where `alerts.log` ended when the checkpoint was written.

@@ -937,3 +937,103 @@ fn a_line_sent_again_after_the_duplicate_window_is_dropped_by_its_offset() {
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_nats_node_killed_under_traffic_loses_and_repeats_nothing() {
+    let mut cluster = NatsCluster::start();
+    let url = cluster.url();
+    let agent = Project::new();
+    let t = now_ms() - 3_600_000;
+    // 6,000 quiet calls and a burst of 11 every 500 lines: 12 bursts.
+    let mut lines = Vec::new();
+    for i in 0..6_000usize {
+        if i % 500 == 250 {
+            for j in 0..11 {
+                lines.push(call(
+                    t + i as i64 * 100 + j,
+                    &format!("burst-{i}"),
+                    100_000 + i * 11 + j as usize,
+                ));
+            }
+        }
+        lines.push(call(t + i as i64 * 100, &format!("quiet-{i}"), i));
+    }
+    let total = lines.len() as u64;
+    let det = Project::new();
+    // The cluster's JetStream may still be electing its leader: both wait.
+    let mut f = Forwarder::start(&agent, &url, "h1", &["--replicas", "3"]);
+    let mut d = detector(&det, &url, &["--allowed-lateness", "1s"]);
+    let log = agent.log("tool-usage.log");
+    let chunks: Vec<String> = lines
+        .chunks(300)
+        .map(|c| c.iter().map(|l| format!("{l}\n")).collect())
+        .collect();
+    let writer = std::thread::spawn(move || {
+        for c in chunks {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            f.write_all(c.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            if let Ok(Some(s)) = d.child.try_wait() {
+                panic!("run exited ({s}): {}", d.stderr());
+            }
+            events_read(&d) > 1_000
+        }),
+        "{}\n{}",
+        f.stderr(),
+        d.stderr()
+    );
+    // The stream's leader goes down mid-traffic.
+    let leader = rt().block_on(async {
+        let js = jetstream::new(
+            async_nats::connect(url.split(',').collect::<Vec<_>>())
+                .await
+                .unwrap(),
+        );
+        let mut s = js.get_stream("MCPWATCH_AUDIT").await.unwrap();
+        let info = s.info().await.unwrap();
+        info.cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .unwrap()
+    });
+    let n: usize = leader.strip_prefix('n').unwrap().parse().unwrap();
+    cluster.nodes[n].kill();
+    writer.join().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(90), || events_read(&d) >= total),
+        "{} of {total}\n{}\n{}",
+        events_read(&d),
+        f.stderr(),
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events_read(&d), total, "no line taken twice");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(f.stop().success());
+    let want: Vec<String> = scan_alerts(&agent)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let have: Vec<String> = det
+        .alerts()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(have, want, "every burst alerted once");
+    assert_eq!(
+        det.alerts()
+            .iter()
+            .filter(|a| a["rule"] == "rapid_tool_usage")
+            .count(),
+        12
+    );
+}
