@@ -88,6 +88,8 @@ pub(super) struct StreamSource {
     rx: tokio::sync::mpsc::Receiver<Vec<Incoming>>,
     reorder: Reorder<HeldEvent>,
     name: String,
+    /// The stream's creation time (see [`StreamCheckpoint::created`]).
+    created: String,
     seq: u64,
     /// Held sequences of the checkpoint restarted from, to take again.
     retake: BTreeSet<u64>,
@@ -112,7 +114,7 @@ impl StreamSource {
         saved: Option<StreamCheckpoint>,
         wake: mpsc::SyncSender<Wake>,
     ) -> Result<StreamSource, RunError> {
-        let saved = saved
+        let mut saved = saved
             .filter(|s| s.stream == opts.stream)
             .unwrap_or_default();
         let client = runtime
@@ -127,7 +129,17 @@ impl StreamSource {
             let _in = runtime.enter();
             jetstream::new(client.clone())
         };
-        runtime.block_on(wait_for_stream(&js, &opts.stream, opts.connect_timeout))?;
+        let created = runtime.block_on(wait_for_stream(&js, &opts.stream, opts.connect_timeout))?;
+        if !saved.created.is_empty() && saved.created != created {
+            // Its sequences start again at 1: read it from its start. The
+            // highest offsets stay (they still tell a line sent again).
+            tracing::warn!(
+                "the stream {} was created again since the checkpoint; reading it from its start",
+                opts.stream
+            );
+            saved.seq = 0;
+            saved.held.clear();
+        }
         let retake: BTreeSet<u64> = saved.held.iter().flat_map(|&(a, b)| a..=b).collect();
         let start = retake.first().copied().unwrap_or(saved.seq + 1);
         let fatal = Arc::new(Mutex::new(None));
@@ -148,6 +160,7 @@ impl StreamSource {
             opts.consumer
         );
         let mut highest = HashMap::new();
+        saved.created = created;
         for (i, h) in saved.highest.into_iter().enumerate() {
             let taken = FileTaken {
                 offset: h.offset,
@@ -160,6 +173,7 @@ impl StreamSource {
             rx,
             reorder: Reorder::new(opts.allowed_lateness.as_millis() as Millis),
             name: opts.stream.clone(),
+            created: saved.created,
             seq: saved.seq,
             retake,
             touched: highest.len() as u64,
@@ -200,6 +214,7 @@ impl StreamSource {
         }
         StreamCheckpoint {
             stream: self.name.clone(),
+            created: self.created.clone(),
             seq: self.seq,
             held: ranges,
             highest: self
@@ -237,16 +252,17 @@ impl StreamSource {
     }
 }
 
-/// Waits for the stream to exist (a forwarder creates it) until `timeout`.
+/// Waits for the stream to exist (a forwarder creates it) until `timeout`;
+/// returns its creation time (Unix ns).
 async fn wait_for_stream(
     js: &jetstream::Context,
     name: &str,
     timeout: Duration,
-) -> Result<(), RunError> {
+) -> Result<String, RunError> {
     let until = Instant::now() + timeout;
     loop {
         match js.get_stream(name).await {
-            Ok(_) => return Ok(()),
+            Ok(s) => return Ok(s.cached_info().created.unix_timestamp_nanos().to_string()),
             Err(e) if Instant::now() >= until => {
                 return Err(RunError::Nats(format!(
                     "the stream {name} cannot be read ({e}); is a forwarder running?"

@@ -110,6 +110,10 @@ pub(crate) struct CheckpointDoc {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StreamCheckpoint {
     pub(crate) stream: String,
+    /// When the stream was created (Unix ns): a stream deleted and created
+    /// again under the same name starts its sequences anew.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) created: String,
     /// Last stream sequence taken.
     pub(crate) seq: u64,
     /// Sequences taken but still held for reordering, as inclusive ranges.

@@ -787,6 +787,38 @@ fn the_stream_deleted_under_a_running_detector_is_a_clear_error_and_loses_nothin
         let text = std::fs::read_to_string(agent.log("tool-usage.log")).unwrap();
         (text.len() - text.lines().last().unwrap().len() - 1) as u64
     });
+
+    // The stream made again by a forwarder with new lines: its sequences
+    // start at 1 again, and the restarted detector reads them all.
+    agent.append(
+        "tool-usage.log",
+        &(0..11)
+            .map(|i| call(t + 20_000 + i * 1_000, "u-5", 100 + i as usize))
+            .collect::<Vec<_>>(),
+    );
+    let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
+    assert!(wait_until(Duration::from_secs(20), || stream_len(
+        &server.url(),
+        "MCPWATCH_AUDIT"
+    ) == 11));
+    assert!(f.stop().success());
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "0s"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || det
+            .alerts()
+            .iter()
+            .any(|a| a["key"]["user_id"] == "u-5")),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr()
+            .contains("was created again since the checkpoint"),
+        "{}",
+        d.stderr()
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
 }
 
 #[test]
