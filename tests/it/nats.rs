@@ -1069,3 +1069,106 @@ fn a_nats_node_killed_under_traffic_loses_and_repeats_nothing() {
         12
     );
 }
+
+#[test]
+fn a_forwarder_killed_9_under_traffic_with_bursts_split_across_hosts_loses_and_repeats_nothing() {
+    let server = NatsServer::start();
+    let (a, b) = (Project::new(), Project::new());
+    // Both hosts log 4,000 quiet calls each, stamped as they are written
+    // (2 s in all, so a forwarder's outage puts its lines that far behind
+    // in event time, within the lateness of 10 s); every 400 lines a
+    // user's burst of 11 calls is split: 6 on h1, 5 on h2 (10 bursts, none
+    // visible to one host alone).
+    let t = now_ms();
+    let (mut la, mut lb) = (Vec::new(), Vec::new());
+    for i in 0..4_000usize {
+        let ts = t + i as i64 / 2;
+        if i % 400 == 200 {
+            let u = format!("burst-{i}");
+            for j in 0..11 {
+                let l = call(ts + j, &u, 100_000 + i * 11 + j as usize);
+                if j < 6 { la.push(l) } else { lb.push(l) }
+            }
+        }
+        la.push(call(ts, &format!("qa-{i}"), i));
+        lb.push(call(ts + 1, &format!("qb-{i}"), 50_000 + i));
+    }
+    let total = (la.len() + lb.len()) as u64;
+    let det = Project::new();
+    let d = detector(&det, &server.url(), &["--allowed-lateness", "10s"]);
+    let mut fa = Forwarder::start(&a, &server.url(), "h1", &[]);
+    let mut fb = Forwarder::start(&b, &server.url(), "h2", &[]);
+    // Each agent writes 200 lines every 100 ms (about 2 s in all).
+    let write = |p: &Project, lines: Vec<String>| {
+        let log = p.log("tool-usage.log");
+        std::thread::spawn(move || {
+            for c in lines.chunks(200) {
+                let text: String = c.iter().map(|l| format!("{l}\n")).collect();
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap();
+                f.write_all(text.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let (wa, wb) = (write(&a, la), write(&b, lb));
+    assert!(
+        wait_until(Duration::from_secs(30), || stream_len(
+            &server.url(),
+            "MCPWATCH_AUDIT"
+        ) > 1_500),
+        "{}",
+        fa.stderr()
+    );
+    fa.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut fa = Forwarder::start(&a, &server.url(), "h1", &[]);
+    wa.join().unwrap();
+    wb.join().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || events_read(&d) >= total),
+        "{} of {total}\n{}",
+        events_read(&d),
+        d.stderr()
+    );
+    // The last 10 s of event time go out once the clock has passed them.
+    assert!(
+        wait_until(Duration::from_secs(30), || det
+            .alerts()
+            .iter()
+            .filter(|a| a["rule"] == "rapid_tool_usage")
+            .count()
+            >= 10),
+        "{}",
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(events_read(&d), total, "no line taken twice");
+    assert_eq!(
+        stream_len(&server.url(), "MCPWATCH_AUDIT"),
+        total,
+        "none stored twice"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(fa.stop().success());
+    assert!(fb.stop().success());
+    let alerts = det.alerts();
+    let mut bursts: Vec<String> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "rapid_tool_usage")
+        .map(|a| a["key"]["user_id"].as_str().unwrap().to_string())
+        .collect();
+    bursts.sort();
+    let mut want: Vec<String> = (0..4_000)
+        .filter(|i| i % 400 == 200)
+        .map(|i| format!("burst-{i}"))
+        .collect();
+    want.sort();
+    assert_eq!(bursts, want, "every burst alerted once");
+    let ids: std::collections::HashSet<_> = alerts.iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(ids.len(), alerts.len(), "no alert twice");
+}
