@@ -30,7 +30,7 @@ pub(crate) struct RunArgs {
     #[arg(
         long,
         value_name = "URL",
-        env = "MCPWATCH_NATS_URL",
+        env = "MCPWATCH_INPUT",
         hide_env_values = true
     )]
     pub(crate) input: Option<String>,
