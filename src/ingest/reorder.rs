@@ -119,6 +119,24 @@ impl<T> Reorder<T> {
         }
     }
 
+    /// Hands out, in order, the oldest events beyond `max` held: memory
+    /// stays bounded whatever the lateness and the rate. Returns how many.
+    pub(crate) fn release_over(
+        &mut self,
+        max: usize,
+        mut out: impl FnMut(Millis, &Tie, T),
+    ) -> usize {
+        let mut n = 0;
+        while self.heap.len() > max {
+            if let Some(Reverse(h)) = self.heap.pop() {
+                self.released = self.released.max(h.ts);
+                out(h.ts, &h.tie, h.item);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Events held now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -216,6 +234,29 @@ mod tests {
         assert_eq!(
             drain(&mut r, NOW + 10),
             vec!["a-call-1", "a-call-2", "a-approval", "a-error", "b-call"]
+        );
+    }
+
+    #[test]
+    fn beyond_the_cap_the_oldest_go_out_early() {
+        let mut r = Reorder::new(60_000);
+        for (i, x) in ["c", "a", "d", "b"].into_iter().enumerate() {
+            let ts = match x {
+                "a" => 1,
+                "b" => 2,
+                "c" => 3,
+                _ => 4,
+            };
+            r.push(NOW - 1_000 + ts, tie("a", Kind::ToolCall, i as u64), x, NOW);
+        }
+        let mut v = Vec::new();
+        assert_eq!(r.release_over(2, |_, _, x| v.push(x)), 2);
+        assert_eq!(v, vec!["a", "b"]);
+        assert_eq!(r.len(), 2);
+        // What is older than those handed out is now late.
+        assert_eq!(
+            r.push(NOW - 1_000, tie("b", Kind::ToolCall, 1), "z", NOW),
+            Some("z")
         );
     }
 

@@ -167,6 +167,11 @@ pub(crate) fn describe_daemon(m: &Metrics) {
             "Stream events that arrived after allowed_lateness, processed on arrival (SPEC §10).",
         ),
         (
+            "mcpwatch_events_released_early_total",
+            "counter",
+            "Stream events handed to detection before allowed_lateness passed: too many held.",
+        ),
+        (
             "mcpwatch_lines_resent_total",
             "counter",
             "Stream lines dropped as sent again: at or below the highest offset of their host and file.",
@@ -216,6 +221,7 @@ pub(crate) fn describe_daemon(m: &Metrics) {
         "mcpwatch_bypass_unjudged_total",
         "mcpwatch_events_late_total",
         "mcpwatch_lines_resent_total",
+        "mcpwatch_events_released_early_total",
     ] {
         m.touch(name, &[]);
     }

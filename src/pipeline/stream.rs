@@ -43,6 +43,10 @@ const FLUSH: Duration = Duration::from_millis(5);
 /// with checkpoints (every second or so) and lag the held events by the
 /// allowed lateness.
 const MAX_ACK_PENDING: i64 = 4_000_000;
+/// Events held for reordering at most: beyond, the oldest go to the
+/// engine before their lateness has passed (counted), so memory stays
+/// bounded at any rate (~300 bytes an event).
+const MAX_HELD: usize = 1_000_000;
 /// Highest offsets remembered per host and file; beyond, the least
 /// recently seen file is forgotten (a re-sent line of it would then be
 /// taken again: only after months of rotations).
@@ -474,6 +478,13 @@ impl Daemon {
             self.metrics.inc("mcpwatch_events_late_total", &[], n_late);
         }
         src.reorder.release(now, |_, _, h| released.push(h));
+        let early = src
+            .reorder
+            .release_over(MAX_HELD, |_, _, h| released.push(h));
+        if early > 0 {
+            self.metrics
+                .inc("mcpwatch_events_released_early_total", &[], early as u64);
+        }
         if let Some(ts) = released
             .iter()
             .filter(|h| h.kind == Kind::Approval)
