@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::Collector;
 use super::stats::PairStats;
 use crate::alert::format_ts;
-use crate::event::{RejectReason, Severity};
+use crate::event::{Millis, RejectReason, Severity};
 use crate::report::model::*;
 use crate::report::period::{day_name, day_of};
 
@@ -83,8 +83,11 @@ impl Collector<'_> {
         inputs.events_selected = self.events_selected;
         let mut timeline = self.timeline.take().unwrap_or_default();
         timeline.finish();
+        let mut series = std::mem::take(&mut self.series);
+        series.span = self.span(&series);
         Report {
             timeline,
+            series,
             report_version: REPORT_VERSION,
             generated_at: format_ts(opts.now),
             period: PeriodInfo {
@@ -144,6 +147,33 @@ impl Collector<'_> {
                 events_filtered_out: self.filtered_out,
             },
         }
+    }
+
+    /// The time the charts cover: the period, an open start from the
+    /// oldest record's day and an open end to the end of "now"'s day,
+    /// widened to every hour or day `series` counted.
+    fn span(&self, series: &Series) -> Option<(Millis, Millis)> {
+        const HOUR: Millis = 3_600_000;
+        const DAY: Millis = 86_400_000;
+        let range = self.opts.range;
+        let hours = series
+            .calls_per_hour
+            .keys()
+            .chain(series.alerts_per_hour.values().flat_map(|h| h.keys()));
+        let days = series.decisions_per_day.keys();
+        let data = hours
+            .map(|h| (h * HOUR, (h + 1) * HOUR))
+            .chain(days.map(|d| (d * DAY, (d + 1) * DAY)))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+        let start = range.since.or_else(|| self.oldest.map(|o| day_of(o) * DAY));
+        let end = range.until.unwrap_or((day_of(self.opts.now) + 1) * DAY);
+        let (start, end) = match (start, data) {
+            (Some(s), Some((a, b))) => (s.min(a), end.max(b)),
+            (Some(s), None) => (s, end),
+            (None, Some((a, b))) => (a, end.max(b)),
+            (None, None) => return None,
+        };
+        (start < end).then_some((start, end))
     }
 
     fn coverage(&self) -> Coverage {

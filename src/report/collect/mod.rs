@@ -60,6 +60,7 @@ pub(crate) struct Collector<'o> {
     drift: hourly::Drift,
     alerts: BTreeMap<String, [u64; 4]>,
     alerts_unreadable: u64,
+    series: Series,
     rejected: [u64; 7],
     last_ts: HashMap<usize, Millis>,
     pending: HashMap<usize, Pending>,
@@ -105,6 +106,7 @@ impl<'o> Collector<'o> {
             drift: hourly::Drift::new(opts.caps.max_pairs),
             alerts: BTreeMap::new(),
             alerts_unreadable: 0,
+            series: Series::default(),
             rejected: [0; 7],
             last_ts: HashMap::new(),
             pending: HashMap::new(),
@@ -312,6 +314,14 @@ impl<'o> Collector<'o> {
         self.tool_calls += 1;
         let hour = ev.ts.rem_euclid(86_400_000) / 3_600_000;
         self.hours[hour as usize] += 1;
+        let outcome = match ev.outcome {
+            Some(Outcome::Success) => 0,
+            Some(Outcome::Error) => 1,
+            Some(Outcome::Denied) => 2,
+            None => 3,
+        };
+        let per_hour = &mut self.series.calls_per_hour;
+        per_hour.entry(ev.ts.div_euclid(3_600_000)).or_default()[outcome] += 1;
         let server = ev.key_value(Field::ServerName);
         let tool = ev.key_value(Field::ToolName);
         let user = ev.key_value(Field::UserId);
@@ -421,6 +431,15 @@ impl<'o> Collector<'o> {
             Some(Decision::Timeout) => p.decisions[mode][2] += 1,
             None => p.undecided += 1,
         }
+        if let Some(d) = ev.decision {
+            let i = match d {
+                Decision::Approve => 0,
+                Decision::Deny => 1,
+                Decision::Timeout => 2,
+            };
+            let per_day = &mut self.series.decisions_per_day;
+            per_day.entry(day_of(ev.ts)).or_default()[i] += 1;
+        }
         let u = self.user(ev);
         match ev.decision {
             Some(Decision::Approve) => u.approvals += 1,
@@ -494,6 +513,17 @@ impl<'o> Collector<'o> {
             .position(|s| *s == a.severity)
             .unwrap_or(0);
         self.alerts.entry(a.rule.clone()).or_default()[sev] += 1;
+        let rules = &mut self.series.alerts_per_hour;
+        let rule = if rules.contains_key(&a.rule) || rules.len() < MAX_SERIES_RULES {
+            a.rule.clone()
+        } else {
+            OTHER.to_string()
+        };
+        *rules
+            .entry(rule)
+            .or_default()
+            .entry(a.ts_millis().div_euclid(3_600_000))
+            .or_default() += 1;
         if a.rule == "approval_bypass" {
             self.bypasses.total += 1;
             if self.bypasses.listed.len() < o.caps.max_listed {
