@@ -29,6 +29,8 @@ const WIDTH: f64 = 960.0;
 /// Left margin: room for a row label or the y axis's numbers.
 const LEFT: f64 = 170.0;
 const RIGHT: f64 = 16.0;
+/// Widest bar of a time chart (user units).
+const MAX_BAR: f64 = 48.0;
 /// Longest label drawn in full (characters); the `<title>` holds the rest.
 const LABEL_CHARS: usize = 24;
 
@@ -283,7 +285,13 @@ pub(crate) fn time_bars<const N: usize>(
         }
         let t = axis.start + i as Millis * axis.bucket;
         let (x0, x1) = (axis.x(t), axis.x(t + axis.bucket));
-        let w = ((x1 - x0) * 0.85).max(0.5);
+        // A few wide buckets (one day) get bars, not walls, centred.
+        let w = ((x1 - x0) * 0.85).clamp(0.5, MAX_BAR);
+        let x0 = if w == MAX_BAR {
+            (x0 + x1 - w) / 2.0
+        } else {
+            x0
+        };
         let parts: Vec<String> = series
             .iter()
             .zip(v)
@@ -570,13 +578,14 @@ mod tests {
         assert!(svg.contains(
             "<title>2026-11-23T00:00 to 01:00 UTC: 4 calls (3 success, 1 error)</title>"
         ));
-        // Scale 0..4 over 200 units: 3 → 150 from the bottom (208), then 1 → 50.
+        // Scale 0..4 over 200 units: 3 → 150 from the bottom (208), then 1 → 50;
+        // the bar is at most 48 wide, centred in its bucket (170 to 557).
         assert!(
-            svg.contains("class=\"c-ok\" x=\"170.0\" y=\"58.0\""),
+            svg.contains("class=\"c-ok\" x=\"339.5\" y=\"58.0\" width=\"48.0\""),
             "{svg}"
         );
         assert!(
-            svg.contains("class=\"c-err\" x=\"170.0\" y=\"8.0\""),
+            svg.contains("class=\"c-err\" x=\"339.5\" y=\"8.0\""),
             "{svg}"
         );
     }

@@ -61,6 +61,9 @@ pub(crate) struct Collector<'o> {
     alerts: BTreeMap<String, [u64; 4]>,
     alerts_unreadable: u64,
     series: Series,
+    /// The hour of the last tool call and its counts by outcome, not yet in
+    /// `series` (calls come mostly in ts order: one map entry an hour).
+    call_hour: Option<(i64, [u64; 4])>,
     rejected: [u64; 7],
     last_ts: HashMap<usize, Millis>,
     pending: HashMap<usize, Pending>,
@@ -107,6 +110,7 @@ impl<'o> Collector<'o> {
             alerts: BTreeMap::new(),
             alerts_unreadable: 0,
             series: Series::default(),
+            call_hour: None,
             rejected: [0; 7],
             last_ts: HashMap::new(),
             pending: HashMap::new(),
@@ -320,8 +324,16 @@ impl<'o> Collector<'o> {
             Some(Outcome::Denied) => 2,
             None => 3,
         };
-        let per_hour = &mut self.series.calls_per_hour;
-        per_hour.entry(ev.ts.div_euclid(3_600_000)).or_default()[outcome] += 1;
+        let epoch_hour = ev.ts.div_euclid(3_600_000);
+        match &mut self.call_hour {
+            Some((h, counts)) if *h == epoch_hour => counts[outcome] += 1,
+            _ => {
+                self.flush_call_hour();
+                let mut counts = [0; 4];
+                counts[outcome] = 1;
+                self.call_hour = Some((epoch_hour, counts));
+            }
+        }
         let server = ev.key_value(Field::ServerName);
         let tool = ev.key_value(Field::ToolName);
         let user = ev.key_value(Field::UserId);
@@ -396,6 +408,16 @@ impl<'o> Collector<'o> {
         u.hours.call(ev.ts);
         if ev.outcome == Some(Outcome::Denied) {
             u.denied_calls += 1;
+        }
+    }
+
+    /// Moves the counts of the current call hour into the series.
+    fn flush_call_hour(&mut self) {
+        if let Some((h, counts)) = self.call_hour.take() {
+            let to = self.series.calls_per_hour.entry(h).or_default();
+            for (a, b) in to.iter_mut().zip(counts) {
+                *a += b;
+            }
         }
     }
 
