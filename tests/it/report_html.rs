@@ -519,3 +519,42 @@ fn the_html_of_a_fixed_input_and_now_is_the_same_bytes_every_run() {
     // The week's days without logs (16th to 19th) are shaded on the axis.
     assert!(first.contains("no log line from 2026-11-16 to 2026-11-19"));
 }
+
+#[test]
+fn the_page_takes_the_dark_theme_when_the_browser_asks_for_one() {
+    let (_d, page, _html) = example_page();
+    let light = open_in_chromium(&page, true, &[]);
+    let dark = open_in_chromium(&page, true, &["--blink-settings=preferredColorScheme=0"]);
+    assert!(dark.console.is_empty(), "console: {:#?}", dark.console);
+    // The page's background, at its top left corner.
+    assert_eq!(pixels(&light.png.unwrap())[0], [0xff, 0xff, 0xff]);
+    let dark = pixels(&dark.png.unwrap());
+    assert_eq!(dark[0], [0x0d, 0x11, 0x17]);
+    // Still a picture: the success bars in the dark theme's green (#57ab5a).
+    assert!(dark.iter().filter(|p| **p == [0x57, 0xab, 0x5a]).count() > 5_000);
+}
+
+#[test]
+fn the_page_prints_to_pdf_on_several_pages_with_no_console_error() {
+    let (d, page, _html) = example_page();
+    let pdf = d.path().join("report.pdf");
+    let run = open_in_chromium(
+        &page,
+        false,
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
+    );
+    assert!(run.console.is_empty(), "console: {:#?}", run.console);
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&bytes);
+    let pages: u32 = text
+        .split("/Count ")
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(pages >= 2, "{pages} pages");
+}
