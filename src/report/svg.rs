@@ -123,7 +123,7 @@ impl Axis {
                 format!("{} to {}", day(s), day(e - DAY))
             }
         } else {
-            format!("{} to {} UTC", &format_ts(s)[..16], &format_ts(e)[11..16])
+            format!("{} to {} UTC", part(s, 0, 16), part(e, 11, 16))
         }
     }
 
@@ -146,7 +146,9 @@ impl Axis {
         .filter(|s| s % self.bucket == 0 || *s >= self.bucket)
         .find(|s| span / s <= 12)
         .unwrap_or_else(|| 28 * DAY * (span / (28 * DAY * 12) + 1));
-        let first = (self.start + step - 1).div_euclid(step) * step;
+        // Weeks start on Monday (the epoch was a Thursday).
+        let offset = if step % (7 * DAY) == 0 { 4 * DAY } else { 0 };
+        let first = (self.start - offset + step - 1).div_euclid(step) * step + offset;
         (0..)
             .map(|i| first + i * step)
             .take_while(|t| *t <= self.end())
@@ -155,7 +157,13 @@ impl Axis {
 }
 
 fn day(t: Millis) -> String {
-    format_ts(t)[..10].to_string()
+    part(t, 0, 10)
+}
+
+/// Bytes `from..to` of [`format_ts`]'s text (`2026-11-23T14:00:00.000Z`);
+/// empty for a time it cannot write.
+fn part(t: Millis, from: usize, to: usize) -> String {
+    format_ts(t).get(from..to).unwrap_or_default().to_string()
 }
 
 /// A label cut to [`LABEL_CHARS`] characters (with `…`), escaped.
@@ -193,7 +201,8 @@ fn open(out: &mut String, height: f64, title: &str) {
     let _ = write!(
         out,
         "<svg class=\"chart\" viewBox=\"0 0 {WIDTH:.0} {height:.0}\" role=\"img\" \
-         aria-label=\"{title}\" xmlns=\"http://www.w3.org/2000/svg\">"
+         aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        esc(title)
     );
 }
 
@@ -234,9 +243,9 @@ fn time_labels(out: &mut String, axis: &Axis, y: f64) {
     for t in axis.ticks() {
         let x = axis.x(t);
         let text = if t % DAY == 0 {
-            format_ts(t)[5..10].to_string()
+            part(t, 5, 10)
         } else {
-            format_ts(t)[11..16].to_string()
+            part(t, 11, 16)
         };
         let _ = write!(
             out,
@@ -520,6 +529,11 @@ mod tests {
         assert_eq!((t[0], t[1]), (NOV_23, NOV_23 + 2 * HOUR));
         let week = Axis::new(NOV_23, NOV_23 + 7 * DAY, HOUR);
         assert_eq!(week.ticks().len(), 8);
+        // A month's ticks are weekly, on Mondays (2026-11-23 is one).
+        let month = Axis::new(NOV_23 - 22 * DAY, NOV_23 + 8 * DAY, HOUR);
+        let t = month.ticks();
+        assert_eq!(t[0], NOV_23 - 21 * DAY);
+        assert!(t.contains(&NOV_23) && t.windows(2).all(|w| w[1] - w[0] == 7 * DAY));
     }
 
     #[test]

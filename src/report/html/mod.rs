@@ -90,7 +90,7 @@ fn head(h: &mut String, r: &Report) {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"color-scheme\" content=\"light dark\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
-         style-src {}; script-src {}; img-src data:; base-uri 'none'; form-action 'none'\">\n\
+         style-src {}; script-src {}; base-uri 'none'; form-action 'none'\">\n\
          <meta name=\"generator\" content=\"mcpwatch\">\n\
          <title>mcpwatch audit report: {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         csp_hash(CSS),
@@ -107,10 +107,10 @@ fn header(h: &mut String, r: &Report) {
     );
     for s in Severity::ALL.iter().rev() {
         let n = r.alerts.by_severity.get(s.as_str()).copied().unwrap_or(0);
-        let class = if n == 0 { "none" } else { s.as_str() };
+        let none = if n == 0 { " none" } else { "" };
         let _ = write!(
             h,
-            "<div class=\"sev {} {class}\"><b>{n}</b>{s} alerts</div>",
+            "<div class=\"sev {}{none}\"><b>{n}</b>{s} alerts</div>",
             s.as_str()
         );
     }
