@@ -141,7 +141,7 @@ fn header(h: &mut String, r: &Report) {
     fact(
         "Inputs",
         format!(
-            "{} log files and {} alert files ({} bytes) in <code>{}</code>",
+            "log files: {}, alert files: {}, {} bytes, in <code>{}</code>",
             i.log_files,
             i.alert_files,
             i.bytes,
@@ -169,7 +169,7 @@ fn header(h: &mut String, r: &Report) {
     fact("Policy in force", policy(&r.policy));
     let c = &r.coverage;
     let oldest = match (&c.oldest_record, c.oldest_record_age_days) {
-        (Some(o), Some(a)) => format!("; oldest record {} ({a} days old)", esc(o)),
+        (Some(o), Some(a)) => format!("; oldest record {}, {a} days old", esc(o)),
         _ => String::new(),
     };
     let status_class = if c.retention_status == "exceeds_retention" {
