@@ -1,5 +1,5 @@
 //! The charts of `--format html`, as inline SVG written by hand: bars over
-//! time (stacked by series), horizontal bars, latency ranges on a log
+//! time (stacked in layers), horizontal bars, latency ranges on a log
 //! scale and a heat map of alerts per rule.
 //!
 //! Every chart plots aggregates (counts per hour or day bucket, one row per
@@ -34,9 +34,9 @@ const MAX_BAR: f64 = 48.0;
 /// Longest label drawn in full (characters); the `<title>` holds the rest.
 const LABEL_CHARS: usize = 24;
 
-/// One series of a chart: its name in the legend and tooltips, its CSS
+/// One layer of a stacked bar chart: its name in the tooltips, its CSS
 /// class.
-pub(crate) struct Series {
+pub(crate) struct Layer {
     pub(crate) name: &'static str,
     pub(crate) class: &'static str,
 }
@@ -258,12 +258,12 @@ fn time_labels(out: &mut String, axis: &Axis, y: f64) {
 }
 
 /// Bars over time, one per bucket of `axis`, each stacked from the values
-/// of `series` in order; `unit` names what is counted ("calls"). Days in
+/// of `layers` in order; `unit` names what is counted ("calls"). Days in
 /// `gap_days` are shaded.
 pub(crate) fn time_bars<const N: usize>(
     axis: &Axis,
     values: &[[u64; N]],
-    series: &[Series; N],
+    layers: &[Layer; N],
     unit: &str,
     gap_days: &[i64],
     title: &str,
@@ -301,7 +301,7 @@ pub(crate) fn time_bars<const N: usize>(
         } else {
             x0
         };
-        let parts: Vec<String> = series
+        let parts: Vec<String> = layers
             .iter()
             .zip(v)
             .filter(|(_, n)| **n > 0)
@@ -314,7 +314,7 @@ pub(crate) fn time_bars<const N: usize>(
             parts.join(", ")
         );
         let mut y = bottom;
-        for (s, n) in series.iter().zip(v) {
+        for (s, n) in layers.iter().zip(v) {
             if *n == 0 {
                 continue;
             }
@@ -575,19 +575,19 @@ mod tests {
     }
 
     #[test]
-    fn stacked_bars_stack_in_series_order_and_skip_empty_buckets() {
+    fn stacked_bars_stack_in_layer_order_and_skip_empty_buckets() {
         let axis = Axis::new(NOV_23, NOV_23 + 2 * HOUR, HOUR);
-        let series = [
-            Series {
+        let layers = [
+            Layer {
                 name: "success",
                 class: "c-ok",
             },
-            Series {
+            Layer {
                 name: "error",
                 class: "c-err",
             },
         ];
-        let svg = time_bars(&axis, &[[3, 1], [0, 0]], &series, "calls", &[], "t");
+        let svg = time_bars(&axis, &[[3, 1], [0, 0]], &layers, "calls", &[], "t");
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains(
             "<title>2026-11-23T00:00 to 01:00 UTC: 4 calls (3 success, 1 error)</title>"

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::event::Millis;
 use crate::report::model::*;
-use crate::report::svg::{self, Axis, Series as S};
+use crate::report::svg::{self, Axis, Layer};
 
 const HOUR: Millis = 3_600_000;
 const DAY: Millis = 86_400_000;
@@ -82,27 +82,27 @@ pub(super) fn charts(h: &mut String, r: &Report) {
     let hours = Axis::new(from, to, HOUR);
     let caption = format!("Tool calls {}, by outcome", per(hours.bucket));
     figure(h, &caption);
-    let series = [
-        S {
+    let layers = [
+        Layer {
             name: "success",
             class: "c-ok",
         },
-        S {
+        Layer {
             name: "error",
             class: "c-err",
         },
-        S {
+        Layer {
             name: "denied",
             class: "c-deny",
         },
-        S {
+        Layer {
             name: "no outcome",
             class: "c-unknown",
         },
     ];
     let calls = bucketed(&hours, &s.calls_per_hour, HOUR);
     h.push_str(&svg::time_bars(
-        &hours, &calls, &series, "calls", &gaps, &caption,
+        &hours, &calls, &layers, "calls", &gaps, &caption,
     ));
     let mut items = vec![
         ("ok", "success"),
@@ -116,16 +116,16 @@ pub(super) fn charts(h: &mut String, r: &Report) {
     let days = Axis::new(from, to, DAY);
     let caption = format!("Approval decisions {}", per(days.bucket));
     figure(h, &caption);
-    let series = [
-        S {
+    let layers = [
+        Layer {
             name: "approve",
             class: "c-approve",
         },
-        S {
+        Layer {
             name: "deny",
             class: "c-err",
         },
-        S {
+        Layer {
             name: "timeout",
             class: "c-timeout",
         },
@@ -134,7 +134,7 @@ pub(super) fn charts(h: &mut String, r: &Report) {
     h.push_str(&svg::time_bars(
         &days,
         &decisions,
-        &series,
+        &layers,
         "decisions",
         &gaps,
         &caption,
