@@ -362,6 +362,12 @@ pub fn retry(
     }
     match StateLock::acquire(state_dir) {
         Ok(_lock) => {
+            // Judged on the outbox as it is, read-only: a refusal writes
+            // nothing (not even a compaction).
+            let entries = select(&inspect(state_dir)?, dead, ids, &channels)?;
+            if entries.is_empty() {
+                return Ok((entries, None));
+            }
             let max_age = if cfg.max_age > 0 {
                 cfg.max_age
             } else {
@@ -370,8 +376,6 @@ pub fn retry(
             let mut ob = Outbox::open(state_dir, max_age, Backoff::default(), now)?;
             // Requests a daemon left untaken first, as it would have.
             ob.take_requests(&channels, now)?;
-            let dead_lines = Lines::read(&ob.dead_letter).map_err(io_err(&ob.dead_letter))?;
-            let entries = select(&ob.entries(&dead_lines), dead, ids, &channels)?;
             ob.apply_request(&request(&entries), &channels, now)?;
             Ok((entries, None))
         }
