@@ -169,7 +169,15 @@ fn table(entries: &[Entry], now: Millis, out: &mut dyn Write) -> std::io::Result
         return writeln!(out, "nothing pending, no dead letters");
     }
     let head = [
-        "CHANNEL", "STATE", "GROUP", "ALERTS", "RULE", "SEVERITY", "ATTEMPTS", "AGE", "NEXT/DIED",
+        "CHANNEL",
+        "STATE",
+        "GROUP",
+        "ALERTS",
+        "RULE",
+        "SEVERITY",
+        "ATTEMPTS",
+        "AGE",
+        "NEXT/DIED",
         "LAST ERROR",
     ];
     let rows: Vec<[String; 10]> = entries

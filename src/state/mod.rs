@@ -144,7 +144,11 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// [`write_atomic`] for a file only its owner may read (`mode` 0600 for
 /// the dead letters): the temporary file has that mode from its creation.
-pub(crate) fn write_atomic_mode(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn write_atomic_mode(
+    path: &Path,
+    data: &[u8],
+    mode: Option<u32>,
+) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path

@@ -183,7 +183,11 @@ impl Outbox {
     pub(crate) fn load_read_only(state_dir: &Path) -> Result<Outbox, OutboxError> {
         use std::os::unix::fs::MetadataExt;
         let snap_path = state_dir.join(OUTBOX_DIR).join(SNAPSHOT_FILE);
-        let id = || std::fs::metadata(&snap_path).ok().map(|m| (m.dev(), m.ino()));
+        let id = || {
+            std::fs::metadata(&snap_path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
         let mut tries = 0;
         loop {
             let before = id();
@@ -446,13 +450,9 @@ impl Outbox {
         self.ensure_journal(now)?;
         let journal = self.journal()?;
         let before = journal.metadata().map(|m| m.len());
-        let written = journal.write_all(&line).and_then(|()| {
-            if sync {
-                journal.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let written = journal
+            .write_all(&line)
+            .and_then(|()| if sync { journal.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             // A full disk can take half a line: cut it off, or the next op
             // would be glued to it and both lost at replay.

@@ -52,8 +52,8 @@ use super::Alert;
 use crate::event::Millis;
 use journal::StoredAlert;
 
-pub use operator::{Entry, inspect, retry};
 pub(crate) use operator::{Channels, REQUESTS_EVERY};
+pub use operator::{Entry, inspect, retry};
 pub use schedule::Backoff;
 
 /// Directory of the outbox inside the state directory.

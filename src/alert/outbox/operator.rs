@@ -157,7 +157,9 @@ impl Outbox {
                 group: d.group.clone(),
                 alerts: d.alerts.iter().map(|a| a.id.clone()).collect(),
                 rule: top.map(|a| a.rule.clone()).unwrap_or_default(),
-                severity: top.map(|a| a.severity.as_str().to_string()).unwrap_or_default(),
+                severity: top
+                    .map(|a| a.severity.as_str().to_string())
+                    .unwrap_or_default(),
                 attempts: d.attempts,
                 entered: d.entered.clone(),
                 next_attempt: None,
@@ -189,7 +191,9 @@ impl Outbox {
             group: p.group.clone(),
             alerts: p.alerts.clone(),
             rule: top.map(|a| a.rule.clone()).unwrap_or_default(),
-            severity: top.map(|a| a.severity.as_str().to_string()).unwrap_or_default(),
+            severity: top
+                .map(|a| a.severity.as_str().to_string())
+                .unwrap_or_default(),
             attempts: p.attempts,
             entered: format_ts(p.created),
             next_attempt: Some(format_ts(p.due())),
@@ -425,8 +429,12 @@ fn select(
         if !found {
             let other = all.iter().any(|e| e.state != state && named(e, id));
             problems.push(match (dead, other) {
-                (true, true) => format!("{id}: not a dead letter but pending (retry it without --dead)"),
-                (false, true) => format!("{id}: not pending but a dead letter (retry it with --dead)"),
+                (true, true) => {
+                    format!("{id}: not a dead letter but pending (retry it without --dead)")
+                }
+                (false, true) => {
+                    format!("{id}: not pending but a dead letter (retry it with --dead)")
+                }
                 (true, false) => format!("{id}: no dead letter has this group or alert id"),
                 (false, false) => format!("{id}: no pending delivery has this group or alert id"),
             });

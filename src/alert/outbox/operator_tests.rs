@@ -43,7 +43,10 @@ fn dead_letter(dir: &Path, id: &str) -> Outbox {
     }];
     ob.submit(&alert("rapid_tool_usage", Severity::Medium, id), &place, T0)
         .unwrap();
-    assert!(matches!(ob.next("siem", false, 0, T0).unwrap(), Next::Send(_)));
+    assert!(matches!(
+        ob.next("siem", false, 0, T0).unwrap(),
+        Next::Send(_)
+    ));
     ob.failed("siem", id, "HTTP 400 Bad Request: nope", false, T0 + 10)
         .unwrap();
     ob
@@ -82,8 +85,12 @@ fn the_listing_shows_a_dead_letter_with_its_error_and_writes_nothing() {
         route: "all".into(),
         group_wait: 30_000,
     }];
-    ob.submit(&alert("disabled_tool", Severity::Critical, "a2"), &place, T0 + 20)
-        .unwrap();
+    ob.submit(
+        &alert("disabled_tool", Severity::Critical, "a2"),
+        &place,
+        T0 + 20,
+    )
+    .unwrap();
     // A line the daemon is still appending: not an operation yet.
     use std::io::Write;
     let journal = d.path().join(OUTBOX_DIR).join(super::super::JOURNAL_FILE);
@@ -241,8 +248,14 @@ fn a_pending_group_made_due_now_skips_its_backoff() {
     let done = ob
         .apply_request(&req, &Channels::of(&cfg(&["siem"])), T0 + 1)
         .unwrap();
-    assert_eq!(done, vec![("siem".to_string(), "pending", "a1".to_string())]);
-    assert!(matches!(ob.next("siem", false, 0, T0 + 1).unwrap(), Next::Send(_)));
+    assert_eq!(
+        done,
+        vec![("siem".to_string(), "pending", "a1".to_string())]
+    );
+    assert!(matches!(
+        ob.next("siem", false, 0, T0 + 1).unwrap(),
+        Next::Send(_)
+    ));
 }
 
 #[test]
@@ -256,7 +269,13 @@ fn a_retry_is_refused_whole_for_an_unknown_id_or_a_removed_channel() {
         other => panic!("refused, got {other:?}"),
     };
     assert_eq!(
-        refused(retry(d.path(), &cfg(&["siem"]), true, &ids(&["a1", "zz"]), T0)),
+        refused(retry(
+            d.path(),
+            &cfg(&["siem"]),
+            true,
+            &ids(&["a1", "zz"]),
+            T0
+        )),
         vec!["zz: no dead letter has this group or alert id"]
     );
     assert_eq!(
