@@ -35,7 +35,9 @@
 //! This file holds the outbox's types and queries; `schedule` decides
 //! what is sent when (grouping on submit, backoff, `max_per_hour`,
 //! `max_age`), `journal` makes every change durable (snapshot, journal,
-//! replay, dead letters).
+//! replay, dead letters), `dead` reads the dead letters back, and
+//! `operator` is `mcpwatch outbox`: the read-only listing and the retry
+//! requests a running daemon applies.
 
 mod dead;
 mod journal;
