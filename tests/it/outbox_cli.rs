@@ -296,3 +296,52 @@ fn a_retry_of_an_unknown_id_or_a_removed_channel_is_refused_and_changes_nothing(
     assert_eq!(listing(&p)[0]["state"], "dead");
     assert_eq!(rx.hits().len(), 1, "no attempt since");
 }
+
+#[test]
+fn a_retry_interrupted_before_its_request_is_removed_delivers_once_after_restart() {
+    let rx = Receiver::start(None, Script::default());
+    let p = project(&rx);
+    let (d, id) = one_dead_letter(&p, &rx);
+    assert_eq!(d.terminate().0, Some(0));
+    let dead_file = p.state().join("dead-letter.ndjson");
+    let dead_line = std::fs::read(&dead_file).unwrap();
+    let died = dead_letters(&p)[0]["ts"].as_str().unwrap().to_string();
+
+    rx.set_script(Script::default());
+    let (code, _, err) = outbox(&p, &["retry", "--dead", &id]);
+    assert_eq!(code, 0, "{err}");
+    // What a kill -9 right after the requeue was journaled leaves: the
+    // dead letter still in its file and the request not yet removed.
+    std::fs::write(&dead_file, &dead_line).unwrap();
+    let requests = p.state().join("outbox/requests");
+    std::fs::create_dir_all(&requests).unwrap();
+    let request = serde_json::json!({"dead": [{"channel": "siem", "group": id, "ts": died}]});
+    std::fs::write(requests.join("000000000000001-1.json"), request.to_string()).unwrap();
+
+    let d = p.start(&[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || !rx.accepted().is_empty()),
+        "{}",
+        d.stderr()
+    );
+    assert!(wait_until(Duration::from_secs(10), || listing(&p).is_empty()));
+    assert!(!requests.read_dir().unwrap().any(|_| true), "request done");
+    // The same again while the daemon runs, after the delivery (as if
+    // taking the dead letter out had failed, e.g. on a full disk): the
+    // request is applied once more and queues nothing.
+    std::fs::write(&dead_file, &dead_line).unwrap();
+    std::fs::write(requests.join("000000000000002-1.json"), request.to_string()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || !requests
+            .read_dir()
+            .unwrap()
+            .any(|_| true)),
+        "{}",
+        d.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(accepted(&rx), vec![(id.clone(), vec![id.clone()])], "once");
+    assert!(dead_letters(&p).is_empty());
+    assert!(listing(&p).is_empty());
+    assert_eq!(d.terminate().0, Some(0));
+}
