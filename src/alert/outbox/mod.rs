@@ -226,4 +226,4 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -5,25 +5,13 @@
 use std::path::Path;
 
 use super::*;
+use crate::alert::outbox::tests::open;
 use crate::alert::outbox::{Failure, HOUR, Next};
 use crate::alert::router::Placement;
 use crate::alert::router::tests::{alert, webhook};
 use crate::event::Severity;
 
 const T0: Millis = 1_795_442_639_000;
-
-fn open(dir: &Path, now: Millis) -> Outbox {
-    Outbox::open(
-        dir,
-        24 * HOUR,
-        Backoff {
-            base: 1_000,
-            max: 60_000,
-        },
-        now,
-    )
-    .unwrap()
-}
 
 fn cfg(channels: &[&str]) -> DeliveryConfig {
     DeliveryConfig {
