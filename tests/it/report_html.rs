@@ -336,7 +336,11 @@ fn a_click_on_a_column_header_sorts_the_table_and_a_second_reverses_it() {
           function (r) { return r.cells[0].textContent + '=' + r.cells[2].textContent; }).join(' '); }\
         console.log('before ' + order());\
         th.click(); console.log('up ' + order() + ' ' + th.getAttribute('aria-sort'));\
-        th.click(); console.log('down ' + order() + ' ' + th.getAttribute('aria-sort'));";
+        th.click(); console.log('down ' + order() + ' ' + th.getAttribute('aria-sort'));\
+        var tools = document.querySelector('#tools table');\
+        tools.tHead.rows[0].cells[9].click();\
+        console.log('pct ' + Array.prototype.map.call(tools.tBodies[0].rows, \
+          function (r) { return r.cells[9].textContent; }).join(' '));";
     let probed = html
         .replace("script-src ", &format!("script-src {} ", csp_hash(probe)))
         .replace("</body>", &format!("<script>{probe}</script></body>"));
@@ -367,6 +371,21 @@ fn a_click_on_a_column_header_sorts_the_table_and_a_second_reverses_it() {
     assert!(up.windows(2).all(|w| w[0].1 <= w[1].1), "{up:?}");
     assert!(down.windows(2).all(|w| w[0].1 >= w[1].1), "{down:?}");
     assert!(up.first().unwrap().1 < up.last().unwrap().1);
+    // DENY % sorts by the rate in data-v: the tools without decisions ("-")
+    // first, then the rates upwards.
+    let pct = run
+        .console
+        .iter()
+        .find(|l| l.contains("\"pct "))
+        .unwrap_or_else(|| panic!("no pct line: {:#?}", run.console));
+    let cells: Vec<&str> = pct.split('"').nth(1).unwrap().split(' ').skip(1).collect();
+    let dashes = cells.iter().take_while(|c| **c == "-").count();
+    assert!(dashes > 0 && dashes < cells.len(), "{cells:?}");
+    let rates: Vec<f64> = cells[dashes..]
+        .iter()
+        .map(|c| c.trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert!(rates.windows(2).all(|w| w[0] <= w[1]), "{cells:?}");
     assert!(run.console.iter().any(|l| l.contains("ascending")));
     assert!(run.console.iter().any(|l| l.contains("descending")));
 }

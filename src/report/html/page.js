@@ -1,10 +1,15 @@
 (function () {
   "use strict";
   // Click (or Enter on) a column header to sort the table by it; again to
-  // reverse. Numeric cells carry their value in data-v. The tables are
-  // complete without this script.
+  // reverse. A numeric cell is its number, or the data-v it carries when
+  // it shows something else ("-", "5.2%"). The tables are complete
+  // without this script.
   function key(cell, numeric) {
-    return numeric ? Number(cell.getAttribute("data-v")) : cell.textContent;
+    if (!numeric) {
+      return cell.textContent;
+    }
+    var v = cell.getAttribute("data-v");
+    return Number(v === null ? cell.textContent : v);
   }
   var tables = document.querySelectorAll("table.sortable");
   Array.prototype.forEach.call(tables, function (table) {

@@ -1,8 +1,9 @@
 //! The tables of the page: those of the text report (servers, tools,
 //! errors by type, users, new tools, drifted tools, disabled-tool calls,
 //! approval bypasses, alerts), complete and in the model's order without
-//! any script; `page.js` sorts them by a click. Numeric cells carry their
-//! value in `data-v`. Every cell from a log goes through [`esc`].
+//! any script; `page.js` sorts them by a click. A numeric cell that shows
+//! something other than its number (`-`, `5.2%`) carries the number in
+//! `data-v`. Every cell from a log goes through [`esc`].
 
 use std::fmt::Write as _;
 
@@ -10,8 +11,8 @@ use super::esc;
 use crate::report::model::*;
 
 /// Rows a table lists before it keeps only the busiest (JSON and CSV list
-/// every one): the page stays a page, a few MB at most.
-pub(crate) const MAX_TABLE_ROWS: usize = 2_000;
+/// every one): the page stays a page, under 2 MB for a million users.
+pub(crate) const MAX_TABLE_ROWS: usize = 1_000;
 
 /// One table row being written.
 struct Row(String);
@@ -25,7 +26,7 @@ impl Row {
         self
     }
     fn num(mut self, n: u64) -> Row {
-        let _ = write!(self.0, "<td class=\"n\" data-v=\"{n}\">{n}</td>");
+        let _ = write!(self.0, "<td class=\"n\">{n}</td>");
         self
     }
     fn opt(mut self, n: Option<u64>) -> Row {
@@ -246,8 +247,11 @@ fn users_table(h: &mut String, r: &Report) {
             let busiest = u.busiest_hour.as_ref();
             let num_text = |row: Row, s: String| -> Row {
                 let mut row = row;
-                let v = if s.is_empty() { "-1" } else { s.as_str() };
-                let _ = write!(row.0, "<td class=\"n\" data-v=\"{v}\">{s}</td>");
+                if s.is_empty() {
+                    row.0.push_str("<td class=\"n\" data-v=\"-1\"></td>");
+                } else {
+                    let _ = write!(row.0, "<td class=\"n\">{s}</td>");
+                }
                 row
             };
             let row = Row::new()
