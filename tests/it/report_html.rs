@@ -577,3 +577,42 @@ fn the_page_prints_to_pdf_on_several_pages_with_no_console_error() {
         .unwrap_or(0);
     assert!(pages >= 2, "{pages} pages");
 }
+
+#[test]
+fn a_table_past_a_thousand_rows_lists_the_busiest_thousand_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let audit = d.path().join("audit");
+    std::fs::create_dir(&audit).unwrap();
+    // 1,200 users; u-0000 … u-0199 call twice, the others once.
+    let mut calls = String::new();
+    for u in 0..1200 {
+        for k in 0..(if u < 200 { 2 } else { 1 }) {
+            calls.push_str(&format!(
+                "{{\"ts\":\"2026-11-20T10:{:02}:{:02}Z\",\"user_id\":\"u-{u:04}\",\"server_name\":\"s\",\"tool_name\":\"t\",\"outcome\":\"success\"}}\n",
+                u % 60,
+                k
+            ));
+        }
+    }
+    std::fs::write(audit.join("tool-usage.log"), calls).unwrap();
+    let html = html_report(
+        d.path(),
+        "audit",
+        "2026-11-21T12:00:00Z",
+        &["--period", "daily"],
+    );
+    let users = &html[html.find("<section id=\"users\">").unwrap()..];
+    let users = &users[..users.find("</section>").unwrap()];
+    assert!(
+        users.contains("Showing the 1000 users with the most calls of 1200;"),
+        "{}",
+        &users[..400]
+    );
+    assert_eq!(users.matches("<tr>").count(), 1 + 1000, "header and rows");
+    // Every busier user is kept, and the rest in the model's order.
+    assert!(users.contains("<td>u-0199</td>") && users.contains("<td>u-0999</td>"));
+    assert!(!users.contains("<td>u-1000</td>"));
+    assert!(users.find("u-0000").unwrap() < users.find("u-0500").unwrap());
+    // The totals still count everyone.
+    assert!(html.contains("1400 tool calls") && html.contains("1200 users"));
+}
