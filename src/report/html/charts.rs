@@ -210,39 +210,42 @@ fn errors_chart(h: &mut String, r: &Report) {
 
 fn latency_chart(h: &mut String, r: &Report) {
     let caption = "Latency per tool: p50, p95 and p99 (log scale), slowest first";
-    let names: Vec<(String, [u64; 3])> = {
-        let mut v: Vec<&ToolRow> = r.tools.iter().filter(|t| t.latency_ms.count > 0).collect();
-        v.sort_by(|a, b| {
-            b.latency_ms
-                .p99
-                .cmp(&a.latency_ms.p99)
-                .then(a.server.cmp(&b.server))
-                .then(a.tool.cmp(&b.tool))
-        });
-        let more = v.len().saturating_sub(svg::MAX_ROWS);
-        if more > 0 {
-            v.truncate(svg::MAX_ROWS);
-        }
-        v.into_iter()
-            .map(|t| {
-                let l = &t.latency_ms;
-                let p = |x: Option<u64>| x.unwrap_or(0);
-                (
-                    format!("{} / {}", t.server, t.tool),
-                    [p(l.p50), p(l.p95), p(l.p99)],
-                )
-            })
-            .collect()
-    };
-    if names.is_empty() {
+    let mut tools: Vec<&ToolRow> = r.tools.iter().filter(|t| t.latency_ms.count > 0).collect();
+    if tools.is_empty() {
         let _ = writeln!(
             h,
             "<figure><figcaption>{caption}</figcaption><p class=\"empty\">No call carried a duration.</p></figure>"
         );
         return;
     }
+    tools.sort_by(|a, b| {
+        b.latency_ms
+            .p99
+            .cmp(&a.latency_ms.p99)
+            .then(a.server.cmp(&b.server))
+            .then(a.tool.cmp(&b.tool))
+    });
+    let more = tools.len().saturating_sub(svg::MAX_ROWS);
+    tools.truncate(svg::MAX_ROWS);
+    let names: Vec<(String, [u64; 3])> = tools
+        .iter()
+        .map(|t| {
+            let l = &t.latency_ms;
+            let p = |x: Option<u64>| x.unwrap_or(0);
+            (
+                format!("{} / {}", t.server, t.tool),
+                [p(l.p50), p(l.p95), p(l.p99)],
+            )
+        })
+        .collect();
     let rows: Vec<(&str, [u64; 3])> = names.iter().map(|(n, p)| (n.as_str(), *p)).collect();
     figure(h, caption);
     h.push_str(&svg::latency(&rows, caption));
+    if more > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"note\">{more} faster tools: see the Tools table.</p>"
+        );
+    }
     legend(h, &[("p50", "p50"), ("p95", "p95"), ("p99", "p99")]);
 }

@@ -2,10 +2,9 @@
 //! would rather look than read — a security lead's week, an auditor's
 //! month, evidence to archive or attach to a mail.
 //!
-//! Everything is inline: the stylesheet, the charts (SVG from [`super::svg`])
-//! and a small script that makes the tables sortable by a click. No URL
-//! outside the page is named, so it opens offline and reads the same in ten
-//! years. The tables are complete and in a useful order without the
+//! Everything is inline: the stylesheet, the charts (SVG) and a small
+//! script that makes the tables sortable by a click. No URL outside the
+//! page is named, so it opens offline, in a mail or from an archive. The tables are complete and in a useful order without the
 //! script; a Content-Security-Policy allows only this page's own style and
 //! script (by their SHA-256), so even text that escaped [`esc`] could run
 //! nothing. The charts are in [`charts`] (drawn by [`super::svg`]), the
