@@ -35,6 +35,7 @@ mod packaging;
 mod parse_props;
 mod report;
 mod report_beyond;
+mod report_html;
 mod rotate;
 mod rotate_cli;
 mod run_beyond;
