@@ -1,7 +1,10 @@
 //! Throughput of `mcpwatch report`'s library over 1,000,000 `tool_call`
 //! lines (about 250 bytes each), from a plain log and from a zstd archive of
-//! the same data. The data is generated here, deterministically, so the bench
-//! needs no fixture; `MCPWATCH_BENCH_LINES` changes the line count.
+//! the same data; and the whole report as `--format json` and as
+//! `--format html` (build and render) over the plain log, with the size of
+//! each (printed before the timed runs). The data is generated here,
+//! deterministically, so the bench needs no fixture; `MCPWATCH_BENCH_LINES`
+//! changes the line count.
 //!
 //! Run: `cargo bench --bench report`.
 
@@ -12,6 +15,7 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwatch::ingest::merge::TimeRange;
+use mcpwatch::report::render::{Format, render};
 use mcpwatch::report::{ReportOptions, build};
 
 /// 2026-11-01T00:00:00Z.
@@ -98,6 +102,21 @@ fn bench(c: &mut Criterion) {
                 let r = build(&opts).unwrap();
                 assert_eq!(r.totals.tool_calls, n);
                 black_box(r)
+            })
+        });
+    }
+    // The report as a file, in each format: read, build and render.
+    for (name, format) in [("json", Format::Json), ("html", Format::Html)] {
+        let opts = ReportOptions::new(plain.as_path(), TimeRange::default(), now);
+        let mut out = Vec::new();
+        render(&mut out, &build(&opts).unwrap(), format).unwrap();
+        eprintln!("report bench: --format {name} is {} bytes", out.len());
+        group.bench_function(format!("plain_{name}"), |b| {
+            b.iter(|| {
+                let opts = ReportOptions::new(plain.as_path(), TimeRange::default(), now);
+                let mut out = Vec::with_capacity(1 << 20);
+                render(&mut out, &build(&opts).unwrap(), format).unwrap();
+                black_box(out)
             })
         });
     }

@@ -42,7 +42,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::action::ActionRunner;
 use super::email::EmailSender;
 use super::error::{SendError, UnknownChannel};
-use super::outbox::{Backoff, Failure, Job, Next, Outbox, OutboxError, Submitted};
+use super::outbox::{
+    Backoff, Channels, Failure, Job, Next, Outbox, OutboxError, REQUESTS_EVERY, Submitted,
+};
 use super::router::{ChannelDef, DEFAULT_MAX_AGE, DeliveryConfig, Router};
 use super::{Alert, alert_id, format_ts, key_map};
 use crate::config::Config;
@@ -60,6 +62,7 @@ pub(crate) const M_PENDING: &str = "mcpwatch_outbox_pending";
 pub(crate) const M_DEAD: &str = "mcpwatch_dead_letters_total";
 pub(crate) const M_LATENCY: &str = "mcpwatch_delivery_latency_seconds";
 pub(crate) const M_REFUSED: &str = "mcpwatch_outbox_refused_total";
+pub(crate) const M_REQUEUED: &str = "mcpwatch_outbox_requeued_total";
 
 /// Wall clock in ms; tests substitute their own.
 pub trait Clock: Send + Sync + 'static {
@@ -291,7 +294,13 @@ impl Delivery {
             metrics.touch(M_RETRIES, &[("channel", c.name())]);
             metrics.touch_histogram(M_LATENCY, &[("channel", c.name())]);
             metrics.touch(M_DEAD, &[("channel", c.name())]);
+            for from in ["dead", "pending"] {
+                metrics.touch(M_REQUEUED, &[("channel", c.name()), ("from", from)]);
+            }
         }
+        // Retries asked for while no daemon took them (or before a crash).
+        let channels = Channels::of(cfg);
+        count_requeued(&metrics, &outbox.take_requests(&channels, now)?);
         let wake = router
             .channels()
             .iter()
@@ -318,6 +327,7 @@ impl Delivery {
             for def in sup.router.channels() {
                 workers.spawn(worker(sup.clone(), def.clone()));
             }
+            workers.spawn(take_requests(sup.clone(), channels));
             let _ = stop.wait_for(|s| *s).await;
             let drain = async { while workers.join_next().await.is_some() {} };
             if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
@@ -366,6 +376,50 @@ fn describe(m: &Metrics) {
         "counter",
         "Alerts refused because the outbox was full",
     );
+    m.describe(
+        M_REQUEUED,
+        "counter",
+        "Groups put back by `mcpwatch outbox retry`, by channel and where from (dead = a dead letter, pending = made due now)",
+    );
+}
+
+fn count_requeued(m: &Metrics, applied: &[(String, &'static str, String)]) {
+    for (channel, from, group) in applied {
+        tracing::info!(channel = %channel, group = %group, "outbox retry: {from} group queued again");
+        m.inc(M_REQUEUED, &[("channel", channel), ("from", from)], 1);
+    }
+}
+
+/// Applies the retries `mcpwatch outbox retry` leaves for the running
+/// daemon, every [`REQUESTS_EVERY`], and wakes the channels concerned.
+async fn take_requests(sh: Arc<Shared>, channels: Channels) {
+    let mut stop = sh.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REQUESTS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let now = sh.clock.now();
+        let applied = match sh.outbox.lock() {
+            Ok(mut ob) => {
+                let r = ob.take_requests(&channels, now);
+                sh.update_gauge(&ob);
+                r
+            }
+            Err(_) => return,
+        };
+        match applied {
+            Ok(applied) => {
+                count_requeued(&sh.metrics, &applied);
+                for (channel, _, _) in &applied {
+                    if let Some(n) = sh.wake.get(channel) {
+                        n.notify_one();
+                    }
+                }
+            }
+            Err(e) => tracing::error!("outbox retry requests: {e}"),
+        }
+    }
 }
 
 impl DeliveryHandle {

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod forward;
+pub(crate) mod outbox;
 pub(crate) mod report;
 pub(crate) mod rotate;
 pub(crate) mod run;
@@ -69,6 +70,8 @@ pub(crate) enum Command {
     Rotate(rotate::RotateArgs),
     /// Send a test alert through the configured channels
     TestAlert(test_alert::TestAlertArgs),
+    /// Pending deliveries and dead letters per channel; `retry` puts them back
+    Outbox(outbox::OutboxArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
     /// Print the manual page (or write every command's page with --dir)
@@ -92,6 +95,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Check(a) => check::run(&cli.common, a),
         Command::Rotate(a) => rotate::run(&cli.common, a),
         Command::TestAlert(a) => test_alert::run(&cli.common, a),
+        Command::Outbox(a) => outbox::run(&cli.common, a),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),
     };

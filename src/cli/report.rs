@@ -176,6 +176,7 @@ pub(crate) fn run(common: &CommonArgs, args: ReportArgs) -> anyhow::Result<u8> {
         ReportFormat::Compliance => Format::Compliance,
         ReportFormat::Timeline => Format::Timeline,
         ReportFormat::TimelineJson => Format::TimelineJson,
+        ReportFormat::Html => Format::Html,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -204,6 +205,8 @@ pub(crate) enum ReportFormat {
     Timeline,
     /// The timeline as one JSON object per line
     TimelineJson,
+    /// One self-contained HTML page with charts (inline CSS and SVG)
+    Html,
 }
 
 /// The subject flags: none empty (no log line's id is); a timeline needs

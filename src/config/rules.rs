@@ -23,9 +23,22 @@ pub(crate) const BUILTIN_RULES: [(RuleName, &str); RuleName::COUNT] = {
 
 const COMMON: [&str; 5] = ["enabled", "severity", "key", "realert", "max_keys"];
 
+/// Common settings a rule has no use for, refused rather than ignored:
+/// the silences fire once per silence (no cooldown), and `audit_silence`
+/// watches the whole log (its key is fixed).
+fn unused(rule: RuleName) -> &'static [&'static str] {
+    match rule {
+        RuleName::ServerSilence => &["realert"],
+        RuleName::AuditSilence => &["key", "realert"],
+        _ => &[],
+    }
+}
+
 /// The keys a rule's file may set: the common ones plus its own.
 pub(crate) fn allowed_keys(rule: RuleName) -> Vec<&'static str> {
-    let mut v: Vec<&str> = COMMON.to_vec();
+    let mut v: Vec<&str> = (COMMON.iter().copied())
+        .filter(|k| !unused(rule).contains(k))
+        .collect();
     v.extend(rule.settings().iter().map(|s| s.key()));
     v
 }

@@ -1,22 +1,25 @@
 //! Process metrics in Prometheus text format (SPEC §8, §9).
 //!
 //! One [`Metrics`] registry is shared (behind an `Arc`) by every stage of the
-//! daemon; `scan` uses a private one for its summary. Counters, gauges and
-//! histograms live in `DashMap`s keyed by name and label values, updated
-//! with atomics, so hot paths on different threads do not contend on one
-//! lock. Latencies are Prometheus histograms with fixed buckets (which
-//! aggregate across instances and over time, unlike quantiles over the
-//! process lifetime). [`Metrics::render`] adds `mcpwatch_build_info` and
-//! the `process_*` families of the Prometheus client conventions.
+//! daemon; `scan` and `rotate` use a private one for their summaries. The
+//! series live in a `metrics-exporter-prometheus` recorder (not installed
+//! as the process-global one, so registries stay separate), which writes
+//! the exposition: HELP and TYPE, escaped labels, and latencies as
+//! histograms with fixed buckets (they aggregate across instances and over
+//! time, unlike quantiles over the process lifetime). The recorder's values
+//! are write-only, so counters and gauges are also kept here, where the
+//! summaries and tests read them. [`Metrics::render`] adds the `process_*`
+//! families of the Prometheus client conventions.
 
 mod process;
 pub(crate) mod server;
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// A metric's identity: its name and its label pairs, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +37,20 @@ impl SeriesKey {
     }
 }
 
+/// The recorder's key of a series.
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, (*v).to_string()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Where a series was registered from (the recorder asks; it shows nowhere).
+const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
 /// Upper bounds (`le`, seconds) of every latency histogram's buckets: a
 /// 1-2-5 series from 100 µs to a minute, fine enough for the daemon's
 /// milliseconds and a slow SMTP server's seconds alike.
@@ -42,24 +59,34 @@ pub(crate) const BUCKETS: [f64; 18] = [
     10.0, 30.0, 60.0,
 ];
 
-/// One histogram series: per-bucket counts (the last is above every
-/// bound), the sum in microseconds and the count.
-#[derive(Default)]
-struct Buckets {
-    counts: [AtomicU64; BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
 /// The registry. Cheap to update from any thread.
-#[derive(Default)]
 pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// Counter values, as [`Metrics::counter`] reads them.
     counters: DashMap<SeriesKey, AtomicU64>,
-    /// Gauges stored as `f64::to_bits`.
+    /// Gauge values (`f64::to_bits`), as [`Metrics::gauge`] reads them.
     gauges: DashMap<SeriesKey, AtomicU64>,
-    histograms: DashMap<SeriesKey, Buckets>,
-    help: DashMap<&'static str, (&'static str, &'static str)>,
     /// When this registry (the process, for the daemon) started.
     started: Mutex<Option<f64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // Setting buckets fails only for an empty list.
+        let builder = PrometheusBuilder::new();
+        let recorder = match builder.set_buckets(&BUCKETS) {
+            Ok(b) => b.build_recorder(),
+            Err(_) => PrometheusBuilder::new().build_recorder(),
+        };
+        Metrics {
+            handle: recorder.handle(),
+            recorder,
+            counters: DashMap::new(),
+            gauges: DashMap::new(),
+            started: Mutex::new(None),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,13 +102,16 @@ impl Metrics {
 
     /// Adds `by` to a counter, creating it at zero first.
     pub(crate) fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-        let key = SeriesKey::new(name, labels);
-        if let Some(c) = self.counters.get(&key) {
+        self.recorder
+            .register_counter(&key(name, labels), &META)
+            .increment(by);
+        let series = SeriesKey::new(name, labels);
+        if let Some(c) = self.counters.get(&series) {
             c.fetch_add(by, Ordering::Relaxed);
             return;
         }
         self.counters
-            .entry(key)
+            .entry(series)
             .or_insert_with(|| AtomicU64::new(0))
             .fetch_add(by, Ordering::Relaxed);
     }
@@ -114,9 +144,11 @@ impl Metrics {
         labels: &[(&'static str, &str)],
         value: f64,
     ) {
-        let key = SeriesKey::new(name, labels);
+        self.recorder
+            .register_gauge(&key(name, labels), &META)
+            .set(value);
         self.gauges
-            .entry(key)
+            .entry(SeriesKey::new(name, labels))
             .or_insert_with(|| AtomicU64::new(0))
             .store(value.to_bits(), Ordering::Relaxed);
     }
@@ -136,101 +168,30 @@ impl Metrics {
         secs: f64,
     ) {
         let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
-        let slot = BUCKETS.partition_point(|&le| le < secs);
-        let entry = self
-            .histograms
-            .entry(SeriesKey::new(name, labels))
-            .or_default();
-        entry.counts[slot].fetch_add(1, Ordering::Relaxed);
-        entry
-            .sum_micros
-            .fetch_add((secs * 1e6).round() as u64, Ordering::Relaxed);
+        self.recorder
+            .register_histogram(&key(name, labels), &META)
+            .record(secs);
     }
 
     /// Makes a histogram exist (empty) so it shows before its first value.
     pub(crate) fn touch_histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) {
-        self.histograms
-            .entry(SeriesKey::new(name, labels))
-            .or_default();
+        // Registered is shown; the handle itself is not needed.
+        drop(self.recorder.register_histogram(&key(name, labels), &META));
     }
 
     /// Sets the `# HELP` text and `# TYPE` of a metric name.
     pub(crate) fn describe(&self, name: &'static str, kind: &'static str, help: &'static str) {
-        self.help.insert(name, (kind, help));
+        let (name, help) = (name.into(), help.into());
+        match kind {
+            "counter" => self.recorder.describe_counter(name, None, help),
+            "histogram" => self.recorder.describe_histogram(name, None, help),
+            _ => self.recorder.describe_gauge(name, None, help),
+        }
     }
 
     /// Renders every series in Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut names: Vec<&'static str> = Vec::new();
-        let mut counters: Vec<(SeriesKey, u64)> = self
-            .counters
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
-            .collect();
-        counters.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut gauges: Vec<(SeriesKey, f64)> = self
-            .gauges
-            .iter()
-            .map(|e| {
-                (
-                    e.key().clone(),
-                    f64::from_bits(e.value().load(Ordering::Relaxed)),
-                )
-            })
-            .collect();
-        gauges.sort_by(|a, b| a.0.cmp(&b.0));
-
-        let mut header = |out: &mut String, name: &'static str, default_kind: &str| {
-            if names.contains(&name) {
-                return;
-            }
-            names.push(name);
-            let (kind, help) = self
-                .help
-                .get(name)
-                .map(|h| *h.value())
-                .unwrap_or((default_kind, ""));
-            if !help.is_empty() {
-                let _ = writeln!(out, "# HELP {name} {help}");
-            }
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        };
-        for (k, v) in &counters {
-            header(&mut out, k.name, "counter");
-            let _ = writeln!(out, "{}{} {}", k.name, fmt_labels(&k.labels, None), v);
-        }
-        for (k, v) in &gauges {
-            header(&mut out, k.name, "gauge");
-            let _ = writeln!(out, "{}{} {}", k.name, fmt_labels(&k.labels, None), v);
-        }
-        let mut hists: Vec<SeriesKey> = self.histograms.iter().map(|e| e.key().clone()).collect();
-        hists.sort();
-        for k in hists {
-            header(&mut out, k.name, "histogram");
-            let Some(h) = self.histograms.get(&k) else {
-                continue;
-            };
-            let mut cumulative = 0;
-            for (i, le) in BUCKETS
-                .iter()
-                .map(|b| b.to_string())
-                .chain(["+Inf".into()])
-                .enumerate()
-            {
-                cumulative += h.counts[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "{}_bucket{} {cumulative}",
-                    k.name,
-                    fmt_labels(&k.labels, Some(&le))
-                );
-            }
-            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let labels = fmt_labels(&k.labels, None);
-            let _ = writeln!(out, "{}_sum{labels} {sum}", k.name);
-            let _ = writeln!(out, "{}_count{labels} {cumulative}", k.name);
-        }
+        let mut out = self.handle.render();
         let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(started) = started {
             process::render(&mut out, started);
@@ -259,43 +220,6 @@ impl Metrics {
     }
 }
 
-fn fmt_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
-    if labels.is_empty() && le.is_none() {
-        return String::new();
-    }
-    let mut s = String::from("{");
-    let mut first = true;
-    for (k, v) in labels {
-        if !first {
-            s.push(',');
-        }
-        first = false;
-        let _ = write!(s, "{k}=\"{}\"", escape_label(v));
-    }
-    if let Some(le) = le {
-        if !first {
-            s.push(',');
-        }
-        let _ = write!(s, "le=\"{le}\"");
-    }
-    s.push('}');
-    s
-}
-
-/// Label values may come from log lines: escape as the format requires.
-fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,10 +240,14 @@ mod tests {
             "x_seconds_bucket{channel=\"a\",le=\"60\"} 3",
             "x_seconds_bucket{channel=\"a\",le=\"+Inf\"} 4",
             "x_seconds_count{channel=\"a\"} 4",
-            "x_seconds_sum{channel=\"a\"} 7200.00325",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+        let sum: f64 = (text.lines())
+            .find_map(|l| l.strip_prefix("x_seconds_sum{channel=\"a\"} "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        assert!((sum - 7200.00325).abs() < 1e-9, "{sum} in\n{text}");
     }
 
     #[test]

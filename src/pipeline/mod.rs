@@ -430,18 +430,16 @@ impl Daemon {
         let mut per_kind: [Vec<(Event, usize)>; 3] = Default::default();
         for (i, (line, bytes)) in batch.iter().enumerate() {
             match self.parser.parse(line.kind, bytes) {
-                Ok(ev) => {
-                    self.metrics.inc(
-                        "mcpwatch_events_total",
-                        &[
-                            ("file", line.kind.base_file()),
-                            ("kind", line.kind.as_str()),
-                        ],
-                        1,
-                    );
-                    per_kind[line.kind as usize].push((ev, i));
-                }
+                Ok(ev) => per_kind[line.kind as usize].push((ev, i)),
                 Err(reason) => self.reject(&line.file, line.kind, line.line_no, reason, logged),
+            }
+        }
+        // Counted once a batch: a registry update costs a key's allocation.
+        for (kind, events) in Kind::ALL.iter().zip(&per_kind) {
+            if !events.is_empty() {
+                let labels = [("file", kind.base_file()), ("kind", kind.as_str())];
+                self.metrics
+                    .inc("mcpwatch_events_total", &labels, events.len() as u64);
             }
         }
         per_kind

@@ -3,7 +3,8 @@
 //! [`build`] reads every log of a directory (live files, rotated copies and
 //! `.zst` archives, ts-merged exactly as `scan` reads them) plus `alerts.log`
 //! and its archives, and folds them into one [`Report`]; [`render`] prints it
-//! as text, JSON, CSV or a compliance summary. Nothing here reads the
+//! as text, JSON, CSV, a compliance summary or an HTML page with charts
+//! ([`html`], [`svg`]). Nothing here reads the
 //! configuration or the clock: the caller passes "now", the selection and the
 //! policy in [`ReportOptions`], so reports are reproducible in tests.
 //!
@@ -14,9 +15,11 @@
 //! record is parsed.
 
 pub(crate) mod collect;
+pub(crate) mod html;
 pub mod model;
 pub(crate) mod period;
 pub mod render;
+pub(crate) mod svg;
 pub(crate) mod timeline;
 
 use std::collections::{HashMap, HashSet};

@@ -54,7 +54,35 @@ pub struct Report {
     /// (not part of the JSON report).
     #[serde(skip)]
     pub(crate) timeline: super::timeline::Timeline,
+    /// What the HTML report's charts plot (not part of the JSON report).
+    #[serde(skip)]
+    pub(crate) series: Series,
 }
+
+/// Counts over time for the charts of `--format html`: a few numbers per
+/// UTC hour or day of the period and per alert rule, never one per event,
+/// so their size is bounded by the period's length (and [`MAX_SERIES_RULES`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Series {
+    /// Selected tool calls per UTC hour (hours since the epoch): success,
+    /// error, denied, unknown outcome.
+    pub(crate) calls_per_hour: BTreeMap<i64, [u64; 4]>,
+    /// Selected approval decisions per UTC day (days since the epoch):
+    /// approve, deny, timeout.
+    pub(crate) decisions_per_day: BTreeMap<i64, [u64; 3]>,
+    /// Alerts of the report per rule (beyond [`MAX_SERIES_RULES`] rules, in
+    /// `(other)`) per UTC hour.
+    pub(crate) alerts_per_hour: BTreeMap<String, BTreeMap<i64, u64>>,
+    /// The time the charts' axis covers, `[start, end)` in ms: the period
+    /// (an open start from the oldest record's day, an open end to the end
+    /// of "now"'s day), widened to every counted hour; `None` when there
+    /// is nothing to place on it.
+    pub(crate) span: Option<(i64, i64)>,
+}
+
+/// Alert rules with their own row in [`Series::alerts_per_hour`] (the
+/// built-in catalog has sixteen; rules files may add some).
+pub(crate) const MAX_SERIES_RULES: usize = 64;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub(crate) struct PeriodInfo {

@@ -1,6 +1,6 @@
 //! The four formats of a [`Report`]: `text` for a terminal, `json` (the
 //! complete report), `csv` (one row per server × tool, RFC 4180) and
-//! `compliance` (what an auditor asks for).
+//! `compliance` (what an auditor asks for); `html` is in [`super::html`].
 //!
 //! Every value taken from logs is escaped by [`crate::text::escape`] in the
 //! text formats and in CSV cells alike (control characters, bidi overrides),
@@ -24,6 +24,8 @@ pub enum Format {
     Timeline,
     /// The same, one JSON object per line.
     TimelineJson,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 /// Writes `report` in `format`.
@@ -35,6 +37,7 @@ pub fn render(out: &mut dyn Write, report: &Report, format: Format) -> io::Resul
         Format::Compliance => write_compliance(out, report),
         Format::Timeline => super::timeline::write_text(out, &report.timeline),
         Format::TimelineJson => super::timeline::write_json(out, &report.timeline),
+        Format::Html => super::html::write_html(out, report),
     }
 }
 
@@ -190,7 +193,7 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn period_line(r: &Report) -> String {
+pub(super) fn period_line(r: &Report) -> String {
     let since = r.period.since.as_deref().unwrap_or("(start of data)");
     let until = r.period.until.as_deref().unwrap_or("(end of data)");
     match &r.period.name {

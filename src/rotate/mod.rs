@@ -87,12 +87,12 @@ pub(crate) const FORCE_IDLE: Duration = Duration::from_secs(24 * 3600);
 pub(crate) const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// Metric names (SPEC §8 style; `file` is the base log name).
-pub const M_ROTATIONS: &str = "mcpwatch_rotations_total";
+pub(crate) const M_ROTATIONS: &str = "mcpwatch_rotations_total";
 pub const M_COMPRESSED: &str = "mcpwatch_compressed_files_total";
 pub const M_BYTES_IN: &str = "mcpwatch_compress_bytes_in_total";
 pub const M_BYTES_OUT: &str = "mcpwatch_compress_bytes_out_total";
 pub const M_PRUNED: &str = "mcpwatch_pruned_files_total";
-pub const M_VERIFY_FAILURES: &str = "mcpwatch_verify_failures_total";
+pub(crate) const M_VERIFY_FAILURES: &str = "mcpwatch_verify_failures_total";
 
 /// Everything one pass needs to know; build it from the configuration with
 /// [`RotateOptions::from_config`] or directly (tests, embedding).

@@ -174,6 +174,16 @@ pub fn load_tail(state_dir: &Path) -> std::io::Result<Option<TailCheckpoint>> {
 /// rename over `path`, fsync of the directory. A crash leaves either the old
 /// or the new content, never a mix.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, data, None)
+}
+
+/// [`write_atomic`] for a file only its owner may read (`mode` 0600 for
+/// the dead letters): the temporary file has that mode from its creation.
+pub(crate) fn write_atomic_mode(
+    path: &Path,
+    data: &[u8],
+    mode: Option<u32>,
+) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -182,7 +192,13 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .unwrap_or_else(|| "checkpoint".into());
     let tmp = dir.join(format!(".{file_name}.tmp"));
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        if let Some(m) = mode {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(m);
+        }
+        let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

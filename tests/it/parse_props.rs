@@ -7,11 +7,15 @@ use std::io::Read;
 
 use mcpwatch::event::{Kind, Millis, RejectReason};
 use mcpwatch::ingest::lines::LineReader;
-use mcpwatch::ingest::parse::{MAX_FUTURE_MS, MIN_TS_MS, Parser};
+use mcpwatch::ingest::parse::Parser;
 use proptest::prelude::*;
 use serde_json::Value;
 
 const NOW: Millis = 1_795_478_400_000;
+/// SPEC §1: a ts before 2000-01-01T00:00:00Z is `bad_ts`...
+const MIN_TS_MS: Millis = 946_684_800_000;
+/// ...and so is one more than 10 minutes after the wall clock at reading.
+const MAX_FUTURE_MS: Millis = 10 * 60 * 1000;
 
 fn parser(max: usize) -> Parser {
     Parser {

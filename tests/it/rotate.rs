@@ -100,7 +100,7 @@ fn zstd_t(p: &Path) -> bool {
 }
 
 fn rotations(m: &Metrics, file: &str) -> u64 {
-    m.counter(rotate::M_ROTATIONS, &[("file", file)])
+    m.counter("mcpwatch_rotations_total", &[("file", file)])
 }
 
 // ---------------------------------------------------------------- rotation
@@ -598,7 +598,7 @@ fn interrupted_compression_is_finished_only_when_the_archive_matches() {
         "differs: kept"
     );
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert_eq!(m.counter_total(rotate::M_VERIFY_FAILURES), 1);
+    assert_eq!(m.counter_total("mcpwatch_verify_failures_total"), 1);
 }
 
 // --------------------------------------------------- verification, retention
@@ -620,7 +620,7 @@ fn corrupt_archive_is_detected_and_reported_not_pruned_as_done() {
     let mut rot = Rotator::new(f.opts());
     let r = rot.pass(now, &NoConsumer, &m).unwrap();
     assert_eq!(r.verify_failures, 2, "{:?}", r.problems);
-    assert_eq!(m.counter_total(rotate::M_VERIFY_FAILURES), 2);
+    assert_eq!(m.counter_total("mcpwatch_verify_failures_total"), 2);
     assert!(
         r.problems
             .iter()
@@ -848,7 +848,7 @@ fn dry_run_plans_everything_and_changes_nothing() {
         has("delete .errors.log.20261124-000000.zst.tmp"),
         "{text:#?}"
     );
-    assert_eq!(m.counter_total(rotate::M_ROTATIONS), 0);
+    assert_eq!(m.counter_total("mcpwatch_rotations_total"), 0);
 }
 
 // ------------------------------------------------------------ with logrotate

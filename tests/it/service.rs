@@ -272,7 +272,7 @@ fn metrics_follow_prometheus_conventions_and_promtool_accepts_them() {
             typed.push((name.to_string(), kind.to_string()));
         }
     }
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
+    for line in (body.lines()).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let name = line.split(['{', ' ']).next().unwrap();
         let family = typed.iter().find(|(f, kind)| {
             name == f

@@ -17,6 +17,11 @@ use super::{
     Backoff, COMPACT_EVERY_OPS, DEAD_LETTER_FILE, HOUR, JOURNAL_FILE, MAX_RECENT_IDS, OUTBOX_DIR,
     Outbox, OutboxError, Pending, SNAPSHOT_FILE, io_err,
 };
+
+/// Loads of a read-only outbox before giving up on a snapshot that keeps
+/// being replaced under it (then the last load is used as it is).
+const READ_ONLY_TRIES: u32 = 5;
+use super::dead::DeadKey;
 use crate::alert::{Alert, format_ts};
 use crate::event::Millis;
 use crate::state::write_atomic;
@@ -106,6 +111,23 @@ pub(super) enum Op {
         at: Millis,
         result: DoneResult,
     },
+    /// A dead letter back in the outbox (`mcpwatch outbox retry --dead`):
+    /// its group, closed (the same alerts under the same id), with a
+    /// fresh `max_age` from `at`. Unlike `Submit` it skips alert ids the
+    /// outbox knows, and it is applied once per dead letter ([`DeadKey`]),
+    /// however often it is replayed or asked for again.
+    Requeue {
+        at: Millis,
+        key: DeadKey,
+        route: String,
+        alerts: Vec<StoredAlert>,
+    },
+    /// A pending group made due now (`mcpwatch outbox retry`).
+    Expedite {
+        channel: String,
+        group: String,
+        at: Millis,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -116,6 +138,9 @@ struct Snapshot {
     recent: Vec<(String, Millis)>,
     /// Successful sends per email channel within the last hour.
     sent: BTreeMap<String, Vec<Millis>>,
+    /// Dead letters put back ([`Op::Requeue`]), with when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    requeued: Vec<(DeadKey, Millis)>,
 }
 
 impl Outbox {
@@ -136,6 +161,53 @@ impl Outbox {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io_err(&dir))?;
         }
+        let journal_path = dir.join(JOURNAL_FILE);
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&journal_path)
+            .map_err(io_err(&journal_path))?;
+        let mut ob = Outbox::load(state_dir, max_age, backoff, Some(journal))?;
+        ob.compact(now)?;
+        Ok(ob)
+    }
+
+    /// The outbox of `state_dir` as it is on disk, read without writing,
+    /// creating or locking anything: `mcpwatch outbox` beside a running
+    /// daemon. Every write method of the result fails. A compaction
+    /// between reading the snapshot and the journal would hide the
+    /// operations in between, so the load is repeated while the snapshot
+    /// was replaced meanwhile (the daemon compacts every
+    /// [`COMPACT_EVERY_OPS`] operations: a few tries suffice).
+    pub(crate) fn load_read_only(state_dir: &Path) -> Result<Outbox, OutboxError> {
+        use std::os::unix::fs::MetadataExt;
+        let snap_path = state_dir.join(OUTBOX_DIR).join(SNAPSHOT_FILE);
+        let id = || {
+            std::fs::metadata(&snap_path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
+        let mut tries = 0;
+        loop {
+            let before = id();
+            let ob = Outbox::load(state_dir, super::HOUR, Backoff::default(), None)?;
+            tries += 1;
+            if id() == before || tries >= READ_ONLY_TRIES {
+                return Ok(ob);
+            }
+        }
+    }
+
+    /// Snapshot plus journal, replayed; `journal` is the file later
+    /// operations are appended to (`None`: read-only).
+    fn load(
+        state_dir: &Path,
+        max_age: Millis,
+        backoff: Backoff,
+        journal: Option<File>,
+    ) -> Result<Outbox, OutboxError> {
+        let dir = state_dir.join(OUTBOX_DIR);
         let snap_path = dir.join(SNAPSHOT_FILE);
         let snapshot: Snapshot = match std::fs::read(&snap_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OutboxError::Io {
@@ -146,12 +218,6 @@ impl Outbox {
             Err(e) => return Err(io_err(&snap_path)(e)),
         };
         let journal_path = dir.join(JOURNAL_FILE);
-        let journal = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&journal_path)
-            .map_err(io_err(&journal_path))?;
         let mut ob = Outbox {
             dead_letter: state_dir.join(DEAD_LETTER_FILE),
             dir,
@@ -173,25 +239,54 @@ impl Outbox {
                 .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
             health: BTreeMap::new(),
+            requeued: snapshot.requeued.into_iter().collect(),
         };
         ob.recent_ids = ob.recent.iter().map(|(id, _)| id.clone()).collect();
-        let reader = BufReader::new(File::open(&journal_path).map_err(io_err(&journal_path))?);
-        for (n, line) in reader.split(b'\n').enumerate() {
-            let line = line.map_err(io_err(&journal_path))?;
+        let file = match File::open(&journal_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ob),
+            Err(e) => return Err(io_err(&journal_path)(e)),
+        };
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        for n in 1.. {
+            line.clear();
+            if reader
+                .read_until(b'\n', &mut line)
+                .map_err(io_err(&journal_path))?
+                == 0
+            {
+                break;
+            }
+            let complete = line.last() == Some(&b'\n');
             match serde_json::from_slice::<Op>(&line) {
                 Ok(op) => ob.apply(op),
-                // A torn last line (kill -9 during an append whose call
-                // never returned) or damage: skip it, keep the rest.
+                // A last line still being written (read beside a running
+                // daemon), or torn by a kill -9 during an append whose
+                // call never returned: not an operation yet.
+                Err(_) if !complete => break,
+                // Damage: skip it, keep the rest.
                 Err(e) => tracing::warn!(
-                    "{}:{}: skipping unreadable outbox journal line: {e}",
+                    "{}:{n}: skipping unreadable outbox journal line: {e}",
                     journal_path.display(),
-                    n + 1
                 ),
             }
         }
-        ob.compact(now)?;
         Ok(ob)
     }
+
+    /// The journal file, which a read-only outbox does not have.
+    fn journal(&mut self) -> Result<&mut File, OutboxError> {
+        let path = self.dir.join(JOURNAL_FILE);
+        self.journal.as_mut().ok_or_else(|| OutboxError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the outbox was opened read-only",
+            ),
+        })
+    }
+
     /// The open journal must still be the one in the outbox directory: if
     /// the directory (or the file) was deleted, every op would go to an
     /// unlinked file and the pending alerts would be lost at the next
@@ -200,7 +295,7 @@ impl Outbox {
     fn ensure_journal(&mut self, now: Millis) -> Result<(), OutboxError> {
         use std::os::unix::fs::MetadataExt;
         let jpath = self.dir.join(JOURNAL_FILE);
-        let open = self.journal.metadata().map_err(io_err(&jpath))?;
+        let open = self.journal()?.metadata().map_err(io_err(&jpath))?;
         let same =
             std::fs::metadata(&jpath).is_ok_and(|m| m.dev() == open.dev() && m.ino() == open.ino());
         if same {
@@ -218,12 +313,14 @@ impl Outbox {
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io_err(&self.dir))?;
         }
-        self.journal = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&jpath)
-            .map_err(io_err(&jpath))?;
+        self.journal = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&jpath)
+                .map_err(io_err(&jpath))?,
+        );
         self.compact(now)
     }
 
@@ -274,7 +371,7 @@ impl Outbox {
 
     pub(super) fn sync(&mut self) -> Result<(), OutboxError> {
         let jpath = self.dir.join(JOURNAL_FILE);
-        self.journal.sync_data().map_err(io_err(&jpath))
+        self.journal()?.sync_data().map_err(io_err(&jpath))
     }
     /// Writes a snapshot and empties the journal (at shutdown, and on its own
     /// every [`COMPACT_EVERY_OPS`] operations).
@@ -295,6 +392,13 @@ impl Outbox {
             }
         }
         self.sent.retain(|_, v| !v.is_empty());
+        // A marker only has to outlive its request file and the rewrite of
+        // the dead letters, both done at once; max_age is ample.
+        while self.requeued.front().is_some_and(|(_, at)| {
+            *at < now.saturating_sub(self.max_age) || self.requeued.len() > MAX_RECENT_IDS
+        }) {
+            self.requeued.pop_front();
+        }
         let snap = Snapshot {
             alerts: self.alerts.values().cloned().collect(),
             pending: self.pending.clone(),
@@ -304,6 +408,7 @@ impl Outbox {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
                 .collect(),
+            requeued: self.requeued.iter().cloned().collect(),
         };
         let path = self.dir.join(SNAPSHOT_FILE);
         let bytes = serde_json::to_vec(&snap).map_err(|e| OutboxError::Io {
@@ -312,8 +417,9 @@ impl Outbox {
         })?;
         write_atomic(&path, &bytes).map_err(io_err(&path))?;
         let jpath = self.dir.join(JOURNAL_FILE);
-        self.journal.set_len(0).map_err(io_err(&jpath))?;
-        self.journal.sync_all().map_err(io_err(&jpath))?;
+        let journal = self.journal()?;
+        journal.set_len(0).map_err(io_err(&jpath))?;
+        journal.sync_all().map_err(io_err(&jpath))?;
         self.ops_since_snapshot = 0;
         Ok(())
     }
@@ -342,19 +448,16 @@ impl Outbox {
         })?;
         line.push(b'\n');
         self.ensure_journal(now)?;
-        let before = self.journal.metadata().map(|m| m.len());
-        let written = self.journal.write_all(&line).and_then(|()| {
-            if sync {
-                self.journal.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let journal = self.journal()?;
+        let before = journal.metadata().map(|m| m.len());
+        let written = journal
+            .write_all(&line)
+            .and_then(|()| if sync { journal.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             // A full disk can take half a line: cut it off, or the next op
             // would be glued to it and both lost at replay.
             if let Ok(len) = before {
-                let _ = self.journal.set_len(len);
+                let _ = journal.set_len(len);
             }
             return Err(io_err(&jpath)(e));
         }
@@ -468,6 +571,46 @@ impl Outbox {
                     self.sent.entry(channel).or_default().push_back(at);
                 }
             }
+            Op::Requeue {
+                at,
+                key,
+                route,
+                alerts,
+            } => {
+                if self.requeued.iter().any(|(k, _)| *k == key) {
+                    return;
+                }
+                self.requeued.push_back((key.clone(), at));
+                if self.find(&key.channel, &key.group).is_some() {
+                    return;
+                }
+                let ids: Vec<String> = alerts.iter().map(|a| a.alert.id.clone()).collect();
+                for a in alerts {
+                    self.remember(&a.alert.id, at);
+                    self.alerts.entry(a.alert.id.clone()).or_insert(a);
+                }
+                self.pending.push(Pending {
+                    channel: key.channel,
+                    route,
+                    group: key.group,
+                    alerts: ids,
+                    created: at,
+                    send_at: at,
+                    closed: true,
+                    attempts: 0,
+                    next_attempt: at,
+                    last_error: None,
+                });
+            }
+            Op::Expedite { channel, group, at } => {
+                if let Some(p) = self.find_mut(&channel, &group) {
+                    if p.closed {
+                        p.next_attempt = p.next_attempt.min(at);
+                    } else {
+                        p.send_at = p.send_at.min(at);
+                    }
+                }
+            }
         }
     }
 
@@ -488,7 +631,16 @@ impl Outbox {
             .iter()
             .filter_map(|id| self.alerts.get(id).map(|s| &s.alert))
             .collect();
-        let entry = serde_json::json!({
+        // An action's environment (the firing line's fields) is not in the
+        // alert's JSON: kept beside it, so a requeued run gets it again.
+        let fields: BTreeMap<&str, &BTreeMap<String, String>> = p
+            .alerts
+            .iter()
+            .filter_map(|id| self.alerts.get(id))
+            .filter(|s| !s.fields.is_empty())
+            .map(|s| (s.alert.id.as_str(), &s.fields))
+            .collect();
+        let mut entry = serde_json::json!({
             "ts": format_ts(now),
             "channel": channel,
             "group": group,
@@ -498,6 +650,9 @@ impl Outbox {
             "error": error,
             "alerts": alerts,
         });
+        if !fields.is_empty() {
+            entry["fields"] = serde_json::json!(fields);
+        }
         let path = &self.dead_letter;
         let mut line = serde_json::to_vec(&entry).map_err(|e| OutboxError::Io {
             path: path.display().to_string(),

@@ -35,9 +35,13 @@
 //! This file holds the outbox's types and queries; `schedule` decides
 //! what is sent when (grouping on submit, backoff, `max_per_hour`,
 //! `max_age`), `journal` makes every change durable (snapshot, journal,
-//! replay, dead letters).
+//! replay, dead letters), `dead` reads the dead letters back, and
+//! `operator` is `mcpwatch outbox`: the read-only listing and the retry
+//! requests a running daemon applies.
 
+mod dead;
 mod journal;
+mod operator;
 mod schedule;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -50,6 +54,8 @@ use super::Alert;
 use crate::event::Millis;
 use journal::StoredAlert;
 
+pub(crate) use operator::{Channels, REQUESTS_EVERY};
+pub use operator::{Entry, inspect, retry};
 pub use schedule::Backoff;
 
 /// Directory of the outbox inside the state directory.
@@ -85,6 +91,9 @@ pub enum OutboxError {
     },
     #[error("outbox is full ({MAX_PENDING_ALERTS} alerts pending); alert {0} not queued")]
     Full(String),
+    /// `mcpwatch outbox retry` refused, every reason; nothing was changed.
+    #[error("refused, nothing changed:\n  {}", .0.join("\n  "))]
+    Refused(Vec<String>),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
@@ -157,7 +166,8 @@ pub(crate) enum Failure {
 pub(crate) struct Outbox {
     dir: PathBuf,
     dead_letter: PathBuf,
-    journal: File,
+    /// `None` when opened read-only ([`Outbox::load_read_only`]).
+    journal: Option<File>,
     ops_since_snapshot: usize,
     max_age: Millis,
     backoff: Backoff,
@@ -170,6 +180,10 @@ pub(crate) struct Outbox {
     /// which the channel is left alone. In memory only: after a restart
     /// each channel is tried at once.
     health: BTreeMap<String, (u32, Millis)>,
+    /// Dead letters put back, oldest first (bounded as `recent`): a
+    /// request applied again after a crash, or asked for twice, queues
+    /// nothing twice.
+    requeued: VecDeque<(dead::DeadKey, Millis)>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -212,4 +226,4 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -50,7 +50,7 @@ impl Backoff {
 }
 
 impl Pending {
-    fn due(&self) -> Millis {
+    pub(super) fn due(&self) -> Millis {
         if self.closed {
             self.next_attempt
         } else {

@@ -21,7 +21,9 @@ fn place(channel: &str, route: &str, wait: Millis) -> Placement {
     }
 }
 
-fn open(dir: &Path, now: Millis) -> Outbox {
+/// An outbox with the defaults the tests assume: 24 h max_age, backoff
+/// from 1 s to a minute.
+pub(super) fn open(dir: &Path, now: Millis) -> Outbox {
     Outbox::open(
         dir,
         24 * HOUR,

@@ -195,3 +195,28 @@ fn check_validates_the_rules_files_of_the_seeded_rules() {
         ]
     );
 }
+
+#[test]
+fn a_silence_refuses_the_common_settings_it_would_ignore() {
+    let d = Dir::new();
+    d.write(
+        "rules/audit_silence.toml",
+        "key = [\"user_id\"]\nrealert = \"1h\"\n",
+    );
+    d.write(
+        "rules/server_silence.toml",
+        "key = [\"server_name\"]\nrealert = \"1h\"\n",
+    );
+    let (audit, server) = (
+        "expected enabled, severity, max_keys, after or min_events",
+        "expected enabled, severity, key, max_keys, after or min_events",
+    );
+    assert_eq!(
+        d.errors(),
+        [
+            format!("1:1: key: unknown key \"key\"; {audit}"),
+            format!("2:1: realert: unknown key \"realert\"; {audit}"),
+            format!("2:1: realert: unknown key \"realert\"; {server}"),
+        ]
+    );
+}

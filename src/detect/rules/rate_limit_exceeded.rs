@@ -44,7 +44,10 @@ pub(crate) struct RateState {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Bucket {
     /// Theoretical arrival time in ms × r; `None` before the first call.
-    tat: Option<i128>,
+    /// Computed in `i128`, kept in `i64` (half the bytes a user, and the
+    /// same checkpoint bytes: postcard writes both as zigzag varints):
+    /// ts × r fits until the year 2262 at the largest r `check` accepts.
+    tat: Option<i64>,
     calls: Window,
     cooldown: Cooldown,
 }
@@ -83,9 +86,10 @@ impl Rule for RateLimitExceeded {
         let b = &mut entry.value;
         b.calls.add(t, 1, 0, VALUE_WINDOW);
         let now = i128::from(t) * self.rate;
-        let tat = b.tat.unwrap_or(now);
+        let tat = b.tat.map_or(now, i128::from);
         let verdict = if now >= tat - self.tolerance {
-            b.tat = Some(now.max(tat) + EMISSION);
+            let next = now.max(tat) + EMISSION;
+            b.tat = Some(i64::try_from(next).unwrap_or(i64::MAX));
             None
         } else {
             Some(b.cooldown.hit(t, r.realert))
@@ -112,5 +116,32 @@ impl Rule for RateLimitExceeded {
             });
         }
         st.users.expire(cx.watermark, self.idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket as checkpoints before `tat` shrank to `i64` wrote it.
+    #[derive(Serialize)]
+    struct Before {
+        tat: Option<i128>,
+        calls: Window,
+        cooldown: Cooldown,
+    }
+
+    #[test]
+    fn a_bucket_checkpointed_with_an_i128_tat_reads_back_the_same() {
+        let tat = 1_795_442_639_000_i128 * 60 + 60_000;
+        let old = postcard::to_allocvec(&Before {
+            tat: Some(tat),
+            calls: Window::default(),
+            cooldown: Cooldown::default(),
+        })
+        .unwrap();
+        let b: Bucket = postcard::from_bytes(&old).unwrap();
+        assert_eq!(b.tat.map(i128::from), Some(tat));
+        assert_eq!(postcard::to_allocvec(&b).unwrap(), old);
     }
 }

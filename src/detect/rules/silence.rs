@@ -102,15 +102,22 @@ impl Silence {
             q.raw.clear();
             q.raw.extend_from_slice(strip_line(line.raw));
             q.request_id.clone_from(&ev.request_id);
-            if let SilenceKey::Fields = self.key {
+            // The key's values are the key's own, so they change only
+            // where a missing field and a literal "unknown" share it.
+            if let SilenceKey::Fields = self.key
+                && (q.key_values.len() != r.key.len()
+                    || !(r.key.iter().zip(&q.key_values))
+                        .all(|(f, v)| ev.field(*f) == v.as_deref()))
+            {
                 q.key_values.clear();
                 q.key_values
                     .extend(r.key.iter().map(|f| ev.field(*f).map(Text::from)));
             }
             q.read_at = wall;
         }
-        let (count, _) = q.calls.sums(q.last, HOUR);
-        if count >= r.min_events && q.queued.is_none() {
+        // An armed key stays armed until its deadline is judged: only an
+        // unarmed one needs the hour's count.
+        if q.queued.is_none() && q.calls.sums(q.last, HOUR).0 >= r.min_events {
             let deadline = q.last.saturating_add(self.after);
             q.queued = Some(deadline);
             st.due.push(Reverse((deadline, key.to_string())));

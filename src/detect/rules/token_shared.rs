@@ -6,6 +6,7 @@
 //! neither counted nor judged.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::{Rule, int, threshold_number};
 use crate::config::{Config, RuleConfig};
@@ -34,8 +35,11 @@ pub(crate) struct SharedState {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct TokenUse {
-    /// (value of `by`, ts of its latest call), least recent first.
-    users: Vec<(Text, Millis)>,
+    /// (value of `by`, ts of its latest call), least recent first. One
+    /// lives inline (a token is used by one agent, unless shared), so most
+    /// tokens allocate nothing; checkpoints store it as a sequence, as
+    /// they did a `Vec`.
+    users: SmallVec<[(Text, Millis); 1]>,
     cooldown: Cooldown,
 }
 
@@ -111,6 +115,36 @@ impl Rule for TokenShared {
         }
         if let Some(idle) = idle {
             st.tokens.expire(cx.watermark, idle);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token's use as checkpoints before the inline list wrote it.
+    #[derive(Serialize)]
+    struct Before {
+        users: Vec<(Text, Millis)>,
+        cooldown: Cooldown,
+    }
+
+    #[test]
+    fn a_token_checkpointed_with_a_vec_of_users_reads_back_the_same() {
+        for users in [
+            vec![],
+            vec![("ag-1".into(), 5)],
+            vec![("ag-1".into(), 5), ("ag-2".into(), 7)],
+        ] {
+            let old = postcard::to_allocvec(&Before {
+                users: users.clone(),
+                cooldown: Cooldown::default(),
+            })
+            .unwrap();
+            let u: TokenUse = postcard::from_bytes(&old).unwrap();
+            assert_eq!(u.users.to_vec(), users);
+            assert_eq!(postcard::to_allocvec(&u).unwrap(), old);
         }
     }
 }

@@ -43,9 +43,9 @@ use walk::{ScalarSeed, TopVisitor};
 pub(crate) use ts::DAYS_BEFORE_EPOCH;
 
 /// 2000-01-01T00:00:00Z in ms: earlier timestamps are `bad_ts` (SPEC §1).
-pub const MIN_TS_MS: Millis = 946_684_800_000;
+pub(crate) const MIN_TS_MS: Millis = 946_684_800_000;
 /// How far ahead of the reading clock a ts may be before it is `bad_ts`.
-pub const MAX_FUTURE_MS: Millis = 10 * 60 * 1000;
+pub(crate) const MAX_FUTURE_MS: Millis = 10 * 60 * 1000;
 /// The default `input.max_line_bytes` (1 MiB).
 pub(crate) const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use super::Collector;
 use super::stats::PairStats;
 use crate::alert::format_ts;
-use crate::event::{RejectReason, Severity};
+use crate::event::{Millis, RejectReason, Severity};
 use crate::report::model::*;
 use crate::report::period::{day_name, day_of};
 
 impl Collector<'_> {
     /// The finished report.
     pub(crate) fn finish(mut self) -> Report {
+        self.flush_call_hour();
         let opts = self.opts;
         let caps = &opts.caps;
         // Pairs sorted by server then tool; servers aggregate their tools.
@@ -83,8 +84,11 @@ impl Collector<'_> {
         inputs.events_selected = self.events_selected;
         let mut timeline = self.timeline.take().unwrap_or_default();
         timeline.finish();
+        let mut series = std::mem::take(&mut self.series);
+        series.span = self.span(&series);
         Report {
             timeline,
+            series,
             report_version: REPORT_VERSION,
             generated_at: format_ts(opts.now),
             period: PeriodInfo {
@@ -146,6 +150,33 @@ impl Collector<'_> {
         }
     }
 
+    /// The time the charts cover: the period, an open start from the
+    /// oldest record's day and an open end to the end of "now"'s day,
+    /// widened to every hour or day `series` counted.
+    fn span(&self, series: &Series) -> Option<(Millis, Millis)> {
+        const HOUR: Millis = 3_600_000;
+        const DAY: Millis = 86_400_000;
+        let range = self.opts.range;
+        let hours = series
+            .calls_per_hour
+            .keys()
+            .chain(series.alerts_per_hour.values().flat_map(|h| h.keys()));
+        let days = series.decisions_per_day.keys();
+        let data = hours
+            .map(|h| (h * HOUR, (h + 1) * HOUR))
+            .chain(days.map(|d| (d * DAY, (d + 1) * DAY)))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+        let start = range.since.or_else(|| self.oldest.map(|o| day_of(o) * DAY));
+        let end = range.until.unwrap_or((day_of(self.opts.now) + 1) * DAY);
+        let (start, end) = match (start, data) {
+            (Some(s), Some((a, b))) => (s.min(a), end.max(b)),
+            (Some(s), None) => (s, end),
+            (None, Some((a, b))) => (a, end.max(b)),
+            (None, None) => return None,
+        };
+        (start < end).then_some((start, end))
+    }
+
     fn coverage(&self) -> Coverage {
         let opts = self.opts;
         let retention_days = opts.retention_days;
@@ -185,5 +216,113 @@ impl Collector<'_> {
             days_without_logs: gaps,
             days_without_logs_total: gaps_total,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::Millis;
+    use crate::ingest::merge::TimeRange;
+    use crate::report::{ReportOptions, build};
+
+    const NOV_20: Millis = 1_795_132_800_000; // 2026-11-20T00:00:00Z
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 86_400_000;
+
+    fn audit() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let call = |ts: &str, outcome: &str| {
+            format!("{{\"ts\":\"2026-11-{ts}Z\",\"tool_name\":\"t\"{outcome}}}\n")
+        };
+        let calls = [
+            call("20T10:05:00", ",\"outcome\":\"success\""),
+            call("20T10:50:00", ",\"outcome\":\"error\""),
+            call("20T11:10:00", ",\"outcome\":\"denied\""),
+            // Out of order in its file: still counted in its own hour.
+            call("20T10:59:00", ""),
+            call("21T23:59:59", ",\"outcome\":\"success\""),
+        ];
+        std::fs::write(d.path().join("tool-usage.log"), calls.concat()).unwrap();
+        let approval = |ts: &str, decision: &str| {
+            format!("{{\"ts\":\"2026-11-{ts}Z\",\"tool_name\":\"t\"{decision}}}\n")
+        };
+        let approvals = [
+            approval("20T10:00:00", ",\"decision\":\"approve\""),
+            approval("21T09:00:00", ",\"decision\":\"deny\""),
+            approval("21T09:01:00", ",\"decision\":\"timeout\""),
+            approval("21T09:02:00", ""),
+        ];
+        std::fs::write(d.path().join("approvals.log"), approvals.concat()).unwrap();
+        let alert = |rule: &str, ts: &str| {
+            format!(
+                "{{\"id\":\"{rule}{ts}\",\"rule\":\"{rule}\",\"severity\":\"high\",\"ts\":\"2026-11-{ts}Z\",\
+                 \"key\":{{}},\"suppressed\":0,\"message\":\"m\",\"evidence\":[]}}\n"
+            )
+        };
+        let alerts = [
+            alert("rapid_tool_usage", "20T10:30:00.000"),
+            alert("rapid_tool_usage", "20T10:40:00.000"),
+            alert("error_spike", "21T01:00:00.000"),
+        ];
+        std::fs::write(d.path().join("alerts.log"), alerts.concat()).unwrap();
+        d
+    }
+
+    #[test]
+    fn series_count_calls_per_hour_decisions_per_day_and_alerts_per_rule_and_hour() {
+        let d = audit();
+        let range = TimeRange {
+            since: Some(NOV_20),
+            until: Some(NOV_20 + 2 * DAY),
+        };
+        let mut opts = ReportOptions::new(d.path(), range, NOV_20 + 3 * DAY);
+        opts.parser.now_ms = NOV_20 + 3 * DAY;
+        let s = build(&opts).unwrap().series;
+        let h = NOV_20 / HOUR;
+        let per_hour: Vec<(i64, [u64; 4])> = s.calls_per_hour.into_iter().collect();
+        assert_eq!(
+            per_hour,
+            [
+                (h + 10, [1, 1, 0, 1]),
+                (h + 11, [0, 0, 1, 0]),
+                (h + 47, [1, 0, 0, 0])
+            ]
+        );
+        let d0 = NOV_20 / DAY;
+        let per_day: Vec<(i64, [u64; 3])> = s.decisions_per_day.into_iter().collect();
+        assert_eq!(per_day, [(d0, [1, 0, 0]), (d0 + 1, [0, 1, 1])]);
+        let alerts: Vec<(String, Vec<(i64, u64)>)> = s
+            .alerts_per_hour
+            .into_iter()
+            .map(|(r, m)| (r, m.into_iter().collect()))
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                ("error_spike".to_string(), vec![(h + 25, 1)]),
+                ("rapid_tool_usage".to_string(), vec![(h + 10, 2)])
+            ]
+        );
+        assert_eq!(s.span, Some((NOV_20, NOV_20 + 2 * DAY)));
+    }
+
+    #[test]
+    fn an_open_period_spans_the_oldest_records_day_to_the_end_of_nows() {
+        let d = audit();
+        let now = NOV_20 + 5 * DAY + HOUR;
+        let mut opts = ReportOptions::new(d.path(), TimeRange::default(), now);
+        opts.parser.now_ms = now;
+        let s = build(&opts).unwrap().series;
+        assert_eq!(s.span, Some((NOV_20, NOV_20 + 6 * DAY)));
+        // "Now" before the data: the span still holds every counted hour.
+        let early = NOV_20 + 10 * HOUR;
+        let mut opts = ReportOptions::new(d.path(), TimeRange::default(), early);
+        opts.parser.now_ms = NOV_20 + 5 * DAY;
+        let s = build(&opts).unwrap().series;
+        assert_eq!(s.span, Some((NOV_20, NOV_20 + 2 * DAY)));
+        // No record and no period: nothing to chart.
+        let empty = tempfile::tempdir().unwrap();
+        let opts = ReportOptions::new(empty.path(), TimeRange::default(), now);
+        assert_eq!(build(&opts).unwrap().series.span, None);
     }
 }

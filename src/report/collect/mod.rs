@@ -60,6 +60,10 @@ pub(crate) struct Collector<'o> {
     drift: hourly::Drift,
     alerts: BTreeMap<String, [u64; 4]>,
     alerts_unreadable: u64,
+    series: Series,
+    /// The hour of the last tool call and its counts by outcome, not yet in
+    /// `series` (calls come mostly in ts order: one map entry an hour).
+    call_hour: Option<(i64, [u64; 4])>,
     rejected: [u64; 7],
     last_ts: HashMap<usize, Millis>,
     pending: HashMap<usize, Pending>,
@@ -105,6 +109,8 @@ impl<'o> Collector<'o> {
             drift: hourly::Drift::new(opts.caps.max_pairs),
             alerts: BTreeMap::new(),
             alerts_unreadable: 0,
+            series: Series::default(),
+            call_hour: None,
             rejected: [0; 7],
             last_ts: HashMap::new(),
             pending: HashMap::new(),
@@ -312,6 +318,22 @@ impl<'o> Collector<'o> {
         self.tool_calls += 1;
         let hour = ev.ts.rem_euclid(86_400_000) / 3_600_000;
         self.hours[hour as usize] += 1;
+        let outcome = match ev.outcome {
+            Some(Outcome::Success) => 0,
+            Some(Outcome::Error) => 1,
+            Some(Outcome::Denied) => 2,
+            None => 3,
+        };
+        let epoch_hour = ev.ts.div_euclid(3_600_000);
+        match &mut self.call_hour {
+            Some((h, counts)) if *h == epoch_hour => counts[outcome] += 1,
+            _ => {
+                self.flush_call_hour();
+                let mut counts = [0; 4];
+                counts[outcome] = 1;
+                self.call_hour = Some((epoch_hour, counts));
+            }
+        }
         let server = ev.key_value(Field::ServerName);
         let tool = ev.key_value(Field::ToolName);
         let user = ev.key_value(Field::UserId);
@@ -389,6 +411,16 @@ impl<'o> Collector<'o> {
         }
     }
 
+    /// Moves the counts of the current call hour into the series.
+    fn flush_call_hour(&mut self) {
+        if let Some((h, counts)) = self.call_hour.take() {
+            let to = self.series.calls_per_hour.entry(h).or_default();
+            for (a, b) in to.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
+    }
+
     /// The deciding rule when the policy disables `tool` (cached per name).
     fn disabled_rule(&mut self, tool: &str) -> Option<Box<str>> {
         let policy: &dyn ToolClassifier = self.opts.policy?;
@@ -420,6 +452,15 @@ impl<'o> Collector<'o> {
             Some(Decision::Deny) => p.decisions[mode][1] += 1,
             Some(Decision::Timeout) => p.decisions[mode][2] += 1,
             None => p.undecided += 1,
+        }
+        if let Some(d) = ev.decision {
+            let i = match d {
+                Decision::Approve => 0,
+                Decision::Deny => 1,
+                Decision::Timeout => 2,
+            };
+            let per_day = &mut self.series.decisions_per_day;
+            per_day.entry(day_of(ev.ts)).or_default()[i] += 1;
         }
         let u = self.user(ev);
         match ev.decision {
@@ -494,6 +535,17 @@ impl<'o> Collector<'o> {
             .position(|s| *s == a.severity)
             .unwrap_or(0);
         self.alerts.entry(a.rule.clone()).or_default()[sev] += 1;
+        let rules = &mut self.series.alerts_per_hour;
+        let rule = if rules.contains_key(&a.rule) || rules.len() < MAX_SERIES_RULES {
+            a.rule.clone()
+        } else {
+            OTHER.to_string()
+        };
+        *rules
+            .entry(rule)
+            .or_default()
+            .entry(a.ts_millis().div_euclid(3_600_000))
+            .or_default() += 1;
         if a.rule == "approval_bypass" {
             self.bypasses.total += 1;
             if self.bypasses.listed.len() < o.caps.max_listed {
