@@ -8,7 +8,7 @@ pub(crate) mod action;
 pub mod delivery;
 pub(crate) mod email;
 pub(crate) mod error;
-mod formats;
+pub(crate) mod formats;
 pub(crate) mod log;
 pub mod outbox;
 pub mod router;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub(crate) mod check;
 pub(crate) mod completions;
+pub(crate) mod forward;
 pub(crate) mod outbox;
 pub(crate) mod report;
 pub(crate) mod rotate;
@@ -57,6 +58,8 @@ pub(crate) struct CommonArgs {
 pub(crate) enum Command {
     /// The daemon: tail, detect, route, rotate, serve /metrics and /healthz
     Run(run::RunArgs),
+    /// Tail the audit logs and publish each line to NATS JetStream (SPEC §10)
+    Forward(forward::ForwardArgs),
     /// Run the detectors over files, directories and .zst archives
     Scan(scan::ScanArgs),
     /// Audit report over logs and archives
@@ -80,6 +83,7 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => run::run(&cli.common, a),
+        Command::Forward(a) => forward::run(&cli.common, a),
         Command::Scan(a) => {
             raise_open_files_limit();
             scan::run(&cli.common, a)

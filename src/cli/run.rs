@@ -26,9 +26,60 @@ pub(crate) struct RunArgs {
     /// backlog takes (the file is the buffer; the next cycle reads on)
     #[arg(long, value_name = "BYTES", default_value_t = mcpwatch::pipeline::READ_LIMIT_PER_FILE)]
     pub read_limit: u64,
+    /// Read the audit lines from NATS JetStream instead of --dir (nats://host:4222,…; SPEC §10)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MCPWATCH_INPUT",
+        hide_env_values = true
+    )]
+    pub(crate) input: Option<String>,
+    /// The JetStream stream to read (with --input)
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "MCPWATCH_AUDIT",
+        requires = "input"
+    )]
+    pub(crate) stream: String,
+    /// The durable consumer's name (with --input)
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "mcpwatch",
+        requires = "input"
+    )]
+    pub(crate) consumer: String,
+    /// How long events are held to put many hosts' lines in ts order (with --input)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_lateness, requires = "input")]
+    pub(crate) allowed_lateness: std::time::Duration,
+    /// How long an unreachable NATS is retried at start before giving up (exit 1)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, requires = "input")]
+    pub(crate) connect_timeout: std::time::Duration,
 }
 
-fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+fn parse_lateness(s: &str) -> Result<std::time::Duration, String> {
+    let ms = mcpwatch::config::parse_duration(s)?;
+    if ms < 0 {
+        return Err("must not be negative".into());
+    }
+    Ok(std::time::Duration::from_millis(ms as u64))
+}
+
+/// `--input`: NATS URLs (`nats://`, `tls://`), comma-separated.
+fn check_input(s: &str) -> Result<(), String> {
+    for u in s.split(',').map(str::trim) {
+        if !(u.starts_with("nats://") || u.starts_with("tls://")) {
+            return Err(format!(
+                "{:?}: expected a NATS URL (nats://host:4222, comma-separated for a cluster); the audit directory is --dir",
+                mcpwatch::text::escape(u)
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let ms = mcpwatch::config::parse_duration(s)?;
     if ms <= 0 {
         return Err("must be more than 0".into());
@@ -54,6 +105,24 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         },
     };
     let metrics_addr = metrics_flag.unwrap_or(config.settings.metrics_addr);
+    if let Some(Err(msg)) = args.input.as_deref().map(check_input) {
+        eprintln!("mcpwatch run: --input: {msg}");
+        return Ok(EXIT_USAGE);
+    }
+    let nats = args
+        .input
+        .clone()
+        .map(|url| mcpwatch::pipeline::NatsOptions {
+            url,
+            stream: args.stream.clone(),
+            replicas: 1,
+            connect_timeout: args.connect_timeout,
+            host: String::new(),
+            duplicate_window: std::time::Duration::ZERO,
+            allowed_lateness: args.allowed_lateness,
+            consumer: args.consumer.clone(),
+            forward: false,
+        });
     let opts = RunOptions {
         config,
         dir,
@@ -64,6 +133,7 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         sources: Some(super::sources(common, args.dir.as_deref())),
         state_dir_flag: args.state_dir.clone(),
         metrics_addr_flag: metrics_flag,
+        nats,
     };
     match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),

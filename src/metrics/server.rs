@@ -162,6 +162,21 @@ pub(crate) fn describe_daemon(m: &Metrics) {
             "Approve decisions that arrived after their call was judged a bypass.",
         ),
         (
+            "mcpwatch_events_late_total",
+            "counter",
+            "Stream events that arrived after allowed_lateness, processed on arrival (SPEC §10).",
+        ),
+        (
+            "mcpwatch_events_released_early_total",
+            "counter",
+            "Stream events handed to detection before allowed_lateness passed: too many held.",
+        ),
+        (
+            "mcpwatch_lines_resent_total",
+            "counter",
+            "Stream lines dropped as sent again: at or below the highest offset of their host and file.",
+        ),
+        (
             "mcpwatch_bypass_unjudged_total",
             "counter",
             "Calls needing approval that had no request_id to judge.",
@@ -204,6 +219,9 @@ pub(crate) fn describe_daemon(m: &Metrics) {
         "mcpwatch_checkpoint_failures_total",
         "mcpwatch_approvals_late_total",
         "mcpwatch_bypass_unjudged_total",
+        "mcpwatch_events_late_total",
+        "mcpwatch_lines_resent_total",
+        "mcpwatch_events_released_early_total",
     ] {
         m.touch(name, &[]);
     }

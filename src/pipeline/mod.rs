@@ -42,11 +42,13 @@ use crate::rotate::{DaemonConsumption, RotateOptions, Rotator};
 use crate::state::writer::{CheckpointWrite, CheckpointWriter};
 use crate::state::{self, CheckpointDoc, StateLock};
 
+mod forward;
 mod gate;
 mod live;
 mod open;
 mod reload;
 mod service;
+mod stream;
 mod wake;
 
 use gate::BypassGate;
@@ -89,6 +91,34 @@ pub struct RunOptions {
     /// they win over what a reloaded configuration says.
     pub state_dir_flag: Option<PathBuf>,
     pub metrics_addr_flag: Option<Option<SocketAddr>>,
+    /// `forward --nats` or `run --input nats://…` (SPEC §10); `None`: the
+    /// audit directory is the input.
+    pub nats: Option<NatsOptions>,
+}
+
+/// Where the audit lines go (`forward`) or come from (`run --input`) on
+/// NATS JetStream (SPEC §10).
+#[derive(Clone, Debug)]
+pub struct NatsOptions {
+    /// Server URLs, comma-separated; may carry credentials (never shown).
+    pub url: String,
+    pub stream: String,
+    /// Copies of the stream when `forward` creates it.
+    pub replicas: usize,
+    /// How long an unreachable NATS is retried at start before exit 1.
+    pub connect_timeout: Duration,
+    /// This host's name in `Nats-Msg-Id` and `Mcpwatch-Host` (`forward`).
+    pub host: String,
+    /// The stream's duplicate window when `forward` creates it.
+    pub duplicate_window: Duration,
+    /// How long `run` holds events back to put them in ts order.
+    pub allowed_lateness: Duration,
+    /// The durable consumer `run` reads through.
+    pub consumer: String,
+    /// The forwarder's role (`mcpwatch forward`): tail the audit directory
+    /// and publish its lines, no detection; otherwise `run` reads the
+    /// stream and detects.
+    pub forward: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +135,16 @@ pub enum RunError {
     Delivery(String),
     #[error("alert log {0}")]
     AlertLog(#[from] AlertLogError),
+    #[error("NATS: {0}")]
+    Nats(String),
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. Blocks the calling thread.
+/// Runs the daemon until SIGTERM/SIGINT (or the forwarder, when
+/// [`NatsOptions::forward`] says so). Blocks the calling thread.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
+    if opts.nats.as_ref().is_some_and(|n| n.forward) {
+        return forward::run(opts);
+    }
     let _lock = StateLock::acquire(&opts.state_dir)?;
     let metrics = Arc::new(Metrics::new());
     crate::metrics::server::describe_daemon(&metrics);
@@ -129,23 +165,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
 
-    if let Some(addr) = opts.metrics_addr {
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| RunError::Metrics(addr, e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| RunError::Metrics(addr, e))?;
-        tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
-        let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
-        let (m, h) = (metrics.clone(), health.clone());
-        runtime.spawn(async move {
-            if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
-                tracing::error!("metrics endpoint stopped: {e}");
-            }
-        });
-    }
+    service::serve_metrics(&runtime, &opts, &metrics, &health)?;
 
     // Every series whose labels are known now exists from the start (at 0).
     Rotator::describe_metrics(&metrics);
@@ -173,6 +193,18 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     };
 
     let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
+    if let Some(n) = &opts.nats {
+        let saved = CheckpointDoc::load(&opts.state_dir)
+            .ok()
+            .flatten()
+            .and_then(|d| d.stream);
+        daemon.stream = Some(stream::StreamSource::start(
+            &runtime,
+            n,
+            saved,
+            wake_tx.clone(),
+        )?);
+    }
     let _watcher = watch(&opts.dir, wake_tx.clone());
     for w in &opts.config.warnings {
         tracing::warn!("{w}");
@@ -188,8 +220,18 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut running = opts.clone();
     let rotate_every = opts.rotate_every;
     let mut last_rotate = Instant::now();
+    // The stream gone (SPEC §10): stop as on SIGTERM, checkpoint, then fail.
+    let mut fatal = None;
     'serve: loop {
-        let more = daemon.cycle()?;
+        let more = match daemon.cycle() {
+            Ok(more) => more,
+            Err(e @ RunError::Nats(_)) => {
+                tracing::error!("{e}");
+                fatal = Some(e);
+                break 'serve;
+            }
+            Err(e) => return Err(e),
+        };
         daemon.maybe_checkpoint(false)?;
         if last_rotate.elapsed() >= rotate_every {
             last_rotate = Instant::now();
@@ -243,7 +285,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     // whatever the size of the detector state.
     let stop_by = Instant::now() + SHUTDOWN_BUDGET;
     let drain_until = Instant::now() + Duration::from_secs(3);
-    while daemon.cycle()? && Instant::now() < drain_until {}
+    while fatal.is_none() && daemon.cycle()? && Instant::now() < drain_until {}
     daemon
         .writer
         .wait_idle(stop_by.saturating_duration_since(Instant::now()));
@@ -276,6 +318,9 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             opts.state_dir.display().to_string(),
             "the state directory could not be written at shutdown; the lines after the last checkpoint will be read again".into(),
         ));
+    }
+    if let Some(e) = fatal {
+        return Err(e);
     }
     tracing::info!("stopped cleanly");
     Ok(())
@@ -321,12 +366,17 @@ struct Daemon {
     held_queued: bool,
     /// Rotation settings a reload brought, for the next pass.
     next_rotation: Option<RotateOptions>,
+    /// The audit stream, when it is the input instead of the directory.
+    stream: Option<stream::StreamSource>,
 }
 
 impl Daemon {
     /// One cycle: read every file to its end, detect in ts order, emit.
     /// Returns true when a read limit left more to read.
     fn cycle(&mut self) -> Result<bool, RunError> {
+        if self.stream.is_some() {
+            return self.stream_cycle();
+        }
         if !self.state_writable() {
             return Ok(false);
         }
@@ -657,6 +707,7 @@ impl Daemon {
             engine: None,
             engine_file: Some(engine_file.clone()),
             alerts_log: Some(alerts_pos),
+            stream: self.stream.as_mut().map(|s| s.checkpoint()),
         })
         .map_err(|e| RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string()))?;
         self.checkpoint_cost = started.elapsed();

@@ -110,6 +110,7 @@ impl Daemon {
             held: Vec::new(),
             held_queued: false,
             next_rotation: None,
+            stream: None,
         })
         .map(|mut d| {
             if d.engine.bypass_pending() {

@@ -3,7 +3,8 @@
 //! held, the configuration loaded and the inputs opened (not after the
 //! backlog, which may outlast a start timeout); `RELOADING=1` and
 //! `READY=1` around a reload; `STOPPING=1` at shutdown; `WATCHDOG=1` from
-//! the detection loop itself, so a loop that hangs stops the pings.
+//! the detection loop itself, so a loop that hangs stops the pings. And
+//! the `/metrics` and `/healthz` endpoint.
 
 use std::time::{Duration, Instant};
 
@@ -64,4 +65,34 @@ impl Watchdog {
             send(&[NotifyState::Watchdog]);
         }
     }
+}
+
+/// Serves `/metrics` and `/healthz` on `opts.metrics_addr` (if any) and
+/// writes the address bound to `<state_dir>/metrics.addr`.
+pub(super) fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    opts: &super::RunOptions,
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    health: &std::sync::Arc<crate::metrics::server::Health>,
+) -> Result<(), super::RunError> {
+    let Some(addr) = opts.metrics_addr else {
+        return Ok(());
+    };
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| super::RunError::Metrics(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| super::RunError::Metrics(addr, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| super::RunError::Metrics(addr, e))?;
+    tracing::info!("metrics listening on http://{local}/metrics (health: /healthz)");
+    let _ = std::fs::write(opts.state_dir.join("metrics.addr"), local.to_string());
+    let (m, h) = (metrics.clone(), health.clone());
+    runtime.spawn(async move {
+        if let Err(e) = crate::metrics::server::serve(listener, m, h).await {
+            tracing::error!("metrics endpoint stopped: {e}");
+        }
+    });
+    Ok(())
 }

@@ -30,7 +30,7 @@ pub struct FilePosition {
     pub name: String,
     pub dev: u64,
     pub ino: u64,
-    /// FNV-1a 64 hash ([`crate::ingest::tail::fnv1a`]) of the file's first
+    /// FNV-1a 64 hash of the file's first
     /// `head_len` bytes. `head_len` grows with the file up to
     /// [`crate::ingest::tail::HEAD_BYTES`]; while it is 0 (empty file)
     /// identity rests on dev + inode alone.
@@ -100,6 +100,41 @@ pub(crate) struct CheckpointDoc {
     pub(crate) engine_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) alerts_log: Option<AlertLogPos>,
+    /// The audit stream's position (`run --input nats://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stream: Option<StreamCheckpoint>,
+}
+
+/// The audit stream's part of the checkpoint (`run --input nats://…`,
+/// SPEC §10): see `pipeline::stream`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StreamCheckpoint {
+    pub(crate) stream: String,
+    /// When the stream was created (Unix ns): a stream deleted and created
+    /// again under the same name starts its sequences anew.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) created: String,
+    /// Last stream sequence taken.
+    pub(crate) seq: u64,
+    /// Sequences taken but still held for reordering, as inclusive ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) held: Vec<(u64, u64)>,
+    /// Highest offset taken per host and file identity.
+    #[serde(default)]
+    pub(crate) highest: Vec<Highest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Highest {
+    pub(crate) host: String,
+    pub(crate) file: String,
+    pub(crate) offset: u64,
+    /// The line number at `offset`, and the runs of lines below it not
+    /// taken yet (see `ingest::nats::FileTaken`).
+    #[serde(default)]
+    pub(crate) line: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) gaps: Vec<[u64; 4]>,
 }
 
 /// Where `alerts.log` ended when the checkpoint was written.

@@ -30,6 +30,7 @@ mod delivery_daemon;
 mod example;
 mod fixtures_gen;
 mod golden;
+mod nats;
 mod outbox_cli;
 mod packaging;
 mod parse_props;

@@ -120,6 +120,27 @@ impl Tracked {
         Ok(())
     }
 
+    /// The file's identity for [`TailLine::file_id`]: the first 8 bytes of
+    /// its fingerprint, computed once its first line is complete (a line is
+    /// handed out only then). Should the head not be readable, a hash of
+    /// device and inode stands in.
+    fn file_id(&mut self) -> u64 {
+        if self.fp.is_none() {
+            let _ = self.update_fingerprint();
+        }
+        match &self.fp {
+            Some(fp) => {
+                u64::from_be_bytes([fp[0], fp[1], fp[2], fp[3], fp[4], fp[5], fp[6], fp[7]])
+            }
+            None => {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&self.dev.to_le_bytes());
+                b[8..].copy_from_slice(&self.ino.to_le_bytes());
+                super::fnv1a(&b)
+            }
+        }
+    }
+
     /// Read to its end as far as is known now (an archive only once its
     /// decoder has reached the end of the stream).
     pub(super) fn at_end(&self) -> bool {
@@ -317,13 +338,18 @@ impl Tracked {
         self.line = self.line.saturating_add(1);
         match found.line {
             Err(_) => out.rejected.push(self.reject(kind, found.len)),
-            Ok(r) => out.lines.push(TailLine {
-                kind,
-                file: self.name.clone(),
-                line_no: self.line,
-                start: at + r.start,
-                end: at + r.end,
-            }),
+            Ok(r) => {
+                let file_id = self.file_id();
+                out.lines.push(TailLine {
+                    kind,
+                    file: self.name.clone(),
+                    line_no: self.line,
+                    offset: self.offset,
+                    file_id,
+                    start: at + r.start,
+                    end: at + r.end,
+                })
+            }
         }
         self.offset += found.len;
     }

@@ -220,7 +220,7 @@ pub(super) fn read_at(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize
 
 /// FNV-1a, 64 bit: stable across builds and Rust versions (the hash is
 /// saved in checkpoints), and plenty to tell 256-byte log heads apart.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);

@@ -53,7 +53,7 @@ mod identity;
 mod restore;
 
 use file::*;
-pub use identity::fnv1a;
+pub(crate) use identity::fnv1a;
 use identity::*;
 pub(crate) use identity::{FINGERPRINT_BYTES, Fingerprint, HEAD_BYTES, MAX_FINISHED, fingerprint};
 use restore::*;
@@ -91,6 +91,12 @@ pub struct TailLine {
     pub file: Arc<str>,
     /// 1-based line number within that file.
     pub line_no: u64,
+    /// Byte offset of the line's start in its file: with [`TailLine::file_id`]
+    /// it names the line for good (the `Nats-Msg-Id` of SPEC §10).
+    pub(crate) offset: u64,
+    /// The file's identity by content: the first 8 bytes of its
+    /// fingerprint (SPEC §8), the same under any name it is rotated to.
+    pub(crate) file_id: u64,
     start: usize,
     end: usize,
 }

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod delivery;
+pub mod nats;
 
 /// The one switch that makes a test rewrite the committed files it compares
 /// against (golden outputs, the generated example) instead of failing:
