@@ -16,6 +16,9 @@
 //! `cargo bench --bench memory`; `MCPWATCH_BENCH_LINES` changes the number
 //! of users (and lines). The data is cached under `target/bench-data/`.
 
+#[path = "common/seeded.rs"]
+mod seeded;
+
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -75,31 +78,15 @@ fn data(n: usize) -> PathBuf {
         w.write_all(line.as_bytes()).unwrap();
     }
     w.flush().unwrap();
-    std::fs::write(
-        root.join("security-config.json"),
-        r#"{"approvalMode":"fine_grained","rules":{"autoApproved":{"patterns":["tool_*"]},"requiresApproval":{"patterns":["*_send"]},"disabled":{"patterns":["admin_*"]}},
-"rateLimiting":{"enabled":true,"requestsPerMinute":60,"burstLimit":10},
-"authentication":{"tokenRotation":{"enabled":true,"intervalDays":30,"notifyBeforeDays":7}},
-"monitoring":{"enabled":true,"healthCheckInterval":60}}"#,
-    )
-    .unwrap();
-    for (dir, on) in [
-        ("none", 0),
-        ("first-seven", 7),
-        ("thirteen", 13),
-        ("all", RuleName::COUNT),
-    ] {
-        let rules = root.join(dir);
-        std::fs::create_dir_all(&rules).unwrap();
-        for (i, r) in RuleName::ALL.iter().enumerate() {
-            let text = if i < on {
-                "enabled = true\n"
-            } else {
-                "enabled = false\n"
-            };
-            std::fs::write(rules.join(format!("{}.toml", r.as_str())), text).unwrap();
-        }
-    }
+    seeded::write_policy_and_rules(
+        &root,
+        &[
+            ("none", 0),
+            ("first-seven", 7),
+            ("thirteen", 13),
+            ("all", RuleName::COUNT),
+        ],
+    );
     root
 }
 

@@ -16,29 +16,20 @@
 //! `cargo bench --bench nats`. Needs `nats-server` (`.ci/run` installs it).
 //! Not a test: it asserts only that every burst alerted once.
 
+#[path = "common/live.rs"]
+mod live;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use live::{env_or, get, line, now_ms, pct};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpwatch");
 const TICK: Duration = Duration::from_millis(10);
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -48,41 +39,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn line(ts: i64, user: &str, seq: u64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(ts)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ");
-    format!(
-        "{{\"ts\":\"{t}\",\"request_id\":\"r-{seq}\",\"user_id\":\"{user}\",\"agent_id\":\"ag-{}\",\"conversation_id\":\"c-{}\",\"server_name\":\"calendar\",\"tool_name\":\"calendar_read\",\"outcome\":\"success\",\"duration_ms\":{}}}\n",
-        seq % 17,
-        seq % 9973,
-        seq % 900
-    )
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    r.split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default()
-}
-
 fn metric(body: &str, series: &str) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-fn pct(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 /// A project directory: audit logs, state, the policy.

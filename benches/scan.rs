@@ -25,6 +25,9 @@
 //! `cargo bench --bench scan`; `MCPWATCH_BENCH_LINES` changes the size.
 //! The data file is cached under `target/bench-data/`.
 
+#[path = "common/seeded.rs"]
+mod seeded;
+
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -272,30 +275,14 @@ fn seeded_data(n: usize) -> PathBuf {
             out.push('\n');
         }
         std::fs::write(&log, out).unwrap();
-        std::fs::write(
-            root.join("security-config.json"),
-            r#"{"approvalMode":"fine_grained","rules":{"autoApproved":{"patterns":["tool_*"]},"requiresApproval":{"patterns":["*_send"]},"disabled":{"patterns":["admin_*"]}},
-"rateLimiting":{"enabled":true,"requestsPerMinute":60,"burstLimit":10},
-"authentication":{"tokenRotation":{"enabled":true,"intervalDays":30,"notifyBeforeDays":7}},
-"monitoring":{"enabled":true,"healthCheckInterval":60}}"#,
-        )
-        .unwrap();
-        for (dir, on) in [
-            ("first-seven", 7),
-            ("thirteen", 13),
-            ("all", RuleName::COUNT),
-        ] {
-            let rules = root.join(dir);
-            std::fs::create_dir_all(&rules).unwrap();
-            for (i, r) in RuleName::ALL.iter().enumerate() {
-                let text = if i < on {
-                    "enabled = true\n"
-                } else {
-                    "enabled = false\n"
-                };
-                std::fs::write(rules.join(format!("{}.toml", r.as_str())), text).unwrap();
-            }
-        }
+        seeded::write_policy_and_rules(
+            &root,
+            &[
+                ("first-seven", 7),
+                ("thirteen", 13),
+                ("all", RuleName::COUNT),
+            ],
+        );
     }
     root
 }

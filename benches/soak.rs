@@ -10,53 +10,21 @@
 //! change the duration and the rate. Not a test: it asserts only that every
 //! burst alerted once.
 
+#[path = "common/live.rs"]
+mod live;
+
 use std::collections::HashMap;
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use live::{env_or, get, line, now_ms, pct};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpwatch");
 /// Distinct background users: at 50,000 lines/s each makes ~7.5 calls a
 /// minute, below the rapid-usage threshold, so only bursts alert.
 const USERS: u64 = 400_000;
 const TICK: Duration = Duration::from_millis(10);
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn line(ts: i64, user: &str, seq: u64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(ts)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ");
-    format!(
-        "{{\"ts\":\"{t}\",\"request_id\":\"r-{seq}\",\"user_id\":\"{user}\",\"agent_id\":\"ag-{}\",\"conversation_id\":\"c-{}\",\"server_name\":\"calendar\",\"tool_name\":\"calendar_read\",\"outcome\":\"success\",\"duration_ms\":{}}}\n",
-        seq % 17,
-        seq % 9973,
-        seq % 900
-    )
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    r.split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default()
-}
 
 fn metric(body: &str, series: &str) -> f64 {
     body.lines()
@@ -97,13 +65,6 @@ fn histogram_quantile(body: &str, family: &str, q: f64) -> f64 {
         (lo, below) = (le, n);
     }
     f64::NAN
-}
-
-fn pct(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 fn main() {

@@ -1,11 +1,29 @@
 //! SPEC §10 against a real `nats-server` with JetStream: the test servers
 //! themselves, `mcpwatch forward` and `mcpwatch run --input nats://…`.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream;
 
+use crate::support::daemon::Daemon;
+use crate::support::daemon::{BIN, Project};
 use crate::support::nats::{NatsCluster, NatsServer};
+use crate::support::wait_until;
+
+/// A process said `text` on its `stderr`.
+fn assert_said(stderr: &str, text: &str) {
+    assert!(stderr.contains(text), "{text:?} not in\n{stderr}");
+}
+
+/// Stops the daemon with SIGTERM; it exits 0.
+fn stop_cleanly(d: Daemon) {
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
 
 /// A current-thread runtime for the test's own NATS client.
 pub fn rt() -> tokio::runtime::Runtime {
@@ -89,14 +107,6 @@ fn a_single_node_restarts_on_its_store() {
 }
 
 // ---- forward ----
-
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-use crate::support::daemon::{BIN, Project};
-use crate::support::wait_until;
 
 /// One message of the audit stream as the test reads it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,12 +293,7 @@ fn forward_publishes_each_accepted_line_once_with_the_headers_of_spec_10() {
             .is_ok_and(|c| c.contains("\"offset\":"))
     }));
     assert!(f.stop().success(), "{}", f.stderr());
-    assert!(
-        f.stderr()
-            .contains("tool-usage.log:2: line rejected (not_json)"),
-        "{}",
-        f.stderr()
-    );
+    assert_said(&f.stderr(), "tool-usage.log:2: line rejected (not_json)");
 
     let got = read_stream(&server.url(), "MCPWATCH_AUDIT");
     let calls = p.log("tool-usage.log");
@@ -493,8 +498,6 @@ fn a_nats_that_comes_up_within_the_connect_timeout_is_used() {
 
 // ---- run --input nats://… ----
 
-use crate::support::daemon::Daemon;
-
 /// The bundled example's project files copied into `p` (logs and policy).
 fn copy_example(p: &Project) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
@@ -596,8 +599,7 @@ fn run_from_the_stream_alerts_exactly_as_scan_over_the_same_lines() {
         d.stderr()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    stop_cleanly(d);
     assert_eq!(strip_host(&det.alerts(), "h1"), want);
     assert_eq!(
         det.alerts()[0]["evidence"][0]["file"]
@@ -706,20 +708,9 @@ fn a_malformed_message_is_counted_as_rejected_and_the_rest_goes_on() {
         d.metric("mcpwatch_lines_rejected_total{file=\"tool-usage.log\",reason=\"bad_message\"}"),
         1.0
     );
-    assert!(
-        d.stderr()
-            .contains("h9:tool-usage.log:1: line rejected (not_json)"),
-        "{}",
-        d.stderr()
-    );
-    assert!(
-        d.stderr()
-            .contains("stream message 2 rejected (no Nats-Msg-Id)"),
-        "{}",
-        d.stderr()
-    );
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    assert_said(&d.stderr(), "h9:tool-usage.log:1: line rejected (not_json)");
+    assert_said(&d.stderr(), "stream message 2 rejected (no Nats-Msg-Id)");
+    stop_cleanly(d);
 }
 
 #[test]
@@ -768,11 +759,9 @@ fn the_stream_deleted_under_a_running_detector_is_a_clear_error_and_loses_nothin
         }
     };
     assert_eq!(status.code(), Some(1), "{}", d.stderr());
-    assert!(
-        d.stderr()
-            .contains("NATS: the stream MCPWATCH_AUDIT no longer exists (deleted?)"),
-        "{}",
-        d.stderr()
+    assert_said(
+        &d.stderr(),
+        "NATS: the stream MCPWATCH_AUDIT no longer exists (deleted?)",
     );
     // On disk: the alert, and a checkpoint past all 11 lines.
     // (new_tool_usage for the first call, rapid_tool_usage for the 11th.)
@@ -811,14 +800,8 @@ fn the_stream_deleted_under_a_running_detector_is_a_clear_error_and_loses_nothin
         "{}",
         d.stderr()
     );
-    assert!(
-        d.stderr()
-            .contains("was created again since the checkpoint"),
-        "{}",
-        d.stderr()
-    );
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    assert_said(&d.stderr(), "was created again since the checkpoint");
+    stop_cleanly(d);
 }
 
 #[test]
@@ -901,8 +884,7 @@ fn the_detector_killed_9_and_restarted_loses_and_repeats_no_alert() {
         d.stderr()
     );
     std::thread::sleep(Duration::from_secs(2));
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    stop_cleanly(d);
     let have: Vec<String> = det
         .alerts()
         .iter()
@@ -966,8 +948,7 @@ fn a_line_sent_again_after_the_duplicate_window_is_dropped_by_its_offset() {
         3.0
     );
     assert_eq!(d.metric("mcpwatch_lines_resent_total"), 2.0);
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    stop_cleanly(d);
 }
 
 #[test]
@@ -1048,8 +1029,7 @@ fn a_nats_node_killed_under_traffic_loses_and_repeats_nothing() {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(events_read(&d), total, "no line taken twice");
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    stop_cleanly(d);
     assert!(f.stop().success());
     let want: Vec<String> = scan_alerts(&agent)
         .iter()
@@ -1152,8 +1132,7 @@ fn a_forwarder_killed_9_under_traffic_with_bursts_split_across_hosts_loses_and_r
         total,
         "none stored twice"
     );
-    let (code, _) = d.terminate();
-    assert_eq!(code, Some(0));
+    stop_cleanly(d);
     assert!(fa.stop().success());
     assert!(fb.stop().success());
     let alerts = det.alerts();
