@@ -25,6 +25,28 @@ fn stop_cleanly(d: Daemon) {
     assert_eq!(code, Some(0));
 }
 
+/// The agent writing `lines` to `log`, `per` lines every `every`, as a
+/// live agent would: the thread to join when all are written.
+fn write_live(
+    log: PathBuf,
+    lines: Vec<String>,
+    per: usize,
+    every: Duration,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for c in lines.chunks(per) {
+            let text: String = c.iter().map(|l| format!("{l}\n")).collect();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+            std::thread::sleep(every);
+        }
+    })
+}
+
 /// A current-thread runtime for the test's own NATS client.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -832,22 +854,12 @@ fn the_detector_killed_9_and_restarted_loses_and_repeats_no_alert() {
     let d = detector(&det, &server.url(), &["--allowed-lateness", "120s"]);
     let mut f = Forwarder::start(&agent, &server.url(), "h1", &[]);
     // The agent writes 400 lines every 200 ms (about 5 s in all).
-    let log = agent.log("tool-usage.log");
-    let chunks: Vec<String> = lines
-        .chunks(400)
-        .map(|c| c.iter().map(|l| format!("{l}\n")).collect())
-        .collect();
-    let writer = std::thread::spawn(move || {
-        for c in chunks {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap();
-            f.write_all(c.as_bytes()).unwrap();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    let writer = write_live(
+        agent.log("tool-usage.log"),
+        lines,
+        400,
+        Duration::from_millis(200),
+    );
     let cp = det.state().join("checkpoint.json");
     assert!(
         wait_until(Duration::from_secs(60), || events_read(&d) > 4_000
@@ -976,22 +988,12 @@ fn a_nats_node_killed_under_traffic_loses_and_repeats_nothing() {
     // The cluster's JetStream may still be electing its leader: both wait.
     let mut f = Forwarder::start(&agent, &url, "h1", &["--replicas", "3"]);
     let mut d = detector(&det, &url, &["--allowed-lateness", "1s"]);
-    let log = agent.log("tool-usage.log");
-    let chunks: Vec<String> = lines
-        .chunks(300)
-        .map(|c| c.iter().map(|l| format!("{l}\n")).collect())
-        .collect();
-    let writer = std::thread::spawn(move || {
-        for c in chunks {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap();
-            f.write_all(c.as_bytes()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    let writer = write_live(
+        agent.log("tool-usage.log"),
+        lines,
+        300,
+        Duration::from_millis(100),
+    );
     assert!(
         wait_until(Duration::from_secs(60), || {
             if let Ok(Some(s)) = d.child.try_wait() {
@@ -1080,19 +1082,12 @@ fn a_forwarder_killed_9_under_traffic_with_bursts_split_across_hosts_loses_and_r
     let mut fb = Forwarder::start(&b, &server.url(), "h2", &[]);
     // Each agent writes 200 lines every 100 ms (about 2 s in all).
     let write = |p: &Project, lines: Vec<String>| {
-        let log = p.log("tool-usage.log");
-        std::thread::spawn(move || {
-            for c in lines.chunks(200) {
-                let text: String = c.iter().map(|l| format!("{l}\n")).collect();
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap();
-                f.write_all(text.as_bytes()).unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
+        write_live(
+            p.log("tool-usage.log"),
+            lines,
+            200,
+            Duration::from_millis(100),
+        )
     };
     let (wa, wb) = (write(&a, la), write(&b, lb));
     assert!(

@@ -9,6 +9,22 @@ use std::time::{Duration, Instant};
 
 /// The server binary `.ci/run` installs (Debian puts it in /usr/sbin,
 /// which a non-root PATH may lack).
+/// The arguments every test node starts with: JetStream on, loopback,
+/// its port and store.
+fn node_args(port: u16, store: &std::path::Path) -> Vec<String> {
+    [
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-sd",
+        &store.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn nats_server() -> &'static str {
     if Path::new("/usr/sbin/nats-server").exists() {
         "/usr/sbin/nats-server"
@@ -48,15 +64,7 @@ impl NatsServer {
             port,
             store: store.clone(),
             log,
-            args: vec![
-                "-js".into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-sd".into(),
-                store.display().to_string(),
-            ],
+            args: node_args(port, &store),
             _dir: Some(dir),
         };
         s.spawn();
@@ -157,23 +165,20 @@ impl NatsCluster {
                     port,
                     store: store.clone(),
                     log: dir.path().join(format!("n{i}.log")),
-                    args: vec![
-                        "-js".into(),
-                        "-a".into(),
-                        "127.0.0.1".into(),
-                        "-p".into(),
-                        port.to_string(),
-                        "-sd".into(),
-                        store.display().to_string(),
-                        "-n".into(),
-                        format!("n{i}"),
-                        "--cluster_name".into(),
-                        "mcpwatch".into(),
-                        "--cluster".into(),
-                        format!("nats://127.0.0.1:{cport}"),
-                        "--routes".into(),
-                        routes.clone(),
-                    ],
+                    args: [
+                        node_args(port, &store),
+                        vec![
+                            "-n".into(),
+                            format!("n{i}"),
+                            "--cluster_name".into(),
+                            "mcpwatch".into(),
+                            "--cluster".into(),
+                            format!("nats://127.0.0.1:{cport}"),
+                            "--routes".into(),
+                            routes.clone(),
+                        ],
+                    ]
+                    .concat(),
                     _dir: None,
                 }
             })
