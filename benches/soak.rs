@@ -207,6 +207,15 @@ fn main() {
     }
     e2e.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let q = |x: f64| histogram_quantile(&body, "mcpwatch_alert_latency_seconds", x) * 1000.0;
+    // Peak memory, checkpoints included (a snapshot holds the nodes
+    // detection has written since it was taken).
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            l.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0);
     terminate(child.id());
     let _ = child.wait();
 
@@ -225,6 +234,7 @@ fn main() {
         q(0.5),
         q(0.99),
     );
+    println!("soak: daemon peak RSS {peak:.0} MiB");
     println!(
         "soak: checkpoint write p50 {:.1} ms, p99 {:.1} ms",
         histogram_quantile(&body, "mcpwatch_checkpoint_seconds", 0.5) * 1000.0,
