@@ -53,6 +53,7 @@ impl CheckpointWriter {
         let thread = std::thread::Builder::new()
             .name("mcpwatch-checkpoint".into())
             .spawn(move || {
+                yield_to_detection();
                 for w in rx {
                     match write_checkpoint(&state_dir, &w) {
                         Ok(()) => {
@@ -127,6 +128,20 @@ impl Drop for CheckpointWriter {
         {
             let _ = t.join();
         }
+    }
+}
+
+/// Lowers this thread's priority (nice 10): serializing a large snapshot
+/// takes a few hundred milliseconds of CPU, and on a busy host the
+/// scheduler should run detection first whenever both want a core.
+fn yield_to_detection() {
+    // SAFETY: a plain syscall; on Linux `who = 0` is the calling thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!(
+            "checkpoint writer keeps its priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
