@@ -498,6 +498,21 @@ impl DeliveryHandle {
         self.shared.router.has_channels()
     }
 
+    /// Which of `ids` the outbox still holds: alerts some channel has not
+    /// yet delivered or given up on (`run --group` acknowledges the others
+    /// in the group's outbox stream).
+    pub(crate) fn pending_of<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> std::collections::HashSet<String> {
+        match self.shared.outbox.lock() {
+            Ok(ob) => ids.filter(|id| ob.holds(id)).cloned().collect(),
+            // A poisoned outbox: everything counts as pending (nothing is
+            // acknowledged that may not be delivered).
+            Err(_) => ids.cloned().collect(),
+        }
+    }
+
     /// Deliveries waiting in the outbox.
     pub fn pending(&self) -> usize {
         self.shared
