@@ -80,6 +80,10 @@ pub(crate) fn valid_group(group: &str) -> bool {
 }
 
 /// Gets a key-value bucket, creating it with `config` when missing.
+/// The bucket's stream is made here, as the clients' own
+/// `create_key_value` makes it (`KV_<bucket>`, `$KV.<bucket>.>`, one
+/// subject's history, rollups, direct gets): that call first asks for the
+/// account's limits in a form Debian's nats-server 2.9 does not answer.
 pub(crate) async fn bucket(
     js: &jetstream::Context,
     config: kv::Config,
@@ -88,13 +92,33 @@ pub(crate) async fn bucket(
         return Ok(s);
     }
     let name = config.bucket.clone();
-    match js.create_key_value(config).await {
+    let stream = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(config.description.clone()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: config.history.max(1),
+        max_age: config.max_age,
+        // The window may not outlast the entries (2 minutes otherwise).
+        duplicate_window: if config.max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            config.max_age.min(Duration::from_secs(120))
+        },
+        storage: config.storage,
+        num_replicas: config.num_replicas.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    let created = js.get_or_create_stream(stream).await;
+    match js.get_key_value(&name).await {
         Ok(s) => Ok(s),
-        // Created meanwhile by another instance.
-        Err(e) => js
-            .get_key_value(&name)
-            .await
-            .map_err(|_| format!("cannot create the key-value bucket {name}: {e}")),
+        Err(e) => Err(match created {
+            Err(c) => format!("cannot create the key-value bucket {name}: {c}"),
+            Ok(_) => format!("cannot open the key-value bucket {name}: {e}"),
+        }),
     }
 }
 

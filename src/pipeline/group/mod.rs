@@ -143,6 +143,7 @@ pub(super) fn run(opts: &RunOptions, mut ctx: Ctx, group: &str) -> Result<(), Ru
             lease.term
         );
         ctx.metrics.inc(M_TAKEOVERS, &[], 1);
+        ctx.metrics.set_gauge(M_ACTIVE, &[], 1.0);
         let mut term = match start_term(&running, &ctx, n, &names, group, &js, &checkpoints, lease)
         {
             Ok(t) => t,
@@ -154,7 +155,6 @@ pub(super) fn run(opts: &RunOptions, mut ctx: Ctx, group: &str) -> Result<(), Ru
                 return Err(e);
             }
         };
-        ctx.metrics.set_gauge(M_ACTIVE, &[], 1.0);
         let ended = serve::serve(&mut running, &mut ctx, &mut term)?;
         ctx.metrics.set_gauge(M_ACTIVE, &[], 0.0);
         if let Ended::LeaseLost(why) = &ended {
@@ -219,10 +219,9 @@ fn standby(
     let mut said = false;
     let mut watchdog = service::Watchdog::from_env();
     loop {
-        let tried = ctx.runtime.block_on(tokio::time::timeout(
-            TAKE_TIMEOUT,
-            Lease::try_take(kv, holder),
-        ));
+        let tried = ctx.runtime.block_on(async {
+            tokio::time::timeout(TAKE_TIMEOUT, Lease::try_take(kv, holder)).await
+        });
         match tried {
             Ok(Ok(Some(lease))) => return Ok(Some(lease)),
             Ok(Ok(None)) if !said => {
