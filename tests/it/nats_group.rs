@@ -253,6 +253,8 @@ fn a_fenced_instance_cannot_write_the_checkpoint_pointer_and_steps_down() {
 fn the_active_detector_killed_9_fails_over_with_every_burst_alerted_and_none_delivered_twice() {
     let cluster = NatsCluster::start();
     let url = cluster.url();
+    // The test's own client talks to one node (the cluster serves all).
+    let node = cluster.nodes[0].url();
     let rx = Receiver::start(None, Script::default());
     let (pa, pb) = (detector_project(&rx), detector_project(&rx));
     let flags = ["--allowed-lateness", "5s", "--replicas", "3"];
@@ -317,11 +319,13 @@ fn the_active_detector_killed_9_fails_over_with_every_burst_alerted_and_none_del
     wb.join().unwrap();
     assert!(
         wait_until(Duration::from_secs(60), || stream_len(
-            &url,
+            &node,
             "MCPWATCH_AUDIT"
         ) == total),
-        "{}",
-        fa.stderr()
+        "{} of {total} in the stream\n{}\n{}",
+        stream_len(&node, "MCPWATCH_AUDIT"),
+        fa.stderr(),
+        fb.stderr()
     );
     // Every burst delivered; alerts the killed one held undelivered come
     // to the new holder after the stream's ack wait (15 s).
@@ -348,6 +352,12 @@ fn the_active_detector_killed_9_fails_over_with_every_burst_alerted_and_none_del
     std::thread::sleep(Duration::from_secs(20));
     let got = delivered(&rx.accepted());
     let twice: Vec<_> = got.iter().filter(|(_, keys)| keys.len() > 1).collect();
+    println!(
+        "{before_kill} requests before the kill, {} after; {} alerts, {} delivered twice",
+        rx.accepted().len() - before_kill,
+        got.len(),
+        twice.len()
+    );
     assert!(
         twice.len() <= 1,
         "at most one alert delivered twice (the kill mid-delivery): {twice:?}"
