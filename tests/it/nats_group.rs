@@ -125,10 +125,9 @@ fn the_standby_neither_detects_nor_delivers_while_the_active_holds_the_lease() {
     agent.append("tool-usage.log", &lines);
     let mut f = Forwarder::start(&agent, &url, "h1", &[]);
     assert!(
-        wait_until(Duration::from_secs(30), || pa
-            .alerts()
-            .iter()
-            .any(|a| a["rule"] == "rapid_tool_usage" && a["key"]["user_id"] == "u-7")),
+        wait_until(Duration::from_secs(30), || pa.alerts().iter().any(
+            |a| a["rule"] == "rapid_tool_usage" && a["key"]["user_id"] == "u-7"
+        )),
         "{}",
         a.stderr()
     );

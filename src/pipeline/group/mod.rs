@@ -234,10 +234,13 @@ fn standby(
             }
             Err(_) => tracing::warn!("taking the lease of group {group} timed out; trying again"),
         }
-        // A standby is healthy: it is doing what it should.
+        // A standby is healthy: it is doing what it should, and what a
+        // term it left behind had not saved is the new holder's now.
         ctx.health
             .last_poll_ms
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        ctx.health.dirty.store(false, Ordering::Relaxed);
+        ctx.health.state_unwritable.store(false, Ordering::Relaxed);
         watchdog.tick();
         let wakes: Vec<Wake> = match ctx.wake_rx.recv_timeout(lease::STANDBY_POLL) {
             Ok(w) => std::iter::once(w).chain(ctx.wake_rx.try_iter()).collect(),
