@@ -68,21 +68,25 @@ pub(crate) struct AlertPublisher {
     /// Checked before each batch: an instance that lost its lease
     /// publishes nothing more.
     pub(crate) lease: std::sync::Arc<super::lease::Lease>,
+    /// Ids the stream took for the first time in an attempt that failed
+    /// for others of its batch: the retry finds them duplicates, yet they
+    /// are this instance's to log.
+    pub(crate) taken: std::sync::Mutex<HashSet<String>>,
 }
 
 impl AlertPublisher {
     /// Publishes `alerts` and waits for the stream to store them; returns
     /// the ids it took for the first time (the others were published
-    /// before, by this term or an earlier one). Blocks: for the detection
-    /// thread.
+    /// before, by an earlier term). Blocks: for the detection thread.
     pub(crate) fn publish(&self, alerts: &[Alert]) -> Result<HashSet<String>, String> {
         if let Some(why) = self.lease.lost() {
             return Err(format!("not published: the group's lease is lost ({why})"));
         }
-        self.runtime.block_on(async {
+        let mut taken = self.taken.lock().map_err(|_| "poisoned".to_string())?;
+        let failed = self.runtime.block_on(async {
             let mut acks = Vec::with_capacity(alerts.len());
+            let mut failed = None;
             for a in alerts {
-                let body = serde_json::to_vec(a).map_err(|e| e.to_string())?;
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", a.id.as_str());
                 if !a.line_fields.is_empty() {
@@ -91,27 +95,39 @@ impl AlertPublisher {
                         .iter()
                         .map(|(k, v)| (*k, v.as_str()))
                         .collect();
-                    let text = serde_json::to_string(&fields).map_err(|e| e.to_string())?;
+                    let text = serde_json::to_string(&fields).unwrap_or_default();
                     headers.insert(HEADER_FIELDS, text.as_str());
                 }
-                let ack = self
+                let body = serde_json::to_vec(a).unwrap_or_default();
+                match self
                     .js
                     .publish_with_headers(self.subject.clone(), headers, body.into())
                     .await
-                    .map_err(|e| format!("cannot publish alert {} to {STREAM}: {e}", a.id))?;
-                acks.push((a.id.clone(), ack));
-            }
-            let mut fresh = HashSet::new();
-            for (id, ack) in acks {
-                let ack = ack
-                    .await
-                    .map_err(|e| format!("{STREAM} did not take alert {id}: {e}"))?;
-                if !ack.duplicate {
-                    fresh.insert(id);
+                {
+                    Ok(ack) => acks.push((a.id.as_str(), ack)),
+                    Err(e) => {
+                        failed = Some(format!("cannot publish alert {} to {STREAM}: {e}", a.id));
+                        break;
+                    }
                 }
             }
-            Ok(fresh)
-        })
+            for (id, ack) in acks {
+                match ack.await {
+                    Ok(ack) if !ack.duplicate => {
+                        taken.insert(id.to_string());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failed.get_or_insert(format!("{STREAM} did not take alert {id}: {e}"));
+                    }
+                }
+            }
+            failed
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(alerts.iter().filter_map(|a| taken.take(&a.id)).collect())
     }
 }
 

@@ -336,6 +336,7 @@ fn start_term(
         subject: names.alerts_subject.clone(),
         runtime: ctx.runtime.handle().clone(),
         lease: lease.clone(),
+        taken: Default::default(),
     });
     let mut term_opts = n.clone();
     term_opts.consumer = consumer;
