@@ -14,7 +14,7 @@ use crate::nats::{
     Forwarder, assert_said, call, detector, events_read, now_ms, rt, stop_cleanly, stream_len,
     write_live,
 };
-use crate::support::daemon::{BIN, Daemon, Project};
+use crate::support::daemon::{BIN, Daemon, Project, signal};
 use crate::support::delivery::{Hit, Receiver, Script, route_toml, webhook_toml};
 use crate::support::nats::{NatsCluster, NatsServer};
 use crate::support::wait_until;
@@ -168,11 +168,11 @@ fn the_standby_neither_detects_nor_delivers_while_the_active_holds_the_lease() {
     // from the checkpoint and raises and delivers nothing again.
     stop_cleanly(a);
     assert!(
-        wait_until(Duration::from_secs(5), || active(&b)),
+        wait_until(Duration::from_secs(5), || active(&b)
+            && b.stderr().contains("resuming from the group's checkpoint")),
         "{}",
         b.stderr()
     );
-    assert_said(&b.stderr(), "resuming from the group's checkpoint");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(events_read(&b), 0, "nothing read twice");
     assert!(pb.alerts().is_empty());
@@ -397,4 +397,91 @@ fn the_active_detector_killed_9_fails_over_with_every_burst_alerted_and_none_del
     assert!(fa.stop().success());
     assert!(fb.stop().success());
     stop_cleanly(second);
+}
+
+#[test]
+fn a_holder_paused_past_its_lease_steps_down_when_it_wakes_and_writes_nothing() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let rx = Receiver::start(None, Script::default());
+    let (pa, pb, pc) = (
+        detector_project(&rx),
+        detector_project(&rx),
+        detector_project(&rx),
+    );
+    let agent = Project::new();
+    let mut f = Forwarder::start(&agent, &url, "h1", &[]);
+    agent.append("tool-usage.log", &[call(now_ms() - 10_000, "u-1", 1)]);
+    let a = member(&pa, &url, "g3", &["--allowed-lateness", "1s"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || pointer(&url, "g3")
+            .is_some_and(|(_, v)| v["seq"] == 1)),
+        "{}",
+        a.stderr()
+    );
+    let b = member(&pb, &url, "g3", &["--allowed-lateness", "1s"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || b
+            .stderr()
+            .contains("standing by in group g3")),
+        "{}",
+        b.stderr()
+    );
+    // A stops renewing (paused): its key expires, B takes over.
+    signal(a.child.id(), "STOP");
+    assert!(
+        wait_until(Duration::from_secs(15), || active(&b)
+            && b.stderr().contains("resuming from the group's checkpoint")),
+        "{}",
+        b.stderr()
+    );
+    let (_, taken) = pointer(&url, "g3").unwrap();
+    assert!(
+        taken["holder"]
+            .as_str()
+            .unwrap()
+            .contains(&b.child.id().to_string())
+    );
+    // More lines for B while A sleeps; then A wakes with lines of its own
+    // to checkpoint, and stands by without writing.
+    agent.append("tool-usage.log", &[call(now_ms() - 5_000, "u-2", 2)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || pointer(&url, "g3")
+            .is_some_and(|(_, v)| v["seq"] == 2)),
+        "{}",
+        b.stderr()
+    );
+    signal(a.child.id(), "CONT");
+    assert!(
+        wait_until(Duration::from_secs(10), || a
+            .stderr()
+            .contains("lost the lease of group g3")),
+        "{}",
+        a.stderr()
+    );
+    assert!(!active(&a));
+    assert!(active(&b));
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, now) = pointer(&url, "g3").unwrap();
+    assert_eq!(now["holder"], taken["holder"], "the pointer is still B's");
+    assert_eq!(now["seq"], 2);
+    assert_eq!(events_read(&a), 1, "A read nothing after it woke");
+    assert_eq!(
+        events_read(&b),
+        1,
+        "B read the one line after A's checkpoint"
+    );
+    // A third member stands by, and a standby stops cleanly on SIGTERM.
+    let c = member(&pc, &url, "g3", &["--allowed-lateness", "1s"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || c
+            .stderr()
+            .contains("standing by in group g3")),
+        "{}",
+        c.stderr()
+    );
+    stop_cleanly(c);
+    assert!(f.stop().success());
+    stop_cleanly(b);
+    stop_cleanly(a);
 }

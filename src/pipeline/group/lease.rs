@@ -29,6 +29,11 @@ pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// How long the holder trusts its lease after a renewal was sent: well
 /// under [`LEASE_TTL`], so it has stopped before the key can expire.
 pub(crate) const TRUSTED_FOR: Duration = Duration::from_secs(3);
+// The holder stops trusting its lease at least two renewals before the
+// key can expire: checked when compiling.
+const _: () =
+    assert!(TRUSTED_FOR.as_millis() + 2 * RENEW_EVERY.as_millis() <= LEASE_TTL.as_millis());
+
 /// How often a standby tries to take the lease.
 pub(crate) const STANDBY_POLL: Duration = Duration::from_millis(500);
 /// The lease's key in its bucket.
@@ -292,10 +297,5 @@ mod tests {
         for bad in ["", "a.b", "a b", "a*", "a>", "a/b", &"x".repeat(65)] {
             assert!(!valid_group(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_holder_stops_trusting_its_lease_well_before_it_expires() {
-        const { assert!(TRUSTED_FOR.as_millis() + 2 * RENEW_EVERY.as_millis() <= LEASE_TTL.as_millis()) };
     }
 }
