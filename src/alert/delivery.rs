@@ -204,6 +204,10 @@ struct Shared {
     stop: watch::Sender<bool>,
     /// Set by the supervisor when it has finished (snapshot written).
     done: watch::Sender<bool>,
+    /// Notified each time a delivery ends (delivered or given up):
+    /// `run --group` then acknowledges what is done in the group's outbox
+    /// stream at once, keeping the window for a duplicate short.
+    settled: Notify,
 }
 
 impl Shared {
@@ -316,6 +320,7 @@ impl Delivery {
             wake,
             stop,
             done,
+            settled: Notify::new(),
         });
         if let Ok(ob) = shared.outbox.lock() {
             shared.update_gauge(&ob);
@@ -513,6 +518,12 @@ impl DeliveryHandle {
         }
     }
 
+    /// Resolves when a delivery has ended since the last call (see
+    /// `Shared::settled`).
+    pub(crate) async fn settled(&self) {
+        self.shared.settled.notified().await;
+    }
+
     /// Deliveries waiting in the outbox.
     pub fn pending(&self) -> usize {
         self.shared
@@ -665,6 +676,8 @@ fn record(sh: &Shared, name: &str, job: &Job, result: Result<(), SendError>) {
         },
     }
     sh.update_gauge(&ob);
+    drop(ob);
+    sh.settled.notify_one();
 }
 
 /// The clearly marked alert `mcpwatch test-alert` sends.

@@ -41,7 +41,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(15);
 /// How often an alert still pending is marked in progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// How often the outbox is asked which alerts are done.
+/// How often the outbox is asked which alerts are done, besides each
+/// time a delivery ends (an alert routed nowhere, or known already, is
+/// done without one).
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Alerts taken from the stream and not yet done, at most: the local
 /// outbox's own bound.
@@ -206,6 +208,7 @@ pub(crate) async fn pump(
                     }
                     None => continue 'connect,
                 },
+                _ = delivery.settled() => settle(&delivery, &mut held).await,
                 _ = tick.tick() => settle(&delivery, &mut held).await,
             }
         }
