@@ -17,6 +17,11 @@
 //! that marks its line consumed. After a crash the lines after the
 //! checkpoint are read again and give the same alert ids; ids already in
 //! `alerts.log` past the checkpoint are not written or submitted again.
+//!
+//! The loop itself is `serve`'s; `stream` reads the audit lines from NATS
+//! instead of the directory, `forward` publishes them there, and `group`
+//! runs the loop only while this instance holds its group's lease, with
+//! the checkpoint and the outbox in NATS (SPEC §10).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -148,10 +148,18 @@ pub(super) fn run(opts: &RunOptions, mut ctx: Ctx, group: &str) -> Result<(), Ru
         {
             Ok(t) => t,
             Err((e, lease)) => {
+                ctx.metrics.set_gauge(M_ACTIVE, &[], 0.0);
+                ctx.runtime.block_on(lease.release());
+                if matches!(e, RunError::Nats(_)) {
+                    // NATS did not answer in time (a node down, a leader
+                    // being elected): give the lease back and stand by.
+                    tracing::error!("{e}; giving the lease of group {group} back");
+                    std::thread::sleep(lease::STANDBY_POLL);
+                    continue;
+                }
                 // Nobody can detect from a checkpoint that cannot be read:
                 // say so and stop, rather than take and drop the lease in
                 // a loop.
-                ctx.runtime.block_on(lease.release());
                 return Err(e);
             }
         };
