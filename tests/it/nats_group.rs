@@ -394,6 +394,18 @@ fn the_active_detector_killed_9_fails_over_with_every_burst_alerted_and_none_del
         ids,
         "every alert raised was delivered"
     );
+    assert_eq!(
+        stream_len(&node, "MCPWATCH_ALERTS"),
+        ids.len() as u64,
+        "each alert once in the group's outbox"
+    );
+    // The new holder took every line: its checkpoint is at the stream's end.
+    assert!(
+        wait_until(Duration::from_secs(10), || pointer(&node, "ha")
+            .is_some_and(|(_, p)| p["seq"] == total)),
+        "{:?}",
+        pointer(&node, "ha")
+    );
     assert!(fa.stop().success());
     assert!(fb.stop().success());
     stop_cleanly(second);
