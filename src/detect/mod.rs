@@ -110,6 +110,17 @@ struct EngineFile {
 }
 
 impl EngineState {
+    /// The state as it is now, to serialize while detection goes on: cheap
+    /// to take (see [`state::Snapshot`]).
+    fn snapshot(&mut self) -> EngineState {
+        EngineState {
+            watermark: self.watermark,
+            first_ts: self.first_ts,
+            stats: self.stats.clone(),
+            rules: self.rules.snapshot(),
+        }
+    }
+
     /// The engine file's bytes (see [`EngineFile`]).
     pub(crate) fn to_file(&self) -> Result<Vec<u8>, postcard::Error> {
         let file = EngineFile {
@@ -260,9 +271,18 @@ impl Engine {
         self.state.watermark
     }
 
-    /// The state to checkpoint.
+    /// The state as it is (tests; the daemon checkpoints a
+    /// [`Engine::snapshot`]).
+    #[cfg(test)]
     pub(crate) fn state(&self) -> &EngineState {
         &self.state
+    }
+
+    /// A snapshot of the state to checkpoint, taken without copying the
+    /// rules' maps: serialize it on another thread while this engine goes
+    /// on (it does not change).
+    pub(crate) fn snapshot(&mut self) -> EngineState {
+        self.state.snapshot()
     }
 
     /// Restores checkpointed state (the rules' settings come from the

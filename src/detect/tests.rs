@@ -642,8 +642,9 @@ fn event_of(t: Millis, (_, kind, user, server, tool, rid, verdict): Step) -> Eve
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-    /// A restart anywhere: an engine checkpointed mid-stream (its state
-    /// through the engine file, as the daemon writes it; JSON would not
+    /// A restart anywhere: an engine checkpointed mid-stream (a snapshot
+    /// of its state, serialized after the engine went on, through the
+    /// engine file, as the daemon writes it; JSON would not
     /// give back the baseline's doubles bit for bit) and restored into a new
     /// engine raises exactly the alerts, in the same order, and ends with
     /// exactly the state and counters of one that ran straight through.
@@ -665,9 +666,14 @@ proptest::proptest! {
         let mut straight = Engine::new(&config);
         let expected = run_from(&mut straight, &events, 0);
 
+        // As the daemon does: a snapshot at the cut, serialized while
+        // detection goes on past it.
         let mut before = Engine::new(&config);
         let mut alerts = run_from(&mut before, &events[..cut], 0);
-        let saved = before.state().to_file().unwrap();
+        let snapshot = before.snapshot();
+        let went_on = run_from(&mut before, &events[cut..], cut);
+        proptest::prop_assert_eq!(&went_on[..], &expected[alerts.len()..]);
+        let saved = snapshot.to_file().unwrap();
         drop(before);
         let mut after = Engine::new(&config);
         after.restore(EngineState::from_file(&saved).unwrap());

@@ -587,10 +587,10 @@ impl Daemon {
     /// Writes the checkpoint when due (or `force`d and anything changed),
     /// never while events read are still carried to the next cycle.
     fn maybe_checkpoint(&mut self, force: bool) -> Result<(), RunError> {
-        // At most every second, and never more than a tenth of the time:
-        // a large detector state takes a while to serialize, and detection
-        // waits meanwhile. One write at a time: if the writer is still busy,
-        // the next cycle tries again.
+        // At most every second, and never more than a tenth of the time
+        // spent snapshotting the detector state (detection waits for that;
+        // the writer thread serializes the snapshot). One write at a time:
+        // if the writer is still busy, the next cycle tries again.
         let every = CHECKPOINT_EVERY.max(self.checkpoint_cost * 10);
         if !self.dirty
             || self.carrying()
@@ -602,9 +602,7 @@ impl Daemon {
         }
         let started = Instant::now();
         let alerts_pos = self.alert_log.sync()?;
-        let engine = self.engine.state().to_file().map_err(|e| {
-            RunError::Checkpoint(self.state_dir.display().to_string(), e.to_string())
-        })?;
+        let engine = self.engine.snapshot();
         self.generation += 1;
         let engine_file = format!("engine-{}.bin", self.generation);
         let doc = serde_json::to_vec(&CheckpointDoc {

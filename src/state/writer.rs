@@ -8,18 +8,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::detect::EngineState;
 use crate::metrics::Metrics;
 use crate::metrics::server::Health;
 
-/// One checkpoint, serialized, on its way to disk.
+/// One checkpoint on its way to disk.
 pub(crate) struct CheckpointWrite {
-    /// The engine state (postcard), written first.
-    pub(crate) engine: Vec<u8>,
+    /// A snapshot of the engine state, serialized here (postcard) and
+    /// written first: a clone shares the detector's nodes copy-on-write,
+    /// so taking it costs detection little and serializing it nothing.
+    pub(crate) engine: EngineState,
     /// Its file name in the state directory (`engine-<N>.bin`).
     pub(crate) engine_file: String,
     /// The document ([`CheckpointDoc`](super::CheckpointDoc)) naming it.
     pub(crate) doc: Vec<u8>,
-    /// When the daemon began serializing (for the duration metric).
+    /// When the daemon took the snapshot (for the duration metric).
     pub(crate) started: Instant,
 }
 
@@ -130,7 +133,9 @@ impl Drop for CheckpointWriter {
 /// Engine file first (fsynced), then the document naming it (atomic
 /// rename), then older engine files go.
 fn write_checkpoint(state_dir: &Path, w: &CheckpointWrite) -> std::io::Result<()> {
-    super::write_atomic(&state_dir.join(&w.engine_file), &w.engine)?;
+    let engine =
+        (w.engine.to_file()).map_err(|e| std::io::Error::other(format!("engine state: {e}")))?;
+    super::write_atomic(&state_dir.join(&w.engine_file), &engine)?;
     super::write_atomic(&state_dir.join(super::CHECKPOINT_FILE), &w.doc)?;
     if let Ok(rd) = std::fs::read_dir(state_dir) {
         for e in rd.flatten() {

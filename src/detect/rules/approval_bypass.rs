@@ -77,6 +77,8 @@ pub(crate) struct BypassState {
     bypassed: KeyedState<()>,
 }
 
+crate::detect::state::impl_snapshot!(BypassState { approvals, cooldowns, bypassed; pending, seq });
+
 impl BypassState {
     pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()

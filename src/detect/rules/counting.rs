@@ -14,6 +14,8 @@ pub(crate) struct State {
     keys: KeyedState<KeyState>,
 }
 
+crate::detect::state::impl_snapshot!(State { keys });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct KeyState {
     window: Window,

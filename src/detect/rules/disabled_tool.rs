@@ -36,6 +36,8 @@ pub(crate) struct State {
     keys: KeyedState<Cooldown>,
 }
 
+crate::detect::state::impl_snapshot!(State { keys });
+
 fn process(r: &RuleConfig, st: &mut State, cx: &mut Cx<'_, '_>) {
     let t = cx.ev.ts;
     let key = state_key(cx.ev, &r.key, cx.key);

@@ -211,6 +211,8 @@ pub(crate) struct ExfilState {
     roles: RoleCache,
 }
 
+crate::detect::state::impl_snapshot!(ExfilState { keys; roles });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct KeyState {
     /// Most recent first (see [`remember`]).

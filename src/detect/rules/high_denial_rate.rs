@@ -42,6 +42,8 @@ pub(crate) struct State {
     keys: KeyedState<KeyState>,
 }
 
+crate::detect::state::impl_snapshot!(State { keys });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct KeyState {
     /// a = decisions, b = denials.

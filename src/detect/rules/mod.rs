@@ -68,6 +68,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::Cx;
+use super::state::Snapshot;
 use crate::config::{Config, RuleConfig, RuleName};
 use crate::event::Kind;
 
@@ -86,8 +87,8 @@ pub(crate) trait Rule: Sized + Debug {
     const ADVICE: &'static str;
 
     /// What it remembers across events and restarts. `Default` is the
-    /// state before any event.
-    type State: Clone + Debug + Default + Serialize + DeserializeOwned;
+    /// state before any event; a [`Snapshot`] of it is checkpointed.
+    type State: Clone + Debug + Default + Serialize + DeserializeOwned + Snapshot;
 
     /// The rule as it runs, from its settings and (for the few rules that
     /// need them) the rest of the configuration.

@@ -17,6 +17,8 @@ pub(crate) struct NewToolState {
     seen: KeyedState<()>,
 }
 
+crate::detect::state::impl_snapshot!(NewToolState { seen });
+
 #[derive(Debug)]
 pub(crate) struct NewToolUsage {
     r: RuleConfig,

@@ -41,6 +41,8 @@ pub(crate) struct RateState {
     users: KeyedState<Bucket>,
 }
 
+crate::detect::state::impl_snapshot!(RateState { users });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Bucket {
     /// Theoretical arrival time in ms × r; `None` before the first call.

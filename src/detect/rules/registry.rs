@@ -98,6 +98,14 @@ macro_rules! registry {
                 )+])
             }
 
+            /// Every rule's state as it is now, for a checkpoint (see
+            /// [`Snapshot`]).
+            pub(crate) fn snapshot(&mut self) -> RulesState {
+                RulesState {
+                    $($module: Snapshot::snapshot(&mut self.$module),)+
+                }
+            }
+
             /// Forgets one rule's state (a reload changed what it means).
             pub(crate) fn reset(&mut self, rule: RuleName) {
                 match rule {

@@ -57,6 +57,8 @@ pub(crate) struct State {
     due: BinaryHeap<Reverse<(Millis, String)>>,
 }
 
+crate::detect::state::impl_snapshot!(State { keys; due });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Quiet {
     calls: Window,

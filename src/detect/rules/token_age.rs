@@ -20,6 +20,8 @@ pub(crate) struct State {
     tokens: KeyedState<TokenAge>,
 }
 
+crate::detect::state::impl_snapshot!(State { tokens });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct TokenAge {
     /// Event time of the first call seen with the token.

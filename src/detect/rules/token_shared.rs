@@ -33,6 +33,8 @@ pub(crate) struct SharedState {
     tokens: KeyedState<TokenUse>,
 }
 
+crate::detect::state::impl_snapshot!(SharedState { tokens });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct TokenUse {
     /// (value of `by`, ts of its latest call), least recent first. One

@@ -99,6 +99,8 @@ pub(crate) struct DriftState {
     pairs: KeyedState<Hashes>,
 }
 
+crate::detect::state::impl_snapshot!(DriftState { pairs });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Hashes {
     /// Least recently seen first: the last is the hash of the pair's most

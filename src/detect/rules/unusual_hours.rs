@@ -21,6 +21,8 @@ pub(crate) struct State {
     keys: KeyedState<Cooldown>,
 }
 
+crate::detect::state::impl_snapshot!(State { keys });
+
 #[derive(Debug)]
 pub(crate) struct UnusualHours {
     r: RuleConfig,

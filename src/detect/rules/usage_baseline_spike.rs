@@ -91,6 +91,8 @@ pub(crate) struct BaselineState {
     users: KeyedState<UserState>,
 }
 
+crate::detect::state::impl_snapshot!(BaselineState { users });
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct UserState {
     baseline: Baseline,

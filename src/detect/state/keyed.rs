@@ -15,6 +15,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Snapshot;
+use super::slots::Slots;
 use crate::event::{Millis, Text};
 use crate::swar::load;
 
@@ -39,10 +41,10 @@ use crate::swar::load;
 /// dead entries outnumber live keys, the queue is compacted and the live
 /// slots restamped, so it holds at most about two entries per key.
 ///
-/// Slots live in a `Vec` (freed places reused before it grows), not in the
-/// hash table: a table that keys come and go in keeps tombstones and grows
-/// to four times its keys, which for nodes of a hundred bytes doubled the
-/// memory and the cache footprint.
+/// Slots live in chunked [`Slots`] (freed places reused before they
+/// grow), not in the hash table: a table that keys come and go in keeps
+/// tombstones and grows to four times its keys, which for nodes of a
+/// hundred bytes doubled the memory and the cache footprint.
 ///
 /// A map that is never expired (the new-tool seen set, say) needs the order
 /// only once it is full, so until the order is first needed
@@ -51,16 +53,39 @@ use crate::swar::load;
 ///
 /// Keys up to 24 bytes are stored inline. Serialized as a map from key to
 /// [`Entry`] in LRU order, front first.
+///
+/// A [`Snapshot`] (the daemon's checkpoint) costs a copy of the index, not
+/// of the nodes.
 #[derive(Clone)]
 pub(crate) struct KeyedState<V> {
     /// Slot of every key, by the key's hash.
     index: HashTable<u32>,
-    /// Live keys and free places (reused before the `Vec` grows).
-    slots: Vec<Option<Node<V>>>,
+    /// Live keys and free places (reused before the slots grow).
+    slots: Slots<Node<V>>,
     free: Vec<u32>,
     len: usize,
     lru: Lru,
     hasher: foldhash::fast::RandomState,
+}
+
+impl<V: Clone> Snapshot for KeyedState<V> {
+    /// Lends the slots (see [`Slots::lend`]) and leaves out the queue,
+    /// which the snapshot rebuilds from the stamps if it is ever touched.
+    fn snapshot(&mut self) -> Self {
+        KeyedState {
+            index: self.index.clone(),
+            slots: self.slots.lend(),
+            free: self.free.clone(),
+            len: self.len,
+            lru: Lru {
+                order: VecDeque::new(),
+                first: self.lru.clock + 1,
+                ordered: false,
+                clock: self.lru.clock,
+            },
+            hasher: self.hasher.clone(),
+        }
+    }
 }
 
 /// The LRU queue of a [`KeyedState`].
@@ -155,7 +180,7 @@ impl<V> Default for KeyedState<V> {
     fn default() -> Self {
         KeyedState {
             index: HashTable::new(),
-            slots: Vec::new(),
+            slots: Slots::default(),
             free: Vec::new(),
             len: 0,
             lru: Lru {
@@ -169,7 +194,7 @@ impl<V> Default for KeyedState<V> {
     }
 }
 
-impl<V: Default> KeyedState<V> {
+impl<V: Default + Clone> KeyedState<V> {
     #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::default()
@@ -190,34 +215,29 @@ impl<V: Default> KeyedState<V> {
         }
         let mut touch = Touch::default();
         let hash = self.hasher.hash_one(key);
-        let i = match self.find(hash, key) {
-            Some(i) => {
-                if let Some(node) = self.slots[i as usize].as_mut() {
-                    self.lru.kill(node.stamp);
-                    self.lru.clock += 1;
-                    node.stamp = self.lru.clock;
-                }
-                i
-            }
+        let (i, found) = match self.find(hash, key) {
+            Some(i) => (i, true),
             None => {
                 if self.len >= max_keys.clamp(1, MAX_INDEXED) {
                     self.pop_front();
                     touch.evicted = true;
                 }
                 touch.inserted = true;
-                self.insert_slot(
-                    key.into(),
-                    hash,
-                    Entry {
-                        last_seen: t,
-                        value: V::default(),
-                    },
-                )
+                let entry = Entry {
+                    last_seen: t,
+                    value: V::default(),
+                };
+                (self.insert_slot(key.into(), hash, entry), false)
             }
         };
-        let Some(node) = self.slots[i as usize].as_mut() else {
+        let Some(node) = self.slots.get_mut(i) else {
             unreachable!("slot {i} was filled or found just above")
         };
+        if found {
+            self.lru.kill(node.stamp);
+            self.lru.clock += 1;
+            node.stamp = self.lru.clock;
+        }
         let entry = &mut node.entry;
         if let Some(idle) = idle
             && t.saturating_sub(entry.last_seen) > idle
@@ -230,7 +250,7 @@ impl<V: Default> KeyedState<V> {
     }
 }
 
-impl<V> KeyedState<V> {
+impl<V: Clone> KeyedState<V> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -248,7 +268,7 @@ impl<V> KeyedState<V> {
     /// map's: it orders the keys, so it must not be changed here).
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry<V>> {
         let i = self.find(self.hasher.hash_one(key), key)?;
-        self.slots[i as usize].as_mut().map(|n| &mut n.entry)
+        self.slots.get_mut(i).map(|n| &mut n.entry)
     }
 
     /// Forgets `key` (a silence that fired: its state has done its work).
@@ -279,10 +299,10 @@ impl<V> KeyedState<V> {
         let live: Vec<&Node<V>> = if self.lru.ordered {
             (self.lru.order.iter())
                 .filter(|e| !e.dead)
-                .filter_map(|e| self.slots.get(e.slot as usize)?.as_ref())
+                .filter_map(|e| self.slots.get(e.slot))
                 .collect()
         } else {
-            let mut live: Vec<&Node<V>> = self.slots.iter().flatten().collect();
+            let mut live: Vec<&Node<V>> = self.slots.iter().map(|(_, n)| n).collect();
             live.sort_unstable_by_key(|n| n.stamp);
             live
         };
@@ -294,8 +314,8 @@ impl<V> KeyedState<V> {
         let slots = &self.slots;
         self.index
             .find(hash, |&i| {
-                slots[i as usize]
-                    .as_ref()
+                slots
+                    .get(i)
                     .is_some_and(|n| n.hash == hash && same_key(&n.key, key))
             })
             .copied()
@@ -333,11 +353,10 @@ impl<V> KeyedState<V> {
     fn remove_slot(&mut self, i: u32) {
         // Read the hash and drop the node in place (taking it out would
         // copy the whole node first).
-        let Some(node) = self.slots[i as usize].as_ref() else {
+        let Some(node) = self.slots.set(i, None) else {
             return;
         };
         let (hash, stamp) = (node.hash, node.stamp);
-        self.slots[i as usize] = None;
         if let Ok(found) = self.index.find_entry(hash, |&j| j == i) {
             found.remove();
         }
@@ -363,18 +382,14 @@ impl<V> KeyedState<V> {
         };
         let i = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(node);
+                self.slots.set(i, Some(node));
                 i
             }
-            None => {
-                self.slots.push(Some(node));
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(node),
         };
         let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| {
-            slots[j as usize].as_ref().map_or(0, |n| n.hash)
-        });
+        self.index
+            .insert_unique(hash, i, |&j| slots.get(j).map_or(0, |n| n.hash));
         self.len += 1;
         i
     }
@@ -383,15 +398,13 @@ impl<V> KeyedState<V> {
     /// queue's positions are their stamps.
     #[cold]
     fn build_order(&mut self) {
-        let mut live: Vec<(u64, u32)> = (self.slots.iter().enumerate())
-            .filter_map(|(i, n)| Some((n.as_ref()?.stamp, i as u32)))
-            .collect();
+        let mut live: Vec<(u64, u32)> = (self.slots.iter()).map(|(i, n)| (n.stamp, i)).collect();
         live.sort_unstable_by_key(|&(stamp, _)| stamp);
         let lru = &mut self.lru;
         lru.first = lru.clock + 1;
         lru.order = VecDeque::with_capacity(live.len());
         for (&(_, i), stamp) in live.iter().zip(lru.first..) {
-            if let Some(n) = self.slots[i as usize].as_mut() {
+            if let Some(n) = self.slots.get_mut(i) {
                 n.stamp = stamp;
                 lru.order.push_back(Touched {
                     slot: i,
@@ -410,7 +423,7 @@ impl<V> KeyedState<V> {
         let lru = &mut self.lru;
         let old = std::mem::replace(&mut lru.order, VecDeque::with_capacity(2 * self.len));
         for e in old.into_iter().filter(|e| !e.dead) {
-            if let Some(n) = self.slots[e.slot as usize].as_mut() {
+            if let Some(n) = self.slots.get_mut(e.slot) {
                 n.stamp = lru.first + lru.order.len() as u64;
             }
             lru.order.push_back(e);
@@ -445,13 +458,13 @@ impl Lru {
     }
 }
 
-impl<V: fmt::Debug> fmt::Debug for KeyedState<V> {
+impl<V: fmt::Debug + Clone> fmt::Debug for KeyedState<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<V: Serialize> Serialize for KeyedState<V> {
+impl<V: Serialize + Clone> Serialize for KeyedState<V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.len()))?;
         for (k, e) in self.iter() {
@@ -461,10 +474,10 @@ impl<V: Serialize> Serialize for KeyedState<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedState<V> {
+impl<'de, V: Deserialize<'de> + Clone> Deserialize<'de> for KeyedState<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct MapVisitor<V>(PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+        impl<'de, V: Deserialize<'de> + Clone> Visitor<'de> for MapVisitor<V> {
             type Value = KeyedState<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of keys to entries, least recently seen first")
@@ -559,21 +572,23 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
-        /// Touches (counting per key), expiries, caps and checkpoint round
-        /// trips in any order, with event time going back now and then,
+        /// Touches (counting per key), expiries, caps, checkpoint round
+        /// trips and snapshots in any order, with event time going back now and then,
         /// leave the map as the model: same keys, same
         /// LRU order, same values, same eviction and insertion reports.
         /// Without `expiring`, the map is never expired (as the seen set),
         /// so its order is built only when the cap first evicts.
         #[test]
         fn keyed_state_behaves_as_an_lru_list(
-            ops in proptest::collection::vec((0u8..4, 0u8..12, -20i64..50), 1..200),
+            ops in proptest::collection::vec((0u8..6, 0u8..12, -20i64..50), 1..200),
             max in 1usize..8,
             expiring in proptest::bool::ANY,
         ) {
             let mut s: KeyedState<u32> = KeyedState::new();
             let mut m = Model::default();
             let mut t = 0;
+            // Snapshots taken along the way, with their bytes then.
+            let mut snapshots = Vec::new();
             for (op, key, dt) in ops {
                 t += dt;
                 let key = format!("k{key}");
@@ -585,9 +600,21 @@ mod tests {
                         let want = m.touch(&key, t, Some(60), max);
                         proptest::prop_assert_eq!((e.value, touch), want);
                     }
-                    _ => {
+                    3 => {
                         let bytes = postcard::to_stdvec(&s).expect("serializes");
                         s = postcard::from_bytes(&bytes).expect("deserializes");
+                    }
+                    // A snapshot; the map goes on from the original or,
+                    // now and then, from the snapshot (queue rebuilt).
+                    _ => {
+                        let bytes = postcard::to_stdvec(&s).expect("serializes");
+                        let snapshot = s.snapshot();
+                        if dt % 3 == 0 {
+                            snapshots.push((s, bytes));
+                            s = snapshot;
+                        } else {
+                            snapshots.push((snapshot, bytes));
+                        }
                     }
                 }
                 proptest::prop_assert_eq!(contents(&s), m.0.clone());
@@ -596,6 +623,10 @@ mod tests {
                     proptest::prop_assert!(s.contains(k));
                     proptest::prop_assert_eq!(s.get_mut(k).map(|e| e.value), Some(*v));
                 }
+            }
+            // Nothing done to one side after the snapshot reached the other.
+            for (snapshot, bytes) in snapshots {
+                proptest::prop_assert_eq!(postcard::to_stdvec(&snapshot).ok(), Some(bytes));
             }
         }
     }

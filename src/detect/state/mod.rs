@@ -11,6 +11,7 @@
 mod cooldown;
 mod key;
 mod keyed;
+mod slots;
 mod window;
 
 pub(crate) use cooldown::Cooldown;
@@ -18,3 +19,27 @@ pub(crate) use key::state_key;
 pub(crate) use keyed::KeyedState;
 pub(crate) use keyed::same_key;
 pub(crate) use window::Window;
+
+/// A copy of detector state for the daemon's checkpoint, taken on the
+/// detection thread and serialized on another: it must cost little to take
+/// (maps lend their nodes rather than copy them, see [`KeyedState`]) and
+/// must not change as detection goes on.
+pub(crate) trait Snapshot {
+    fn snapshot(&mut self) -> Self;
+}
+
+/// `impl Snapshot` for a rule's state: the maps listed first lend their
+/// nodes, the fields after `;` (small) are cloned.
+macro_rules! impl_snapshot {
+    ($T:ty { $($map:ident),* $(; $($field:ident),*)? }) => {
+        impl $crate::detect::state::Snapshot for $T {
+            fn snapshot(&mut self) -> Self {
+                Self {
+                    $($map: $crate::detect::state::Snapshot::snapshot(&mut self.$map),)*
+                    $($($field: self.$field.clone(),)*)?
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_snapshot;

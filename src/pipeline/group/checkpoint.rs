@@ -54,11 +54,11 @@ pub(crate) struct Loaded {
 
 /// The object's bytes: the document (compact JSON, one line), a newline,
 /// the engine state file.
-fn encode(w: &CheckpointWrite) -> Vec<u8> {
-    let mut out = Vec::with_capacity(w.doc.len() + 1 + w.engine.len());
-    out.extend_from_slice(&w.doc);
+fn encode(doc: &[u8], engine: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(doc.len() + 1 + engine.len());
+    out.extend_from_slice(doc);
     out.push(b'\n');
-    out.extend_from_slice(&w.engine);
+    out.extend_from_slice(engine);
     out
 }
 
@@ -223,14 +223,14 @@ impl Checkpoints {
     pub(crate) async fn save(
         &self,
         lease: &Lease,
-        w: &CheckpointWrite,
+        engine_file: &str,
+        bytes: Vec<u8>,
         seq: u64,
     ) -> Result<(), SaveError> {
         if let Some(why) = lease.lost() {
             return Err(SaveError::Other(format!("lease lost: {why}")));
         }
-        let name = format!("{}-{}", lease.term, w.engine_file);
-        let bytes = encode(w);
+        let name = format!("{}-{engine_file}", lease.term);
         self.objects
             .put(name.as_str(), &mut bytes.as_slice())
             .await
@@ -299,8 +299,28 @@ impl GroupWriter {
         let (busy, failed) = (self.busy.clone(), self.failed.clone());
         let (checkpoints, lease) = (self.checkpoints.clone(), self.lease.clone());
         self.runtime.spawn(async move {
-            let saved =
-                tokio::time::timeout(WRITE_TIMEOUT, checkpoints.save(&lease, &w, seq)).await;
+            let CheckpointWrite {
+                engine,
+                engine_file,
+                doc,
+                ..
+            } = w;
+            // The snapshot is serialized off the detection thread (and
+            // off the runtime's workers).
+            let bytes =
+                tokio::task::spawn_blocking(move || engine.to_file().map(|e| encode(&doc, &e)))
+                    .await;
+            let saved = match bytes {
+                Ok(Ok(bytes)) => {
+                    tokio::time::timeout(
+                        WRITE_TIMEOUT,
+                        checkpoints.save(&lease, &engine_file, bytes, seq),
+                    )
+                    .await
+                }
+                Ok(Err(e)) => Ok(Err(SaveError::Other(format!("engine state: {e}")))),
+                Err(e) => Ok(Err(SaveError::Other(format!("engine state: {e}")))),
+            };
             match saved {
                 Ok(Ok(())) => {
                     if failed.swap(false, Ordering::AcqRel) {
@@ -376,16 +396,10 @@ mod tests {
 
     #[test]
     fn a_checkpoint_object_is_the_document_a_newline_and_the_engine_file() {
-        let w = CheckpointWrite {
-            engine: vec![0, b'\n', 255],
-            engine_file: "engine-3.bin".into(),
-            doc: br#"{"stream":{"seq":9}}"#.to_vec(),
-            started: Instant::now(),
-        };
-        let bytes = encode(&w);
-        let back = decode(bytes).unwrap();
-        assert_eq!(back.doc, w.doc);
-        assert_eq!(back.engine, w.engine);
+        let (doc, engine) = (br#"{"stream":{"seq":9}}"#, [0, b'\n', 255]);
+        let back = decode(encode(doc, &engine)).unwrap();
+        assert_eq!(back.doc, doc);
+        assert_eq!(back.engine, engine);
         assert!(decode(b"no newline".to_vec()).is_none());
     }
 
