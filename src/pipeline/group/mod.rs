@@ -16,10 +16,11 @@
 //! renewal refused, or its checkpoint write fenced by a later holder)
 //! stops at once: it writes nothing more, abandons delivery attempts in
 //! flight (they stay pending in the stream for the next holder), and goes
-//! back to standby, where it takes the lease again when it is free. Only
-//! `SIGTERM`/`SIGINT` end the process: then an active instance writes its
-//! last checkpoint, stops delivery, and releases the lease so a standby
-//! takes over at once.
+//! back to standby, where it takes the lease again when it is free. So
+//! does a term that cannot begin because NATS does not answer. Besides a
+//! checkpoint that cannot be read, only `SIGTERM`/`SIGINT` end the
+//! process: then an active instance writes its last checkpoint, stops
+//! delivery, and releases the lease so a standby takes over at once.
 //!
 //! Rooms: `lease` (the key, its renewal, the group's names), `checkpoint`
 //! (the object store, the fenced pointer, the writer), `alerts` (the
