@@ -497,3 +497,57 @@ fn a_holder_paused_past_its_lease_steps_down_when_it_wakes_and_writes_nothing() 
     stop_cleanly(b);
     stop_cleanly(a);
 }
+
+#[test]
+fn a_reload_with_new_channels_keeps_the_active_instance_delivering_from_the_stream() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (rx1, rx2) = (
+        Receiver::start(None, Script::default()),
+        Receiver::start(None, Script::default()),
+    );
+    let p = detector_project(&rx1);
+    let d = member(&p, &url, "g4", &["--allowed-lateness", "1s"]);
+    let agent = Project::new();
+    let mut f = Forwarder::start(&agent, &url, "h1", &[]);
+    let burst = |user: &str, from: i64| -> Vec<String> {
+        (0..11)
+            .map(|i| call(from + i * 1_000, user, i as usize))
+            .collect()
+    };
+    let rapid_for = |rx: &Receiver, user: &str| {
+        rx.accepted().iter().any(|h| {
+            h.json()["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|a| a["rule"] == "rapid_tool_usage" && a["key"]["user_id"] == user)
+            })
+        })
+    };
+    agent.append("tool-usage.log", &burst("u-1", now_ms() - 40_000));
+    assert!(
+        wait_until(Duration::from_secs(30), || rapid_for(&rx1, "u-1")),
+        "{}",
+        d.stderr()
+    );
+    let mut settings = webhook_toml("siem2", &rx2.url(), None, "5s");
+    settings += &route_toml(&["siem2"], "0s");
+    std::fs::write(p.path().join("mcpwatch.toml"), settings).unwrap();
+    signal(d.child.id(), "HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .stderr()
+            .contains("configuration reloaded")),
+        "{}",
+        d.stderr()
+    );
+    agent.append("tool-usage.log", &burst("u-2", now_ms() - 20_000));
+    assert!(
+        wait_until(Duration::from_secs(30), || rapid_for(&rx2, "u-2")),
+        "{}",
+        d.stderr()
+    );
+    assert!(!rapid_for(&rx1, "u-2"), "the old channel is gone");
+    assert!(active(&d));
+    assert!(f.stop().success());
+    stop_cleanly(d);
+}
