@@ -204,6 +204,10 @@ struct Shared {
     stop: watch::Sender<bool>,
     /// Set by the supervisor when it has finished (snapshot written).
     done: watch::Sender<bool>,
+    /// Notified each time a delivery ends (delivered or given up):
+    /// `run --group` then acknowledges what is done in the group's outbox
+    /// stream at once, keeping the window for a duplicate short.
+    settled: Notify,
 }
 
 impl Shared {
@@ -316,6 +320,7 @@ impl Delivery {
             wake,
             stop,
             done,
+            settled: Notify::new(),
         });
         if let Ok(ob) = shared.outbox.lock() {
             shared.update_gauge(&ob);
@@ -498,6 +503,27 @@ impl DeliveryHandle {
         self.shared.router.has_channels()
     }
 
+    /// Which of `ids` the outbox still holds: alerts some channel has not
+    /// yet delivered or given up on (`run --group` acknowledges the others
+    /// in the group's outbox stream).
+    pub(crate) fn pending_of<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> std::collections::HashSet<String> {
+        match self.shared.outbox.lock() {
+            Ok(ob) => ids.filter(|id| ob.holds(id)).cloned().collect(),
+            // A poisoned outbox: everything counts as pending (nothing is
+            // acknowledged that may not be delivered).
+            Err(_) => ids.cloned().collect(),
+        }
+    }
+
+    /// Resolves when a delivery has ended since the last call (see
+    /// `Shared::settled`).
+    pub(crate) async fn settled(&self) {
+        self.shared.settled.notified().await;
+    }
+
     /// Deliveries waiting in the outbox.
     pub fn pending(&self) -> usize {
         self.shared
@@ -650,6 +676,8 @@ fn record(sh: &Shared, name: &str, job: &Job, result: Result<(), SendError>) {
         },
     }
     sh.update_gauge(&ob);
+    drop(ob);
+    sh.settled.notify_one();
 }
 
 /// The clearly marked alert `mcpwatch test-alert` sends.

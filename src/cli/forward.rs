@@ -113,6 +113,7 @@ pub(crate) fn run(common: &CommonArgs, args: ForwardArgs) -> anyhow::Result<u8> 
             allowed_lateness: Duration::ZERO,
             consumer: String::new(),
             forward: true,
+            group: None,
         }),
     };
     match mcpwatch::pipeline::run(opts) {

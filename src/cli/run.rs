@@ -53,6 +53,12 @@ pub(crate) struct RunArgs {
     /// How long events are held to put many hosts' lines in ts order (with --input)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_lateness, requires = "input")]
     pub(crate) allowed_lateness: std::time::Duration,
+    /// High availability (with --input): instances of one group elect one that detects, the others stand by (docs/nats.md)
+    #[arg(long, value_name = "NAME", requires = "input")]
+    pub(crate) group: Option<String>,
+    /// Copies of the group's key-value buckets, object store and MCPWATCH_ALERTS when run creates them (with --group)
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "group")]
+    pub(crate) replicas: usize,
     /// How long an unreachable NATS is retried at start before giving up (exit 1)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, requires = "input")]
     pub(crate) connect_timeout: std::time::Duration,
@@ -115,13 +121,14 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
         .map(|url| mcpwatch::pipeline::NatsOptions {
             url,
             stream: args.stream.clone(),
-            replicas: 1,
+            replicas: args.replicas,
             connect_timeout: args.connect_timeout,
             host: String::new(),
             duplicate_window: std::time::Duration::ZERO,
             allowed_lateness: args.allowed_lateness,
             consumer: args.consumer.clone(),
             forward: false,
+            group: args.group.clone(),
         });
     let opts = RunOptions {
         config,
@@ -137,7 +144,7 @@ pub(crate) fn run(common: &CommonArgs, args: RunArgs) -> anyhow::Result<u8> {
     };
     match mcpwatch::pipeline::run(opts) {
         Ok(()) => Ok(EXIT_OK),
-        Err(e @ RunError::Locked(_)) => {
+        Err(e @ (RunError::Locked(_) | RunError::Usage(_))) => {
             eprintln!("mcpwatch run: {e}");
             Ok(EXIT_USAGE)
         }

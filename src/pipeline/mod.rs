@@ -17,19 +17,22 @@
 //! that marks its line consumed. After a crash the lines after the
 //! checkpoint are read again and give the same alert ids; ids already in
 //! `alerts.log` past the checkpoint are not written or submitted again.
+//!
+//! The loop itself is `serve`'s; `stream` reads the audit lines from NATS
+//! instead of the directory, `forward` publishes them there, and `group`
+//! runs the loop only while this instance holds its group's lease, with
+//! the checkpoint and the outbox in NATS (SPEC §10).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
 use crate::alert::delivery::{Delivery, DeliveryHandle};
 use crate::alert::log::{AlertLog, AlertLogError};
-use crate::alert::router::DeliveryConfig;
 use crate::config::{Config, Sources};
 use crate::detect::{Engine, EngineState, Stats};
 use crate::event::{Event, Kind, Millis, RejectReason};
@@ -41,19 +44,22 @@ use crate::metrics::server::Health;
 use crate::rotate::{DaemonConsumption, RotateOptions, Rotator};
 use crate::state::writer::{CheckpointWrite, CheckpointWriter};
 use crate::state::{self, CheckpointDoc, StateLock};
+use group::checkpoint::Writer;
 
 mod forward;
 mod gate;
+mod group;
 mod live;
 mod open;
 mod reload;
+mod serve;
 mod service;
 mod stream;
 mod wake;
 
 use gate::BypassGate;
 use live::{Carried, LiveHeads};
-use wake::{Wake, wait_for_signals, watch};
+use wake::watch;
 
 /// Minimum time between two checkpoint writes (SPEC: at most every second).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -119,6 +125,9 @@ pub struct NatsOptions {
     /// and publish its lines, no detection; otherwise `run` reads the
     /// stream and detects.
     pub forward: bool,
+    /// `run --group NAME` (SPEC §10): one of the group's instances holds
+    /// its lease and detects, the others stand by.
+    pub group: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +146,9 @@ pub enum RunError {
     AlertLog(#[from] AlertLogError),
     #[error("NATS: {0}")]
     Nats(String),
+    /// A flag's value the command line cannot have (exit 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or the forwarder, when
@@ -145,67 +157,43 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     if opts.nats.as_ref().is_some_and(|n| n.forward) {
         return forward::run(opts);
     }
+    if let Some(g) = opts.nats.as_ref().and_then(|n| n.group.as_deref())
+        && !group::lease::valid_group(g)
+    {
+        return Err(RunError::Usage(format!(
+            "--group {:?}: a group name is 1 to 64 of A-Z, a-z, 0-9, _ and - (it names NATS buckets)",
+            crate::text::escape(g)
+        )));
+    }
     let _lock = StateLock::acquire(&opts.state_dir)?;
-    let metrics = Arc::new(Metrics::new());
-    crate::metrics::server::describe_daemon(&metrics);
-    let health = Arc::new(Health::default());
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    health.last_poll_ms.store(now_ms, Ordering::Relaxed);
-    health.last_checkpoint_ms.store(now_ms, Ordering::Relaxed);
-    health
-        .poll_interval_ms
-        .store(opts.config.settings.input.poll_interval, Ordering::Relaxed);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("mcpwatch-io")
-        .build()
-        .map_err(|e| RunError::Io("tokio runtime".into(), e))?;
-
-    let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
-
-    service::serve_metrics(&runtime, &opts, &metrics, &health)?;
-
-    // Every series whose labels are known now exists from the start (at 0).
-    Rotator::describe_metrics(&metrics);
-    for rule in crate::config::RuleName::ALL {
-        if opts.config.rule_active(rule) {
-            let severity = opts.config.rules.get(rule).severity.as_str();
-            let name = rule.as_str();
-            metrics.touch(
-                "mcpwatch_alerts_total",
-                &[("rule", name), ("severity", severity)],
-            );
-            metrics.touch("mcpwatch_alerts_suppressed_total", &[("rule", name)]);
-            metrics.touch("mcpwatch_state_evictions_total", &[("rule", name)]);
-        }
+    let mut ctx = serve::Ctx::start(&opts)?;
+    if let Some(group) = opts.nats.as_ref().and_then(|n| n.group.clone()) {
+        return group::run(&opts, ctx, &group);
     }
-    runtime.spawn(wait_for_signals(wake_tx.clone()));
-    for result in ["ok", "refused"] {
-        metrics.touch(reload::M_RELOADS, &[("result", result)]);
-    }
-
-    let (mut delivery, mut delivery_task) = {
-        let _guard = runtime.enter();
-        Delivery::start(&opts.config, &opts.state_dir, metrics.clone())
+    let (delivery, delivery_task) = {
+        let _guard = ctx.runtime.enter();
+        Delivery::start(&opts.config, &opts.state_dir, ctx.metrics.clone())
             .map_err(|e| RunError::Delivery(e.to_string()))?
     };
-
-    let mut daemon = Daemon::new(&opts, metrics.clone(), health.clone(), delivery.clone())?;
+    let mut daemon = Daemon::new(
+        &opts,
+        ctx.metrics.clone(),
+        ctx.health.clone(),
+        delivery.clone(),
+    )?;
     if let Some(n) = &opts.nats {
         let saved = CheckpointDoc::load(&opts.state_dir)
             .ok()
             .flatten()
             .and_then(|d| d.stream);
         daemon.stream = Some(stream::StreamSource::start(
-            &runtime,
+            &ctx.runtime,
             n,
             saved,
-            wake_tx.clone(),
+            ctx.wake_tx.clone(),
         )?);
     }
-    let _watcher = watch(&opts.dir, wake_tx.clone());
+    let _watcher = watch(&opts.dir, ctx.wake_tx.clone());
     for w in &opts.config.warnings {
         tracing::warn!("{w}");
     }
@@ -214,116 +202,16 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         opts.dir.display(),
         opts.state_dir.display()
     );
-
     service::ready();
-    let mut watchdog = service::Watchdog::from_env();
+    let mut term = serve::Term {
+        daemon,
+        delivery,
+        delivery_task,
+        active: None,
+    };
     let mut running = opts.clone();
-    let rotate_every = opts.rotate_every;
-    let mut last_rotate = Instant::now();
-    // The stream gone (SPEC §10): stop as on SIGTERM, checkpoint, then fail.
-    let mut fatal = None;
-    'serve: loop {
-        let more = match daemon.cycle() {
-            Ok(more) => more,
-            Err(e @ RunError::Nats(_)) => {
-                tracing::error!("{e}");
-                fatal = Some(e);
-                break 'serve;
-            }
-            Err(e) => return Err(e),
-        };
-        daemon.maybe_checkpoint(false)?;
-        if last_rotate.elapsed() >= rotate_every {
-            last_rotate = Instant::now();
-            daemon.rotate_pass()?;
-        }
-        watchdog.tick();
-        let poll =
-            Duration::from_millis(running.config.settings.input.poll_interval.max(10) as u64);
-        let mut wait = if more { Duration::ZERO } else { poll };
-        if let Some(w) = watchdog.max_wait() {
-            wait = wait.min(w);
-        }
-        let mut wakes = match wake_rx.recv_timeout(wait) {
-            Ok(w) => vec![w],
-            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        // Coalesce a burst of wake-ups into one cycle.
-        wakes.extend(wake_rx.try_iter());
-        if wakes.iter().any(|w| matches!(w, Wake::Shutdown)) {
-            break 'serve;
-        }
-        if wakes.iter().any(|w| matches!(w, Wake::Reload)) {
-            service::reloading();
-            if let Some(new) = running.reload_config(&metrics) {
-                let channels_changed =
-                    DeliveryConfig::from(&new) != DeliveryConfig::from(&running.config);
-                daemon.reconfigure(&running.config, &new);
-                if channels_changed {
-                    // Pending work stays in the outbox for the new workers.
-                    runtime.block_on(async {
-                        delivery.clone().shutdown().await;
-                        let _ = (&mut delivery_task).await;
-                    });
-                    let _guard = runtime.enter();
-                    (delivery, delivery_task) =
-                        Delivery::start(&new, &opts.state_dir, metrics.clone())
-                            .map_err(|e| RunError::Delivery(e.to_string()))?;
-                    daemon.delivery = delivery.clone();
-                }
-                running.config = new;
-                tracing::info!("configuration reloaded");
-            }
-            service::ready();
-        }
-    }
-    service::stopping();
-    tracing::info!("shutting down");
-    // Finish what was read (a backlog cut by the read limit for at most a
-    // few seconds more), then make it durable, all within SPEC §7's 10 s
-    // whatever the size of the detector state.
-    let stop_by = Instant::now() + SHUTDOWN_BUDGET;
-    let drain_until = Instant::now() + Duration::from_secs(3);
-    while fatal.is_none() && daemon.cycle()? && Instant::now() < drain_until {}
-    daemon
-        .writer
-        .wait_idle(stop_by.saturating_duration_since(Instant::now()));
-    daemon.maybe_checkpoint(true)?;
-    daemon
-        .writer
-        .wait_idle(stop_by.saturating_duration_since(Instant::now()));
-    if daemon.writer.busy() {
-        tracing::warn!(
-            "the last checkpoint is still being written at the end of the shutdown budget; the lines after the previous one will be read again"
-        );
-    }
-    // A rotation pass compressing a large file is not waited for: its
-    // temporary archive is removed by the next pass.
-    if daemon.rotating.as_ref().is_some_and(|h| h.is_finished()) {
-        daemon.wait_rotation();
-    }
-    // Nothing is lost either way (the checkpoint did not move past what
-    // was not saved), but the operator must know: exit 1 (SPEC §8).
-    let unsaved = daemon.writer.failed() || !daemon.held.is_empty();
-    drop(daemon);
-    let left = stop_by.saturating_duration_since(Instant::now());
-    runtime.block_on(async {
-        let _ = tokio::time::timeout(DELIVERY_SHUTDOWN.min(left), delivery.shutdown()).await;
-        let _ = tokio::time::timeout(Duration::from_millis(500), delivery_task).await;
-    });
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    if unsaved {
-        return Err(RunError::Checkpoint(
-            opts.state_dir.display().to_string(),
-            "the state directory could not be written at shutdown; the lines after the last checkpoint will be read again".into(),
-        ));
-    }
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    tracing::info!("stopped cleanly");
-    Ok(())
+    let ended = serve::serve(&mut running, &mut ctx, &mut term)?;
+    serve::finish(&opts, ctx, term, ended)
 }
 
 /// The detection loop's state.
@@ -347,7 +235,7 @@ struct Daemon {
     checkpoint_cost: Duration,
     /// Number of the last engine state file handed to the writer.
     generation: u64,
-    writer: CheckpointWriter,
+    writer: Writer,
     alerts: Vec<Alert>,
     rotator: Arc<std::sync::Mutex<Rotator>>,
     /// The rotation pass in progress, if any.
@@ -368,6 +256,9 @@ struct Daemon {
     next_rotation: Option<RotateOptions>,
     /// The audit stream, when it is the input instead of the directory.
     stream: Option<stream::StreamSource>,
+    /// In a group (SPEC §10), alerts go to the group's outbox stream
+    /// instead of the local outbox (delivery reads them back from there).
+    alerts_out: Option<group::alerts::AlertPublisher>,
 }
 
 impl Daemon {
@@ -548,7 +439,19 @@ impl Daemon {
             return;
         }
         if !self.held_queued {
-            if let Err(e) = self.delivery.submit_all(&self.held) {
+            // In a group, the alerts stream is the outbox, and an alert it
+            // had already (raised again after a fail-over) is not logged
+            // again either.
+            let queued = match &self.alerts_out {
+                Some(out) => out
+                    .publish(&self.held)
+                    .map(|fresh| self.held.retain(|a| fresh.contains(&a.id))),
+                None => self
+                    .delivery
+                    .submit_all(&self.held)
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = queued {
                 if !self.health.state_unwritable.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         "{} alerts cannot be queued for delivery: {e}; reading stops until the outbox can be written",
@@ -564,7 +467,9 @@ impl Daemon {
             text.push_str(&serde_json::to_string(a).unwrap_or_default());
             text.push('\n');
         }
-        if let Err(e) = self.alert_log.append(&text) {
+        if !text.is_empty()
+            && let Err(e) = self.alert_log.append(&text)
+        {
             if !self.health.state_unwritable.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     "{} alerts queued for delivery but not written to the alert log: {e}; retrying",

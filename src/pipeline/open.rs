@@ -14,12 +14,20 @@ impl Daemon {
         delivery: DeliveryHandle,
     ) -> Result<Daemon, RunError> {
         let cp_path = opts.state_dir.join(state::CHECKPOINT_FILE);
-        let loaded = CheckpointDoc::load(&opts.state_dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
-            }
-            _ => RunError::Io(cp_path.display().to_string(), e),
-        })?;
+        // In a group the checkpoint is the group's (SPEC §10), restored
+        // by the term that takes the lease; the state directory's is not
+        // read.
+        let grouped = opts.nats.as_ref().is_some_and(|n| n.group.is_some());
+        let loaded = if grouped {
+            None
+        } else {
+            CheckpointDoc::load(&opts.state_dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    RunError::Checkpoint(cp_path.display().to_string(), e.to_string())
+                }
+                _ => RunError::Io(cp_path.display().to_string(), e),
+            })?
+        };
         let restart = loaded.is_some();
         let doc = loaded.unwrap_or_default();
         let settings = &opts.config.settings;
@@ -71,9 +79,18 @@ impl Daemon {
             None => Stats::default(),
         };
         let alert_log = AlertLog::open(&opts.dir.join(crate::logs::ALERTS_LOG))?;
-        let writer =
-            CheckpointWriter::start(opts.state_dir.clone(), metrics.clone(), health.clone());
-        let written_ids = alert_log.ids_since(doc.alerts_log);
+        let writer = Writer::Local(CheckpointWriter::start(
+            opts.state_dir.clone(),
+            metrics.clone(),
+            health.clone(),
+        ));
+        // In a group, an alert raised again is dropped by the alerts
+        // stream's duplicate window instead.
+        let written_ids = if grouped {
+            HashSet::new()
+        } else {
+            alert_log.ids_since(doc.alerts_log)
+        };
         if !written_ids.is_empty() {
             tracing::info!(
                 "{} alerts written after the last checkpoint will not be written again",
@@ -111,6 +128,7 @@ impl Daemon {
             held_queued: false,
             next_rotation: None,
             stream: None,
+            alerts_out: None,
         })
         .map(|mut d| {
             if d.engine.bypass_pending() {
@@ -120,5 +138,20 @@ impl Daemon {
             }
             d
         })
+    }
+}
+
+impl Daemon {
+    /// Takes the detector state of a group's checkpoint (the engine file's
+    /// bytes) in place of the empty one `new` started with.
+    pub(super) fn restore_engine(&mut self, bytes: &[u8]) -> Result<(), RunError> {
+        let state = EngineState::from_file(bytes)
+            .map_err(|e| RunError::Checkpoint("the group's checkpoint".into(), e.to_string()))?;
+        self.exported = state.stats.clone();
+        self.engine.restore(state);
+        if self.engine.bypass_pending() {
+            self.gate.calls_read(Instant::now(), Millis::MIN);
+        }
+        Ok(())
     }
 }

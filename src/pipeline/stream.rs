@@ -18,7 +18,7 @@
 //! alert log's ids as in `run`.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,15 @@ pub(super) struct StreamSource {
     runtime: tokio::runtime::Handle,
     /// Set by the consumer task when it cannot go on (the stream is gone).
     pub(super) fatal: Arc<Mutex<Option<String>>>,
+    /// Set when this source is dropped: the consumer task stops pulling
+    /// (a group's term that ended must not take messages any more).
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for StreamSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
 }
 
 impl StreamSource {
@@ -147,15 +156,16 @@ impl StreamSource {
         let retake: BTreeSet<u64> = saved.held.iter().flat_map(|&(a, b)| a..=b).collect();
         let start = retake.first().copied().unwrap_or(saved.seq + 1);
         let fatal = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         runtime.spawn(consume(
             js,
-            opts.stream.clone(),
-            opts.consumer.clone(),
+            (opts.stream.clone(), opts.consumer.clone()),
             start,
             tx,
             wake,
             fatal.clone(),
+            stop.clone(),
         ));
         tracing::info!(
             "reading the stream {} at {} from sequence {start} (durable consumer {})",
@@ -186,6 +196,7 @@ impl StreamSource {
             client,
             runtime: runtime.handle().clone(),
             fatal,
+            stop,
         })
     }
 
@@ -286,15 +297,18 @@ async fn wait_for_stream(
 /// ends it with a fatal error for the detection loop.
 async fn consume(
     js: jetstream::Context,
-    stream: String,
-    durable: String,
+    (stream, durable): (String, String),
     mut next: u64,
     tx: tokio::sync::mpsc::Sender<Vec<Incoming>>,
     wake: mpsc::SyncSender<Wake>,
     fatal: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
 ) {
     let mut names = Names::new();
     loop {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
         let s = match js.get_stream(&stream).await {
             Ok(s) => s,
             Err(e) => {
@@ -345,6 +359,9 @@ async fn consume(
         };
         let mut batch = Vec::with_capacity(BATCH);
         loop {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
             let got = tokio::time::timeout(FLUSH, messages.next()).await;
             let idle = got.is_err();
             let ended = match got {

@@ -31,6 +31,7 @@ mod example;
 mod fixtures_gen;
 mod golden;
 mod nats;
+mod nats_group;
 mod outbox_cli;
 mod packaging;
 mod parse_props;

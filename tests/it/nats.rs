@@ -15,19 +15,19 @@ use crate::support::nats::{NatsCluster, NatsServer};
 use crate::support::wait_until;
 
 /// A process said `text` on its `stderr`.
-fn assert_said(stderr: &str, text: &str) {
+pub fn assert_said(stderr: &str, text: &str) {
     assert!(stderr.contains(text), "{text:?} not in\n{stderr}");
 }
 
 /// Stops the daemon with SIGTERM; it exits 0.
-fn stop_cleanly(d: Daemon) {
+pub fn stop_cleanly(d: Daemon) {
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
 }
 
 /// The agent writing `lines` to `log`, `per` lines every `every`, as a
 /// live agent would: the thread to join when all are written.
-fn write_live(
+pub fn write_live(
     log: PathBuf,
     lines: Vec<String>,
     per: usize,
@@ -263,7 +263,7 @@ fn lines_with_offsets(path: &Path) -> Vec<(u64, u64, String)> {
     out
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -521,7 +521,7 @@ fn a_nats_that_comes_up_within_the_connect_timeout_is_used() {
 // ---- run --input nats://… ----
 
 /// The bundled example's project files copied into `p` (logs and policy).
-fn copy_example(p: &Project) {
+pub fn copy_example(p: &Project) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
     std::fs::copy(
         example.join("security-config.json"),
@@ -534,7 +534,7 @@ fn copy_example(p: &Project) {
 }
 
 /// `scan`'s alerts over a project's logs (ndjson), parsed.
-fn scan_alerts(p: &Project) -> Vec<serde_json::Value> {
+pub fn scan_alerts(p: &Project) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
         .current_dir(p.path())
         .args(["scan", ".elevenlabs/audit", "--format", "ndjson"])
@@ -549,13 +549,13 @@ fn scan_alerts(p: &Project) -> Vec<serde_json::Value> {
 }
 
 /// `run --input <url>` in `p` with `extra` flags.
-fn detector(p: &Project, url: &str, extra: &[&str]) -> Daemon {
+pub fn detector(p: &Project, url: &str, extra: &[&str]) -> Daemon {
     let mut args = vec!["--input", url];
     args.extend_from_slice(extra);
     p.start(&args)
 }
 
-fn events_read(d: &Daemon) -> u64 {
+pub fn events_read(d: &Daemon) -> u64 {
     ["tool_call", "approval", "error"]
         .iter()
         .zip(["tool-usage.log", "approvals.log", "errors.log"])

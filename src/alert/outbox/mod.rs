@@ -212,6 +212,12 @@ impl Outbox {
         self.alerts.contains_key(id) || self.recent_ids.contains(id)
     }
 
+    /// Whether an alert is still pending on some channel (not yet
+    /// delivered everywhere, nor given up on).
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        self.alerts.contains_key(id)
+    }
+
     fn find(&self, channel: &str, group: &str) -> Option<&Pending> {
         self.pending
             .iter()
