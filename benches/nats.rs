@@ -13,6 +13,10 @@
 //!    its alert in the detector's `alerts.log`, with `--allowed-lateness
 //!    0s` (the default 5 s adds 5 s by design: events wait for it).
 //!
+//! 3. Run first, the ceiling: `nats-server` alone, fed the same messages
+//!    by a minimal publisher (`MCPWATCH_NATS_CEILING` messages, default
+//!    500,000; 0 skips it).
+//!
 //! `cargo bench --bench nats`. Needs `nats-server` (`.ci/run` installs it).
 //! Not a test: it asserts only that every burst alerted once.
 
@@ -148,6 +152,12 @@ fn cpu_secs(pid: u32) -> f64 {
 
 fn main() {
     let root = tempfile::tempdir().unwrap();
+    if env_or("MCPWATCH_NATS_CEILING", 1) > 0 {
+        let (mut server, url) = nats_server(root.path(), "js-c");
+        ceiling(&url, server.id());
+        let _ = server.kill();
+        let _ = server.wait();
+    }
     if env_or("MCPWATCH_NATS_LINES", 1) > 0 {
         let (mut server, url) = nats_server(root.path(), "js-t");
         throughput(root.path(), &url, server.id());
@@ -158,6 +168,64 @@ fn main() {
     latency(root.path(), &url);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// What `nats-server` alone takes: the messages SPEC §10 makes of lines
+/// (one per line: a ~250-byte payload, `Nats-Msg-Id` and the three
+/// `Mcpwatch-*` headers) from a minimal publisher in this process, 8,192
+/// acks in flight as `forward` keeps, into a file-backed stream with the
+/// same 2 min duplicate window; nothing tailed, parsed or consumed. No
+/// forwarder and detector beside it can go faster than this.
+fn ceiling(url: &str, server_pid: u32) {
+    use async_nats::jetstream::{self, message::PublishMessage, stream};
+    let n = env_or("MCPWATCH_NATS_CEILING", 500_000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server0, own0) = (cpu_secs(server_pid), cpu_secs(std::process::id()));
+    let start = Instant::now();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = jetstream::ContextBuilder::new()
+            .max_ack_inflight(8192)
+            .backpressure_on_inflight(true)
+            .build(client);
+        js.get_or_create_stream(stream::Config {
+            name: "CEILING".into(),
+            subjects: vec!["ceiling.*".into()],
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let payload = bytes::Bytes::from(line(now_ms(), "u-1", 1));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8192);
+        let acker = tokio::spawn(async move {
+            while let Some(ack) = rx.recv().await {
+                let ack: jetstream::context::PublishAckFuture = ack;
+                ack.await.unwrap();
+            }
+        });
+        for i in 0..n {
+            let msg = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(format!("h1/0123456789abcdef/{}", i * 250))
+                .header("Mcpwatch-Host", "h1")
+                .header("Mcpwatch-File", "tool-usage.log")
+                .header("Mcpwatch-Line", (i + 1).to_string().as_str());
+            let ack = js.send_publish("ceiling.tool_call", msg).await.unwrap();
+            tx.send(ack).await.unwrap();
+        }
+        drop(tx);
+        acker.await.unwrap();
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let per = |cpu: f64| cpu / n as f64 * 1e6;
+    println!(
+        "nats/ceiling: nats-server alone stored {n} messages of one line each in {secs:.2} s: {:.0} messages/s; CPU per message: nats-server {:.1} µs, the minimal publisher {:.1} µs",
+        n as f64 / secs,
+        per(cpu_secs(server_pid) - server0),
+        per(cpu_secs(std::process::id()) - own0),
+    );
 }
 
 fn throughput(root: &Path, url: &str, server_pid: u32) {

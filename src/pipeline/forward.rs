@@ -65,12 +65,7 @@ pub(super) fn run(opts: RunOptions) -> Result<(), RunError> {
     let _lock = StateLock::acquire(&opts.state_dir)?;
     let metrics = Arc::new(Metrics::new());
     crate::metrics::server::describe_daemon(&metrics);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("mcpwatch-io")
-        .build()
-        .map_err(|e| RunError::Io("tokio runtime".into(), e))?;
+    let runtime = super::service::io_runtime()?;
     super::service::serve_metrics(&runtime, &opts, &metrics, &Arc::default())?;
     let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(super::WAKE_QUEUE);
     runtime.spawn(wait_for_signals(wake_tx.clone()));

@@ -50,12 +50,7 @@ impl Ctx {
         health
             .poll_interval_ms
             .store(opts.config.settings.input.poll_interval, Ordering::Relaxed);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("mcpwatch-io")
-            .build()
-            .map_err(|e| RunError::Io("tokio runtime".into(), e))?;
+        let runtime = service::io_runtime()?;
         let (wake_tx, wake_rx) = mpsc::sync_channel::<Wake>(WAKE_QUEUE);
         service::serve_metrics(&runtime, opts, &metrics, &health)?;
         Rotator::describe_metrics(&metrics);

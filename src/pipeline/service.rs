@@ -67,6 +67,17 @@ impl Watchdog {
     }
 }
 
+/// The runtime of the daemon's I/O beside its detection thread: metrics,
+/// signals, delivery and NATS.
+pub(super) fn io_runtime() -> Result<tokio::runtime::Runtime, super::RunError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("mcpwatch-io")
+        .build()
+        .map_err(|e| super::RunError::Io("tokio runtime".into(), e))
+}
+
 /// Serves `/metrics` and `/healthz` on `opts.metrics_addr` (if any) and
 /// writes the address bound to `<state_dir>/metrics.addr`.
 pub(super) fn serve_metrics(
