@@ -358,6 +358,14 @@ async fn consume(
             }
         };
         let mut batch = Vec::with_capacity(BATCH);
+        // The stream's sequences have no holes but those of messages gone
+        // (max_age): the first message after the consumer starts may be
+        // past `next`, a later one must not. A later hole is messages the
+        // server handed to a pull request that never reached this client
+        // (a node lost mid-delivery); the acknowledgement of a later
+        // message would cover them (`AckPolicy::All`), so the consumer
+        // starts again at the first one missing.
+        let mut first = true;
         loop {
             if stop.load(Ordering::Acquire) {
                 return;
@@ -367,9 +375,18 @@ async fn consume(
             let ended = match got {
                 Ok(Some(Ok(m))) => {
                     let inc = incoming(&m, &mut names);
-                    next = inc.seq + 1;
-                    batch.push(inc);
-                    false
+                    if !first && inc.seq > next {
+                        tracing::warn!(
+                            "messages {next} to {} of {stream} were not delivered; reading again from {next}",
+                            inc.seq - 1
+                        );
+                        true
+                    } else {
+                        first = false;
+                        next = next.max(inc.seq + 1);
+                        batch.push(inc);
+                        false
+                    }
                 }
                 Ok(Some(Err(e))) => {
                     tracing::warn!("reading {stream}: {e}; starting again at {next}");

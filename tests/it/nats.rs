@@ -174,7 +174,7 @@ pub fn read_stream(url: &str, stream: &str) -> Vec<Got> {
 /// Messages in `stream` now (0 while it does not exist).
 pub fn stream_len(url: &str, stream: &str) -> u64 {
     rt().block_on(async {
-        let Ok(c) = async_nats::connect(url).await else {
+        let Ok(c) = async_nats::connect(url.split(',').collect::<Vec<_>>()).await else {
             return 0;
         };
         let js = jetstream::new(c);
@@ -1024,8 +1024,11 @@ fn a_nats_node_killed_under_traffic_loses_and_repeats_nothing() {
     writer.join().unwrap();
     assert!(
         wait_until(Duration::from_secs(90), || events_read(&d) >= total),
-        "{} of {total}\n{}\n{}",
+        "{} of {total} (the stream holds {}; {} dropped as sent again, {} late)\n{}\n{}",
         events_read(&d),
+        stream_len(&url, "MCPWATCH_AUDIT"),
+        d.metric("mcpwatch_lines_resent_total"),
+        d.metric("mcpwatch_events_late_total"),
         f.stderr(),
         d.stderr()
     );
