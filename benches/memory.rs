@@ -32,13 +32,6 @@ const DAY0: &str = "2026-11-23T00:";
 /// Event time the lines span: 10 minutes.
 const SPAN_MS: u64 = 600_000;
 
-fn users() -> usize {
-    std::env::var("MCPWATCH_BENCH_LINES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
 /// `target/bench-data/live-users-<n>/`: the log, the policy and the rules
 /// directories.
 fn data(n: usize) -> PathBuf {
@@ -127,7 +120,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let n = users();
+    let n = seeded::bench_lines();
     let root = data(n);
     println!("{n} calls from {n} distinct users within 10 minutes, one token each");
     for rules in ["none", "first-seven", "thirteen", "all"] {

@@ -40,13 +40,6 @@ use mcpwatch::ingest::lines::{LineReader, open_log};
 use mcpwatch::ingest::merge::{Merge, Reading, merge_files, merge_files_pipelined};
 use mcpwatch::ingest::parse::Parser;
 
-fn lines() -> usize {
-    std::env::var("MCPWATCH_BENCH_LINES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
 /// `target/bench-data/<n>/audit/tool-usage.log` and a policy beside it.
 fn data(n: usize) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -156,7 +149,7 @@ fn parser() -> Parser {
 }
 
 fn bench(c: &mut Criterion) {
-    let n = lines();
+    let n = seeded::bench_lines();
     let root = data(n);
     distinct_data(n);
     let log = root.join("audit/tool-usage.log");
@@ -292,7 +285,7 @@ fn seeded_data(n: usize) -> PathBuf {
 /// 10 % more) and with all sixteen, over the same data in the same run.
 /// `cargo bench --bench scan -- seeded` runs only this pair.
 fn bench_seeded(c: &mut Criterion) {
-    let n = lines();
+    let n = seeded::bench_lines();
     let root = seeded_data(n);
     let files = discover(&[root.join("audit")], &root).unwrap();
     let mut g = c.benchmark_group("seeded");

@@ -1,7 +1,7 @@
 //! The seed-driven policy and rules directories the `seeded` scan bench
 //! and the memory bench share: a `security-config.json` switching every
 //! seed-driven rule on, and one rules directory per set, each turning on
-//! the first N rules of SPEC §3 and off the rest.
+//! the first N rules of SPEC §3 and off the rest; and their size.
 
 use std::path::Path;
 
@@ -30,4 +30,13 @@ pub fn write_policy_and_rules(root: &Path, sets: &[(&str, usize)]) {
             std::fs::write(rules.join(format!("{}.toml", r.as_str())), text).unwrap();
         }
     }
+}
+
+/// How many lines (the memory bench: users) the data sets hold:
+/// `MCPWATCH_BENCH_LINES`, 1,000,000 by default.
+pub fn bench_lines() -> usize {
+    std::env::var("MCPWATCH_BENCH_LINES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
 }
