@@ -134,7 +134,12 @@ fn run_held_by_its_gate() -> (
     let env = env_for(&p, Some(&gate));
     let d = start(&p, &env);
     assert!(
-        wait_until(Duration::from_secs(20), || runs(&p).len() == 1),
+        // The run's directory appears before the files the action writes
+        // into it: wait for its id.
+        wait_until(Duration::from_secs(20), || {
+            let r = runs(&p);
+            r.len() == 1 && r[0].contains_key("id")
+        }),
         "the action started: {}",
         d.stderr()
     );
