@@ -31,6 +31,20 @@ pub(crate) fn load_half(s: &[u8], at: usize) -> u64 {
     u64::from(u32::from_le_bytes(w))
 }
 
+/// Asks the CPU to bring the cache line at `p` closer (a hint: it never
+/// faults, whatever `p` points to, and changes nothing observable).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it does not dereference `p` in the
+    // language's sense and cannot fault.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,10 @@ impl Rule for ErrorSpike {
         ErrorSpike { r }
     }
 
+    fn warm(&self, st: &counting::State, cx: &Cx<'_, '_>) {
+        counting::warm(&self.r, st, cx);
+    }
+
     fn process(&self, st: &mut counting::State, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         counting::process(r, st, cx, |count, cx| {

@@ -32,6 +32,12 @@ impl Rule for HighDenialRate {
         }
     }
 
+    fn warm(&self, st: &State, cx: &Cx<'_, '_>) {
+        if let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key) {
+            st.keys.warm(key);
+        }
+    }
+
     fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
         process(&self.r, self.timeout_is_denial, st, cx);
     }

@@ -97,6 +97,11 @@ pub(crate) trait Rule: Sized + Debug {
     /// One event of a kind in [`Rule::INPUTS`]; alerts go to `cx`.
     fn process(&self, st: &mut Self::State, cx: &mut Cx<'_, '_>);
 
+    /// Starts loading the state [`Rule::process`] will touch for this
+    /// event (see `KeyedState::warm`), before any rule runs. Only a hint:
+    /// it changes nothing.
+    fn warm(&self, _st: &Self::State, _cx: &Cx<'_, '_>) {}
+
     /// Decides what event time has made due (watermark in `cx`), before
     /// each event is processed and when the live gate moves. Most rules
     /// decide on their events only.

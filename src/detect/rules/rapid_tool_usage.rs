@@ -23,6 +23,10 @@ impl Rule for RapidToolUsage {
         RapidToolUsage { r }
     }
 
+    fn warm(&self, st: &counting::State, cx: &Cx<'_, '_>) {
+        counting::warm(&self.r, st, cx);
+    }
+
     fn process(&self, st: &mut counting::State, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         counting::process(r, st, cx, |count, cx| {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
+use crate::detect::state::{Cooldown, KeyedState, Window, single_key, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window};
 use crate::event::{Kind, Millis};
 
@@ -74,6 +74,12 @@ impl Rule for RateLimitExceeded {
             burst,
             idle,
             r,
+        }
+    }
+
+    fn warm(&self, st: &RateState, cx: &Cx<'_, '_>) {
+        if let Some(key) = single_key(cx.ev, &self.r.key) {
+            st.users.warm(key);
         }
     }
 

@@ -48,6 +48,22 @@ pub(crate) fn step<R: super::Rule>(
     }
 }
 
+/// Warms one rule's state for one event (see [`super::Rule::warm`]) when
+/// it is on and reads the event's kind.
+#[inline(always)]
+pub(crate) fn warm<R: super::Rule>(
+    rule: &Option<R>,
+    st: &R::State,
+    cx: &crate::detect::Cx<'_, '_>,
+    kind: crate::event::Kind,
+) {
+    if reads(R::INPUTS, kind)
+        && let Some(r) = rule
+    {
+        r.warm(st, cx);
+    }
+}
+
 /// Writes the engine's types from the catalog's `module::Type { … }`
 /// entries (the metadata in braces is `config`'s); see the module doc.
 /// Each `module` is the rule's name; a unit test checks it.
@@ -160,6 +176,18 @@ macro_rules! registry {
             /// One event: what became due first, then each rule that
             /// reads the event's kind, in registry order.
             pub(crate) fn process(&self, st: &mut RulesState, cx: &mut Cx<'_, '_>) {
+                match cx.ev.kind {
+                    Some(Kind::ToolCall) => {
+                        $(registry::warm(&self.$module, &st.$module, cx, Kind::ToolCall);)+
+                    }
+                    Some(Kind::Approval) => {
+                        $(registry::warm(&self.$module, &st.$module, cx, Kind::Approval);)+
+                    }
+                    Some(Kind::Error) => {
+                        $(registry::warm(&self.$module, &st.$module, cx, Kind::Error);)+
+                    }
+                    None => {}
+                }
                 self.judge_due(st, cx);
                 match cx.ev.kind {
                     Some(Kind::ToolCall) => {

@@ -31,6 +31,10 @@ impl Rule for TokenRotationDue {
         }
     }
 
+    fn warm(&self, st: &token_age::State, cx: &crate::detect::Cx<'_, '_>) {
+        token_age::warm(&self.r, st, cx);
+    }
+
     fn process(&self, st: &mut token_age::State, cx: &mut crate::detect::Cx<'_, '_>) {
         let interval = self.interval;
         token_age::process(&self.r, self.days, st, cx, |token, age| {

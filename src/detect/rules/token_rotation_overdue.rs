@@ -25,6 +25,10 @@ impl Rule for TokenRotationOverdue {
         }
     }
 
+    fn warm(&self, st: &token_age::State, cx: &crate::detect::Cx<'_, '_>) {
+        token_age::warm(&self.r, st, cx);
+    }
+
     fn process(&self, st: &mut token_age::State, cx: &mut crate::detect::Cx<'_, '_>) {
         let days = self.days;
         token_age::process(&self.r, days, st, cx, |token, age| {

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use super::{Rule, int, threshold_number};
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, state_key};
+use crate::detect::state::{Cooldown, KeyedState, single_key, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window, idle_of};
 use crate::event::{Kind, Millis, Text};
 
@@ -54,6 +54,14 @@ impl Rule for TokenShared {
     fn new(r: RuleConfig, _: &Config) -> Self {
         let cap = USERS_PER_TOKEN.max(r.threshold as usize + 1);
         TokenShared { r, cap }
+    }
+
+    fn warm(&self, st: &SharedState, cx: &Cx<'_, '_>) {
+        if cx.ev.token_id.is_some()
+            && let Some(key) = single_key(cx.ev, &self.r.key)
+        {
+            st.tokens.warm(key);
+        }
     }
 
     fn process(&self, st: &mut SharedState, cx: &mut Cx<'_, '_>) {

@@ -54,6 +54,14 @@ impl Rule for UnusualHours {
         }
     }
 
+    fn warm(&self, st: &State, cx: &Cx<'_, '_>) {
+        if self.unusual[usize::from(self.local_hour(cx.ev.ts))]
+            && let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key)
+        {
+            st.keys.warm(key);
+        }
+    }
+
     fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         let t = cx.ev.ts;

@@ -46,6 +46,12 @@ impl Rule for UsageBaselineSpike {
         UsageBaselineSpike { r }
     }
 
+    fn warm(&self, st: &BaselineState, cx: &Cx<'_, '_>) {
+        if let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key) {
+            st.users.warm(key);
+        }
+    }
+
     fn process(&self, st: &mut BaselineState, cx: &mut Cx<'_, '_>) {
         let r = &self.r;
         let t = cx.ev.ts;

@@ -33,6 +33,17 @@ pub(crate) fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String
     buf
 }
 
+/// The state-map key of an event when it is one field's value (no
+/// buffer needed): what [`KeyedState::warm`](super::KeyedState::warm)
+/// takes. `None` for keys of several fields.
+#[inline]
+pub(crate) fn single_key<'a>(ev: &'a Event, fields: &[Field]) -> Option<&'a str> {
+    match fields {
+        [f] => Some(ev.key_value(*f)),
+        _ => None,
+    }
+}
+
 /// Whether `bytes` holds `\\` or U+001F, eight bytes at a time: values are
 /// short, so this is a few word loads (overlapping at the end) rather than
 /// a loop over bytes.

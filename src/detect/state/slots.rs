@@ -90,6 +90,24 @@ impl<T> Slots<T> {
         self.chunks.get(c)?.nodes().get(at)?.as_ref()
     }
 
+    /// Starts loading node `i` into the cache (see `KeyedState::warm`):
+    /// every cache line it spans.
+    #[inline]
+    pub(super) fn prefetch(&self, i: u32) {
+        const LINE: usize = 64;
+        let (c, at) = split(i);
+        if let Some(n) = self.chunks.get(c).and_then(|c| c.nodes().get(at)) {
+            let p: *const u8 = (n as *const Option<T>).cast();
+            let last = p.wrapping_add(size_of::<Option<T>>() - 1);
+            let mut line = p;
+            while (line as usize) / LINE < (last as usize) / LINE {
+                crate::swar::prefetch(line);
+                line = line.wrapping_add(LINE);
+            }
+            crate::swar::prefetch(last);
+        }
+    }
+
     /// Every live node with its place, in place order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         (self.chunks.iter().flat_map(|c| c.nodes()).enumerate())
@@ -144,6 +162,15 @@ impl<T: Clone> Slots<T> {
         std::mem::replace(self.owned(c)?.get_mut(at)?, node)
     }
 
+    /// Empties place `i`, dropping its node where it lies (`set(i, None)`
+    /// would move it out first).
+    pub(super) fn clear(&mut self, i: u32) {
+        let (c, at) = split(i);
+        if let Some(node) = self.owned(c).and_then(|v| v.get_mut(at)) {
+            *node = None;
+        }
+    }
+
     /// Appends `node` at a new place; returns it.
     pub(super) fn push(&mut self, node: T) -> u32 {
         let i = self.len as u32;
@@ -193,7 +220,7 @@ mod tests {
         let b = a.lend();
         assert_eq!(buffer(&a, 1), buffer(&b, 1), "lent, not copied");
         *a.get_mut(CHUNK as u32 + 1).expect("live") = 7;
-        a.set(2, None);
+        a.clear(2);
         a.push(99);
         // The written chunks were copied; the others are still shared.
         assert_ne!(buffer(&a, 0), buffer(&b, 0));
