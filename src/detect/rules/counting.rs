@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{int, threshold_number};
 use crate::config::RuleConfig;
-use crate::detect::state::{Cooldown, KeyedState, Window, single_key, state_key};
+use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, idle_of};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -24,9 +24,7 @@ struct KeyState {
 
 /// Warms the event's key (see `Rule::warm`).
 pub(crate) fn warm(r: &RuleConfig, st: &State, cx: &Cx<'_, '_>) {
-    if let Some(key) = single_key(cx.ev, &r.key) {
-        st.keys.warm(key);
-    }
+    st.keys.warm_event(cx.ev, &r.key);
 }
 
 /// Counts the event; on a hit that passes the cooldown, raises an alert

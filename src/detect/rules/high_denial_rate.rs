@@ -33,9 +33,7 @@ impl Rule for HighDenialRate {
     }
 
     fn warm(&self, st: &State, cx: &Cx<'_, '_>) {
-        if let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key) {
-            st.keys.warm(key);
-        }
+        st.keys.warm_event(cx.ev, &self.r.key);
     }
 
     fn process(&self, st: &mut State, cx: &mut Cx<'_, '_>) {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, Window, single_key, state_key};
+use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window};
 use crate::event::{Kind, Millis};
 
@@ -78,9 +78,7 @@ impl Rule for RateLimitExceeded {
     }
 
     fn warm(&self, st: &RateState, cx: &Cx<'_, '_>) {
-        if let Some(key) = single_key(cx.ev, &self.r.key) {
-            st.users.warm(key);
-        }
+        st.users.warm_event(cx.ev, &self.r.key);
     }
 
     fn process(&self, st: &mut RateState, cx: &mut Cx<'_, '_>) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::int;
 use crate::config::RuleConfig;
-use crate::detect::state::{Cooldown, KeyedState, single_key, state_key};
+use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats};
 use crate::event::Millis;
 
@@ -31,10 +31,8 @@ struct TokenAge {
 
 /// Warms the call's token (see `Rule::warm`).
 pub(crate) fn warm(r: &RuleConfig, st: &State, cx: &Cx<'_, '_>) {
-    if cx.ev.token_id.is_some()
-        && let Some(key) = single_key(cx.ev, &r.key)
-    {
-        st.tokens.warm(key);
+    if cx.ev.token_id.is_some() {
+        st.tokens.warm_event(cx.ev, &r.key);
     }
 }
 

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use super::{Rule, int, threshold_number};
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, single_key, state_key};
+use crate::detect::state::{Cooldown, KeyedState, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, format_window, idle_of};
 use crate::event::{Kind, Millis, Text};
 
@@ -57,10 +57,8 @@ impl Rule for TokenShared {
     }
 
     fn warm(&self, st: &SharedState, cx: &Cx<'_, '_>) {
-        if cx.ev.token_id.is_some()
-            && let Some(key) = single_key(cx.ev, &self.r.key)
-        {
-            st.tokens.warm(key);
+        if cx.ev.token_id.is_some() {
+            st.tokens.warm_event(cx.ev, &self.r.key);
         }
     }
 

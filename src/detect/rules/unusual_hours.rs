@@ -55,10 +55,8 @@ impl Rule for UnusualHours {
     }
 
     fn warm(&self, st: &State, cx: &Cx<'_, '_>) {
-        if self.unusual[usize::from(self.local_hour(cx.ev.ts))]
-            && let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key)
-        {
-            st.keys.warm(key);
+        if self.unusual[usize::from(self.local_hour(cx.ev.ts))] {
+            st.keys.warm_event(cx.ev, &self.r.key);
         }
     }
 

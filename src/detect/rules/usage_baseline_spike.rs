@@ -47,9 +47,7 @@ impl Rule for UsageBaselineSpike {
     }
 
     fn warm(&self, st: &BaselineState, cx: &Cx<'_, '_>) {
-        if let Some(key) = crate::detect::state::single_key(cx.ev, &self.r.key) {
-            st.users.warm(key);
-        }
+        st.users.warm_event(cx.ev, &self.r.key);
     }
 
     fn process(&self, st: &mut BaselineState, cx: &mut Cx<'_, '_>) {

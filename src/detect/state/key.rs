@@ -34,8 +34,8 @@ pub(crate) fn state_key<'a>(ev: &'a Event, fields: &[Field], buf: &'a mut String
 }
 
 /// The state-map key of an event when it is one field's value (no
-/// buffer needed): what [`KeyedState::warm`](super::KeyedState::warm)
-/// takes. `None` for keys of several fields.
+/// buffer needed), for [`KeyedState::warm_event`](super::KeyedState::warm_event).
+/// `None` for keys of several fields.
 #[inline]
 pub(crate) fn single_key<'a>(ev: &'a Event, fields: &[Field]) -> Option<&'a str> {
     match fields {

@@ -16,8 +16,9 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Snapshot;
+use super::key::single_key;
 use super::slots::Slots;
-use crate::event::{Millis, Text};
+use crate::event::{Event, Field, Millis, Text};
 use crate::swar::load;
 
 /// A rule's per-key state, ordered by last touch (front = least recently
@@ -267,6 +268,15 @@ impl<V: Clone> KeyedState<V> {
     pub(crate) fn warm(&self, key: &str) {
         for &i in self.index.iter_hash(self.hasher.hash_one(key)) {
             self.slots.prefetch(i);
+        }
+    }
+
+    /// [`KeyedState::warm`] for the key of `ev` by `fields` (a key of one
+    /// field: a joined key would need a buffer, and is not warmed).
+    #[inline]
+    pub(crate) fn warm_event(&self, ev: &Event, fields: &[Field]) {
+        if let Some(key) = single_key(ev, fields) {
+            self.warm(key);
         }
     }
 

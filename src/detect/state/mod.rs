@@ -15,7 +15,7 @@ mod slots;
 mod window;
 
 pub(crate) use cooldown::Cooldown;
-pub(crate) use key::{single_key, state_key};
+pub(crate) use key::state_key;
 pub(crate) use keyed::KeyedState;
 pub(crate) use keyed::same_key;
 pub(crate) use window::Window;
