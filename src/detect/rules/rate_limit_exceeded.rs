@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rule, int};
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, Window, state_key};
+use crate::detect::state::{Cooldown, KeyedState, OptMillis, Window, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key, format_window};
 use crate::event::{Kind, Millis};
 
@@ -49,7 +49,7 @@ struct Bucket {
     /// Computed in `i128`, kept in `i64` (half the bytes a user, and the
     /// same checkpoint bytes: postcard writes both as zigzag varints):
     /// ts × r fits until the year 2262 at the largest r `check` accepts.
-    tat: Option<i64>,
+    tat: OptMillis,
     calls: Window,
     cooldown: Cooldown,
 }
@@ -92,10 +92,10 @@ impl Rule for RateLimitExceeded {
         let b = &mut entry.value;
         b.calls.add(t, 1, 0, VALUE_WINDOW);
         let now = i128::from(t) * self.rate;
-        let tat = b.tat.map_or(now, i128::from);
+        let tat = b.tat.get().map_or(now, i128::from);
         let verdict = if now >= tat - self.tolerance {
             let next = now.max(tat) + EMISSION;
-            b.tat = Some(i64::try_from(next).unwrap_or(i64::MAX));
+            b.tat.set(i64::try_from(next).unwrap_or(i64::MAX));
             None
         } else {
             Some(b.cooldown.hit(t, r.realert))
@@ -147,7 +147,7 @@ mod tests {
         })
         .unwrap();
         let b: Bucket = postcard::from_bytes(&old).unwrap();
-        assert_eq!(b.tat.map(i128::from), Some(tat));
+        assert_eq!(b.tat.get().map(i128::from), Some(tat));
         assert_eq!(postcard::to_allocvec(&b).unwrap(), old);
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::int;
 use crate::config::RuleConfig;
-use crate::detect::state::{Cooldown, KeyedState, state_key};
+use crate::detect::state::{Cooldown, KeyedState, OptMillis, state_key};
 use crate::detect::{AlertDraft, Cx, Stats};
 use crate::event::Millis;
 
@@ -25,7 +25,7 @@ crate::detect::state::impl_snapshot!(State { tokens });
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct TokenAge {
     /// Event time of the first call seen with the token.
-    first: Option<Millis>,
+    first: OptMillis,
     cooldown: Cooldown,
 }
 
@@ -58,8 +58,8 @@ pub(crate) fn process(
     let a = &mut entry.value;
     // Input is merged in ts order, but a late line (live, NATS) may be
     // older than the first sight: the age is from the earliest call seen.
-    let first = a.first.map_or(t, |f| f.min(t));
-    a.first = Some(first);
+    let first = a.first.get().map_or(t, |f| f.min(t));
+    a.first.set(first);
     let age = t.saturating_sub(first);
     if age <= i64::from(days) * DAY {
         return;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{Rule, int};
 use crate::alert::Number;
 use crate::config::{Config, RuleConfig};
-use crate::detect::state::{Cooldown, KeyedState, state_key};
+use crate::detect::state::{Cooldown, KeyedState, OptMillis, state_key};
 use crate::detect::{AlertDraft, Cx, Stats, describe_key};
 use crate::event::{Kind, Millis};
 
@@ -61,14 +61,15 @@ impl Rule for UsageBaselineSpike {
         let u = &mut entry.value;
         u.baseline.call(t, r.alpha);
         let b = &u.baseline;
-        if b.n < r.min_history || b.c < r.min_calls {
+        if u64::from(b.n) < r.min_history || u64::from(b.c) < r.min_calls {
             return;
         }
         let threshold = b.m + r.z * b.v.sqrt();
         if (b.c as f64) <= threshold {
             return;
         }
-        let (c, m, sd, n, hour) = (b.c, b.m, b.v.sqrt(), b.n, b.hour.unwrap_or(0));
+        let (c, m, sd, n) = (u64::from(b.c), b.m, b.v.sqrt(), b.n);
+        let hour = b.hour.get().unwrap_or(0);
         let verdict = u.cooldown.hit(t, r.realert);
         let (ev, line) = (cx.ev, cx.line);
         cx.raise(r, verdict, |suppressed| {
@@ -106,22 +107,25 @@ struct UserState {
 /// One user's hourly baseline, SPEC §3's formula.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Baseline {
-    /// The current hour (floor(ts / 1 h)); `None` before the first call.
-    pub(crate) hour: Option<i64>,
-    /// Calls in the current hour.
-    pub(crate) c: u64,
+    /// The current hour (floor(ts / 1 h)); none before the first call.
+    pub(crate) hour: OptMillis,
+    /// Calls in the current hour. Counts are `u32` (saturating) and the
+    /// hour has no tag, so a user's baseline is 32 bytes, not 48;
+    /// checkpoints hold the same bytes (postcard writes both widths as
+    /// the same varint).
+    pub(crate) c: u32,
     pub(crate) m: f64,
     pub(crate) v: f64,
     /// Hours folded into `m` and `v`.
-    pub(crate) n: u64,
+    pub(crate) n: u32,
 }
 
 impl Baseline {
     /// One call at `ts`.
     pub(crate) fn call(&mut self, ts: Millis, alpha: f64) {
         let h = ts.div_euclid(HOUR);
-        match self.hour {
-            None => self.hour = Some(h),
+        match self.hour.get() {
+            None => self.hour.set(h),
             Some(cur) if h > cur => {
                 self.fold(self.c as f64, alpha);
                 let empty = (h - cur - 1).min(MAX_EMPTY_HOURS);
@@ -129,17 +133,17 @@ impl Baseline {
                     self.fold(0.0, alpha);
                 }
                 self.c = 0;
-                self.hour = Some(h);
+                self.hour.set(h);
             }
             Some(_) => {}
         }
-        self.c += 1;
+        self.c = self.c.saturating_add(1);
     }
 
     fn fold(&mut self, x: f64, alpha: f64) {
         let d = x - self.m;
         self.m += alpha * d;
         self.v = (1.0 - alpha) * (self.v + (alpha * d) * d);
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
     }
 }

@@ -11,6 +11,7 @@
 mod cooldown;
 mod key;
 mod keyed;
+mod opt;
 mod slots;
 mod window;
 
@@ -18,6 +19,7 @@ pub(crate) use cooldown::Cooldown;
 pub(crate) use key::state_key;
 pub(crate) use keyed::KeyedState;
 pub(crate) use keyed::same_key;
+pub(crate) use opt::OptMillis;
 pub(crate) use window::Window;
 
 /// A copy of detector state for the daemon's checkpoint, taken on the
