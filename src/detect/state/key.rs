@@ -1,8 +1,8 @@
 //! [`state_key`]: the key a rule's state map is indexed by, built from an
 //! event's key fields without colliding tuples (and without a copy for the
-//! one-field keys most rules use).
+//! one-field keys most rules use); [`same_key`]: a stored key against one.
 
-use crate::event::{Event, Field};
+use crate::event::{Event, Field, Text};
 use crate::swar::{bytes_equal, load, load_half};
 
 /// The state-map key of an event for the given key fields: the value itself
@@ -68,9 +68,40 @@ fn needs_escape(bytes: &[u8]) -> bool {
         bytes.iter().any(|&b| b == b'\\' || b == 0x1f)
     }
 }
+/// `stored == key`. Most keys are short ids or id pairs, which a few
+/// (overlapping) word loads per side compare without a call to `memcmp`.
+#[inline]
+pub(crate) fn same_key(stored: &Text, key: &str) -> bool {
+    let (a, b) = (stored.as_bytes(), key.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if !(8..=32).contains(&n) {
+        return a == b;
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if load(a, at) != load(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    load(a, n - 8) == load(b, n - 8)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn same_key_is_string_equality(
+            a in "[ab]{0,40}",
+            b in "[ab]{0,40}",
+        ) {
+            proptest::prop_assert_eq!(same_key(&Text::from(a.as_str()), &b), a == b);
+        }
+    }
 
     proptest::proptest! {
         #[test]

@@ -16,9 +16,8 @@ mod slots;
 mod window;
 
 pub(crate) use cooldown::Cooldown;
-pub(crate) use key::state_key;
+pub(crate) use key::{same_key, state_key};
 pub(crate) use keyed::KeyedState;
-pub(crate) use keyed::same_key;
 pub(crate) use opt::OptMillis;
 pub(crate) use window::Window;
 
