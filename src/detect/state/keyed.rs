@@ -335,18 +335,17 @@ impl<V: Clone> KeyedState<V> {
     /// once it is kept, else the live slots sorted by stamp (the same
     /// order: `order` follows the stamps).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Entry<V>)> {
-        let live: Vec<&Node<V>> = if self.lru.ordered {
+        let live: Vec<u32> = if self.lru.ordered {
             (self.lru.order.iter())
                 .filter(|e| !e.dead)
-                .filter_map(|e| self.slots.get(e.slot))
+                .map(|e| e.slot)
                 .collect()
         } else {
-            let mut live: Vec<&Node<V>> = self.slots.iter().map(|(_, n)| n).collect();
-            let clock = self.lru.clock;
-            live.sort_unstable_by_key(|n| std::cmp::Reverse(age(clock, n.stamp)));
-            live
+            self.oldest_first()
         };
-        live.into_iter().map(|n| (n.key.as_str(), &n.entry))
+        (live.into_iter())
+            .filter_map(|i| self.slots.get(i))
+            .map(|n| (n.key.as_str(), &n.entry))
     }
 
     /// The stored hash of `key` (see [`Node::hash`]).
@@ -445,15 +444,11 @@ impl<V: Clone> KeyedState<V> {
     /// queue's positions are their stamps.
     #[cold]
     fn build_order(&mut self) {
-        let clock = self.lru.clock;
-        let mut live: Vec<(u32, u32)> = (self.slots.iter())
-            .map(|(i, n)| (age(clock, n.stamp), i))
-            .collect();
-        live.sort_unstable_by_key(|&(age, _)| std::cmp::Reverse(age));
+        let live = self.oldest_first();
         let lru = &mut self.lru;
         lru.first = lru.clock + 1;
         lru.order = VecDeque::with_capacity(live.len());
-        for (&(_, i), stamp) in live.iter().zip(lru.first..) {
+        for (&i, stamp) in live.iter().zip(lru.first..) {
             if let Some(n) = self.slots.get_mut(i) {
                 n.stamp = stamp as u32;
                 lru.order.push_back(Touched {
@@ -471,16 +466,24 @@ impl<V: Clone> KeyedState<V> {
     /// the youngest at the clock (see [`RENUMBER`]).
     #[cold]
     fn renumber(&mut self) {
+        let clock = self.lru.clock as u32;
+        let live = self.oldest_first();
+        for (rank, &i) in live.iter().rev().enumerate() {
+            if let Some(n) = self.slots.get_mut(i) {
+                n.stamp = clock.wrapping_sub(rank as u32);
+            }
+        }
+    }
+
+    /// The live slots from the least to the most recently touched, by
+    /// their stamps' ages (see [`RENUMBER`]).
+    fn oldest_first(&self) -> Vec<u32> {
         let clock = self.lru.clock;
         let mut live: Vec<(u32, u32)> = (self.slots.iter())
             .map(|(i, n)| (age(clock, n.stamp), i))
             .collect();
-        live.sort_unstable_by_key(|&(age, _)| age);
-        for (rank, &(_, i)) in live.iter().enumerate() {
-            if let Some(n) = self.slots.get_mut(i) {
-                n.stamp = (clock as u32).wrapping_sub(rank as u32);
-            }
-        }
+        live.sort_unstable_by_key(|&(age, _)| std::cmp::Reverse(age));
+        live.into_iter().map(|(_, i)| i).collect()
     }
 
     /// Drops the dead entries of `order` and restamps the live slots.
