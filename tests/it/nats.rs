@@ -12,7 +12,7 @@ use async_nats::jetstream;
 use crate::support::daemon::Daemon;
 use crate::support::daemon::{BIN, Project};
 use crate::support::nats::{NatsCluster, NatsServer};
-use crate::support::wait_until;
+use crate::support::{assert_logs, wait_until};
 
 /// A process said `text` on its `stderr`.
 pub fn assert_said(stderr: &str, text: &str) {
@@ -499,13 +499,7 @@ fn a_nats_that_comes_up_within_the_connect_timeout_is_used() {
     let url = server.url();
     server.kill();
     let mut f = Forwarder::start(&p, &url, "agent-1", &["--connect-timeout", "60s"]);
-    assert!(
-        wait_until(Duration::from_secs(20), || f
-            .stderr()
-            .contains("trying again")),
-        "{}",
-        f.stderr()
-    );
+    assert_logs(Duration::from_secs(20), "trying again", || f.stderr());
     server.restart();
     assert!(
         wait_until(Duration::from_secs(30), || stream_len(

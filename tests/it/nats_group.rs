@@ -17,7 +17,7 @@ use crate::nats::{
 use crate::support::daemon::{BIN, Daemon, Project, signal};
 use crate::support::delivery::{Hit, Receiver, Script, route_toml, webhook_toml};
 use crate::support::nats::{NatsCluster, NatsServer};
-use crate::support::wait_until;
+use crate::support::{assert_logs, wait_until};
 
 /// A detector project whose alerts go to `rx` at once (no grouping).
 fn detector_project(rx: &Receiver) -> Project {
@@ -217,12 +217,10 @@ fn a_fenced_instance_cannot_write_the_checkpoint_pointer_and_steps_down() {
     });
     // More lines: the instance tries to move its checkpoint, and is refused.
     agent.append("tool-usage.log", &[call(now_ms() - 5_000, "u-2", 2)]);
-    assert!(
-        wait_until(Duration::from_secs(20), || d
-            .stderr()
-            .contains("lost the lease of group g2: fenced")),
-        "{}",
-        d.stderr()
+    assert_logs(
+        Duration::from_secs(20),
+        "lost the lease of group g2: fenced",
+        || d.stderr(),
     );
     assert!(!active(&d), "stopped detecting");
     assert_eq!(
@@ -432,13 +430,9 @@ fn a_holder_paused_past_its_lease_steps_down_when_it_wakes_and_writes_nothing() 
         a.stderr()
     );
     let b = member(&pb, &url, "g3", &["--allowed-lateness", "1s"]);
-    assert!(
-        wait_until(Duration::from_secs(10), || b
-            .stderr()
-            .contains("standing by in group g3")),
-        "{}",
+    assert_logs(Duration::from_secs(10), "standing by in group g3", || {
         b.stderr()
-    );
+    });
     // A stops renewing (paused): its key expires, B takes over.
     signal(a.child.id(), "STOP");
     assert!(
@@ -464,12 +458,10 @@ fn a_holder_paused_past_its_lease_steps_down_when_it_wakes_and_writes_nothing() 
         b.stderr()
     );
     signal(a.child.id(), "CONT");
-    assert!(
-        wait_until(Duration::from_secs(10), || a
-            .stderr()
-            .contains("lost the lease of group g3")),
-        "{}",
-        a.stderr()
+    assert_logs(
+        Duration::from_secs(10),
+        "lost the lease of group g3",
+        || a.stderr(),
     );
     assert!(!active(&a));
     assert!(active(&b));
@@ -485,13 +477,9 @@ fn a_holder_paused_past_its_lease_steps_down_when_it_wakes_and_writes_nothing() 
     );
     // A third member stands by, and a standby stops cleanly on SIGTERM.
     let c = member(&pc, &url, "g3", &["--allowed-lateness", "1s"]);
-    assert!(
-        wait_until(Duration::from_secs(10), || c
-            .stderr()
-            .contains("standing by in group g3")),
-        "{}",
+    assert_logs(Duration::from_secs(10), "standing by in group g3", || {
         c.stderr()
-    );
+    });
     stop_cleanly(c);
     assert!(f.stop().success());
     stop_cleanly(b);
@@ -533,13 +521,9 @@ fn a_reload_with_new_channels_keeps_the_active_instance_delivering_from_the_stre
     settings += &route_toml(&["siem2"], "0s");
     std::fs::write(p.path().join("mcpwatch.toml"), settings).unwrap();
     signal(d.child.id(), "HUP");
-    assert!(
-        wait_until(Duration::from_secs(10), || d
-            .stderr()
-            .contains("configuration reloaded")),
-        "{}",
+    assert_logs(Duration::from_secs(10), "configuration reloaded", || {
         d.stderr()
-    );
+    });
     agent.append("tool-usage.log", &burst("u-2", now_ms() - 20_000));
     assert!(
         wait_until(Duration::from_secs(30), || rapid_for(&rx2, "u-2")),

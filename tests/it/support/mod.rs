@@ -16,6 +16,17 @@ pub fn blessing() -> bool {
     std::env::var_os(BLESS_ENV).is_some_and(|v| v == "1")
 }
 
+/// Waits until the log `stderr` returns holds `needle`; fails showing the
+/// log if it does not within `timeout`.
+#[track_caller]
+pub fn assert_logs(timeout: std::time::Duration, needle: &str, stderr: impl Fn() -> String) {
+    assert!(
+        wait_until(timeout, || stderr().contains(needle)),
+        "no {needle:?} within {timeout:?} in:\n{}",
+        stderr()
+    );
+}
+
 /// Polls `f` every 50 ms until it holds or `timeout` has passed; the last
 /// answer.
 pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
